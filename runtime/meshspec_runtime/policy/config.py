@@ -1,0 +1,228 @@
+"""Resolved policy settings: what the compiler writes into a bundle and the runtime reads.
+
+One definition, used by both sides (DESIGN.md, principle 2). Every value here is resolved:
+durations are seconds (float), ratios are fractions in [0, 1], and a policy that is switched
+off is ``None``. The spec language (in the ``meshspec`` distribution) accepts friendlier
+forms (``250ms``, ``20%``) and lowers them to these models.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Seconds = Annotated[float, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class PolicyModel(BaseModel):
+    """Base of every policy model: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Jitter(StrEnum):
+    """Jitter kinds of the AWS "Exponential Backoff and Jitter" article."""
+
+    FULL = "full"
+    EQUAL = "equal"
+    DECORRELATED = "decorrelated"
+    NONE = "none"
+
+
+class BackoffConfig(PolicyModel):
+    base: PositiveSeconds = 0.025
+    max: PositiveSeconds = 1.0
+    jitter: Jitter = Jitter.FULL
+    multiplier: Annotated[float, Field(ge=1)] = 2.0
+
+    @model_validator(mode="after")
+    def _base_within_max(self) -> BackoffConfig:
+        if self.base > self.max:
+            raise ValueError(f"backoff base ({self.base}s) is above its max ({self.max}s)")
+        return self
+
+
+# Retry-on and failure conditions. A condition is one of the keywords below, a three-digit
+# HTTP status ("503"), or a gRPC status name ("grpc:UNAVAILABLE").
+CONDITION_KEYWORDS: frozenset[str] = frozenset(
+    {"connect-failure", "timeout", "reset", "5xx", "gateway-error", "4xx"}
+)
+GRPC_STATUS_NAMES: frozenset[str] = frozenset(
+    {
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    }
+)
+_STATUS_RE = re.compile(r"^[1-5][0-9][0-9]$")
+
+
+def check_condition(text: str) -> str:
+    """Return ``text`` normalised if it is a valid condition, else raise ValueError."""
+    if text in CONDITION_KEYWORDS or _STATUS_RE.match(text):
+        return text
+    if text.lower().startswith("grpc:"):
+        name = text[5:].upper().replace("-", "_")
+        if name in GRPC_STATUS_NAMES:
+            return f"grpc:{name}"
+        raise ValueError(f"unknown gRPC status {text[5:]!r}")
+    raise ValueError(
+        f"unknown condition {text!r}: expected one of {', '.join(sorted(CONDITION_KEYWORDS))}, "
+        "a three-digit HTTP status, or grpc:<STATUS>"
+    )
+
+
+Condition = Annotated[str, Field(min_length=1)]
+DEFAULT_RETRY_ON: tuple[str, ...] = ("connect-failure", "timeout", "5xx")
+DEFAULT_FAILURE_ON: tuple[str, ...] = ("connect-failure", "timeout", "reset", "5xx")
+
+
+class RetryBudgetConfig(PolicyModel):
+    """Finagle/Linkerd retry budget: retries up to ``ratio`` of recent requests plus a floor."""
+
+    ratio: Fraction = 0.2
+    min_per_second: Annotated[float, Field(ge=0)] = 10.0
+    window: PositiveSeconds = 10.0
+
+
+class RetryConfig(PolicyModel):
+    attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    """Total tries, the first included."""
+    per_try_timeout: PositiveSeconds | None = None
+    """``None``: each try may use what is left of the call's overall timeout."""
+    backoff: BackoffConfig = BackoffConfig()
+    on: tuple[Condition, ...] = DEFAULT_RETRY_ON
+    budget: RetryBudgetConfig | None = None
+
+    @field_validator("on")
+    @classmethod
+    def _conditions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_condition(c) for c in value)
+
+
+class AdaptiveThrottleConfig(PolicyModel):
+    """Client-side adaptive throttling (Google SRE book, "Handling Overload")."""
+
+    k: Annotated[float, Field(ge=1)] = 2.0
+    window: PositiveSeconds = 120.0
+
+
+class CountWindow(PolicyModel):
+    kind: Literal["count"] = "count"
+    size: Annotated[int, Field(ge=1)] = 100
+
+
+class TimeWindow(PolicyModel):
+    kind: Literal["time"] = "time"
+    size: Annotated[int, Field(ge=1)] = 60
+    """Seconds, as resilience4j's time-based window (one bucket a second)."""
+
+
+class SlowCallConfig(PolicyModel):
+    over: PositiveSeconds
+    rate: Fraction = 1.0
+
+
+class CircuitBreakerConfig(PolicyModel):
+    """resilience4j-style breaker, or pybreaker's consecutive-failures mode."""
+
+    mode: Literal["rate", "consecutive"] = "rate"
+    window: Annotated[CountWindow | TimeWindow, Field(discriminator="kind")] = CountWindow()
+    minimum_calls: Annotated[int, Field(ge=1)] = 20
+    failure_rate: Fraction = 0.5
+    slow_calls: SlowCallConfig | None = None
+    consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    open_for: PositiveSeconds = 30.0
+    open_for_max: PositiveSeconds | None = None
+    """When set, each trip in a row multiplies ``open_for`` by the multiplier, up to this cap."""
+    open_for_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    half_open_calls: Annotated[int, Field(ge=1)] = 5
+    failure_on: tuple[Condition, ...] = DEFAULT_FAILURE_ON
+
+    @field_validator("failure_on")
+    @classmethod
+    def _conditions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_condition(c) for c in value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CircuitBreakerConfig:
+        if isinstance(self.window, CountWindow) and self.minimum_calls > self.window.size:
+            raise ValueError(
+                f"minimum_calls ({self.minimum_calls}) is above the count window's size "
+                f"({self.window.size}): the breaker could never trip"
+            )
+        if self.open_for_max is not None and self.open_for_max < self.open_for:
+            raise ValueError("open_for_max is below open_for")
+        return self
+
+
+class Strategy(StrEnum):
+    ROUND_ROBIN = "round_robin"
+    WEIGHTED_ROUND_ROBIN = "weighted_round_robin"
+    RANDOM = "random"
+    LEAST_REQUEST = "least_request"
+    PEAK_EWMA = "peak_ewma"
+    RING_HASH = "ring_hash"
+    MAGLEV = "maglev"
+
+
+class LoadBalancerConfig(PolicyModel):
+    strategy: Strategy = Strategy.LEAST_REQUEST
+    choices: Annotated[int, Field(ge=2)] = 2
+    """Candidates sampled by least_request (power of two choices by default)."""
+    panic_threshold: Fraction = 0.5
+    """Below this share of available endpoints, balance over all of them (Envoy's panic mode)."""
+    ewma_decay: PositiveSeconds = 10.0
+    """peak_ewma's decay time."""
+    hash_on: str | None = None
+    """ring_hash/maglev: the request attribute to hash (e.g. a header); ``None``: the call key."""
+    ring_size: Annotated[int, Field(ge=1)] = 1024
+    maglev_table_size: Annotated[int, Field(ge=7)] = 65537
+
+
+class OutlierDetectionConfig(PolicyModel):
+    consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    base_ejection: PositiveSeconds = 30.0
+    """Ejection time; the n-th ejection of one endpoint lasts n x base, up to ``max_ejection``."""
+    max_ejection: PositiveSeconds = 300.0
+    max_ejected: Fraction = 0.1
+
+
+class UpstreamPolicy(PolicyModel):
+    """Everything a caller applies to one upstream, fully resolved."""
+
+    timeout: PositiveSeconds = 2.0
+    """The whole call: every attempt and every wait."""
+    retry: RetryConfig = RetryConfig()
+    adaptive_throttle: AdaptiveThrottleConfig | None = None
+    circuit_breaker: CircuitBreakerConfig | None = None
+    load_balancer: LoadBalancerConfig = LoadBalancerConfig()
+    outlier_detection: OutlierDetectionConfig | None = None
+    concurrency_limit: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _per_try_within_total(self) -> UpstreamPolicy:
+        per_try = self.retry.per_try_timeout
+        if per_try is not None and per_try > self.timeout:
+            raise ValueError(
+                f"retry.per_try_timeout ({per_try}s) is above the call's timeout ({self.timeout}s)"
+            )
+        return self
