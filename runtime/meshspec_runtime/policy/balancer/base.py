@@ -1,0 +1,179 @@
+"""What every balancer shares: the endpoint set, availability, panic mode and feedback hooks.
+
+A balancer picks among a *pool* of hosts. The pool is rebuilt only when the endpoint set or
+the set of unavailable endpoints (unhealthy or ejected) changes, never per pick, so each
+strategy can precompute what it needs (a schedule, a ring, a lookup table) in ``_rebuild``.
+
+Panic mode (Envoy): when the share of available endpoints falls below ``panic_threshold``,
+the pool is every endpoint, available or not, so that the remaining healthy ones are not
+crushed by all the traffic. With a threshold of 0 and nothing available, picks return None.
+
+Balancers are not thread-safe on their own; ``UpstreamPolicies`` serialises access.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.policy.config import LoadBalancerConfig
+
+
+class Host:
+    """A balancer's view of one endpoint, with the feedback it keeps about it.
+
+    Survives endpoint-set updates as long as the endpoint id does, so active counts and
+    latency estimates are not lost on a discovery refresh.
+    """
+
+    __slots__ = ("active", "endpoint", "ewma", "id", "stamp", "weight")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.id = endpoint.id
+        self.weight = endpoint.weight
+        self.active = 0
+        """Attempts started on this host and not finished yet."""
+        self.ewma = 0.0
+        """peak_ewma's latency estimate, seconds (0 until the first observation)."""
+        self.stamp = 0.0
+        """When ``ewma`` was last updated."""
+
+    def __repr__(self) -> str:
+        return f"Host({self.id!r}, active={self.active})"
+
+
+class Balancer(ABC):
+    """Base of every strategy. Subclasses implement ``_rebuild`` and ``_pick``."""
+
+    def __init__(
+        self, config: LoadBalancerConfig, endpoints: Sequence[Endpoint], rng: random.Random
+    ) -> None:
+        self.config = config
+        self._rng = rng
+        self._panic_threshold = config.panic_threshold
+        self._hosts: dict[str, Host] = {}
+        self._all: tuple[Host, ...] = ()
+        self._unavailable: frozenset[str] = frozenset()
+        self.pool: tuple[Host, ...] = ()
+        """The hosts picks are made from: the available ones, or all of them in panic."""
+        self.panicking = False
+        self.set_endpoints(endpoints)
+
+    # -- the endpoint set -------------------------------------------------------------------
+
+    @property
+    def hosts(self) -> tuple[Host, ...]:
+        """Every known host, in the order the endpoints were given."""
+        return self._all
+
+    def host(self, endpoint_id: str) -> Host | None:
+        return self._hosts.get(endpoint_id)
+
+    def set_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
+        """Replace the endpoint set; hosts whose id survives keep their feedback state."""
+        hosts: dict[str, Host] = {}
+        for endpoint in endpoints:
+            if endpoint.id in hosts:
+                raise ValueError(f"duplicate endpoint id {endpoint.id!r} in the endpoint set")
+            host = self._hosts.get(endpoint.id)
+            if host is None:
+                host = Host(endpoint)
+            else:
+                host.endpoint = endpoint
+                host.weight = endpoint.weight
+            hosts[endpoint.id] = host
+        self._hosts = hosts
+        self._all = tuple(hosts.values())
+        self._refresh(force=True)
+
+    def set_unavailable(self, endpoint_ids: frozenset[str]) -> None:
+        """Endpoints to skip (unhealthy or ejected) while enough others are available."""
+        if endpoint_ids != self._unavailable:
+            self._unavailable = endpoint_ids
+            self._refresh(force=False)
+
+    def _refresh(self, *, force: bool) -> None:
+        unavailable = self._unavailable
+        everyone = self._all
+        available = tuple(h for h in everyone if h.id not in unavailable)
+        self.panicking = bool(everyone) and len(available) < self._panic_threshold * len(everyone)
+        pool = everyone if self.panicking else available
+        if force or pool != self.pool:
+            self.pool = pool
+            self._rebuild(pool)
+
+    # -- picking ----------------------------------------------------------------------------
+
+    def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
+        """The host for the next attempt, or None when the pool is empty.
+
+        ``avoid`` (the host that just failed) is not returned when another host is in the pool.
+        """
+        pool = self.pool
+        if not pool:
+            return None
+        host = self._pick(now, key)
+        if host is avoid and len(pool) > 1:
+            host = self._pick_other(now, key, host)
+        return host
+
+    @abstractmethod
+    def _rebuild(self, pool: tuple[Host, ...]) -> None:
+        """Precompute whatever picking needs; called when the pool changes (never per pick)."""
+
+    @abstractmethod
+    def _pick(self, now: float, key: str | None) -> Host:
+        """A host of the (non-empty) pool."""
+
+    def _pick_other(self, now: float, key: str | None, avoid: Host) -> Host:
+        """A host other than ``avoid``; the pool holds at least two hosts."""
+        for _ in range(3):
+            host = self._pick(now, key)
+            if host is not avoid:
+                return host
+        others = [h for h in self.pool if h is not avoid]
+        return others[int(self._rng.random() * len(others))]
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    def on_start(self, host: Host) -> None:
+        host.active += 1
+
+    def on_finish(self, host: Host, latency: float, now: float) -> None:
+        host.active -= 1
+
+    def on_cancel(self, host: Host) -> None:
+        """The attempt was abandoned: no latency to learn from."""
+        host.active -= 1
+
+
+def sampler(pool: tuple[Host, ...], rng: random.Random) -> Callable[[], Host]:
+    """An O(1) random draw from ``pool``, proportional to weight (Vose's alias method)."""
+    n = len(pool)
+    draw = rng.random
+    if len({h.weight for h in pool}) <= 1:
+        return lambda: pool[int(draw() * n)]
+    total = sum(h.weight for h in pool)
+    scaled = [h.weight * n / total for h in pool]
+    alias = list(range(n))
+    small = [i for i, s in enumerate(scaled) if s < 1.0]
+    large = [i for i, s in enumerate(scaled) if s >= 1.0]
+    while small and large:
+        less, more = small.pop(), large.pop()
+        alias[less] = more
+        scaled[more] -= 1.0 - scaled[less]
+        (small if scaled[more] < 1.0 else large).append(more)
+    for i in small + large:  # floating-point leftovers are full columns
+        scaled[i] = 1.0
+    chosen = [(pool[i], scaled[i], pool[alias[i]]) for i in range(n)]
+
+    def weighted() -> Host:
+        x = draw() * n
+        i = int(x)
+        host, keep, other = chosen[i]
+        return host if x - i < keep else other
+
+    return weighted

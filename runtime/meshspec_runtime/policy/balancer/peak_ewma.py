@@ -1,0 +1,58 @@
+"""Peak EWMA (Finagle, Linkerd): prefer hosts that have been fast lately and are not busy.
+
+Each host keeps an exponentially weighted moving average of its latency that jumps up to any
+higher observation at once (peak-sensitive) and decays towards new, lower observations with
+time constant ``ewma_decay``; reading the cost also decays it, so a host that was slow long ago
+gets another chance. Cost = ewma x (active + 1); a host with no measurement yet but attempts
+in flight costs a large penalty so that a cold host is not flooded. The pick is the cheaper of
+``choices`` weighted random candidates (P2C by default).
+"""
+
+from __future__ import annotations
+
+from math import exp
+
+from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
+
+PENALTY = 1e9
+"""Cost of a host with attempts in flight and no latency measurement yet (Finagle's idea)."""
+
+
+class PeakEwma(Balancer):
+    def _rebuild(self, pool: tuple[Host, ...]) -> None:
+        self._draw = sampler(pool, self._rng) if pool else None
+        self._extra = range(self.config.choices - 1)
+        self._decay = self.config.ewma_decay
+
+    def _observe(self, host: Host, latency: float, now: float) -> None:
+        elapsed = now - host.stamp
+        host.stamp = now
+        if latency > host.ewma:
+            host.ewma = latency
+        elif elapsed > 0:
+            weight = exp(-elapsed / self._decay)
+            host.ewma = host.ewma * weight + latency * (1.0 - weight)
+
+    def cost(self, host: Host, now: float) -> float:
+        self._observe(host, 0.0, now)
+        if host.ewma == 0.0:
+            return PENALTY * host.active
+        return host.ewma * (host.active + 1)
+
+    def _pick(self, now: float, key: str | None) -> Host:
+        draw = self._draw
+        assert draw is not None  # the base never picks from an empty pool
+        best = draw()
+        best_cost = self.cost(best, now)
+        for _ in self._extra:
+            candidate = draw()
+            if candidate is best:
+                continue
+            cost = self.cost(candidate, now)
+            if cost < best_cost:
+                best, best_cost = candidate, cost
+        return best
+
+    def on_finish(self, host: Host, latency: float, now: float) -> None:
+        host.active -= 1
+        self._observe(host, latency, now)

@@ -1,0 +1,44 @@
+"""Ring hash (ketama-style consistent hashing).
+
+Each host owns points on a 64-bit ring, about ``ring_size`` in all, in proportion to its weight;
+a key goes to the owner of the first point at or after the key's hash. Adding or removing a
+host only moves the keys whose nearest point changed owner. A call without a key gets a random
+position. On a retry the walk continues to the next point owned by a different host.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from meshspec_runtime.policy.balancer.base import Balancer, Host
+from meshspec_runtime.policy.balancer.hashing import hash64
+
+
+class RingHash(Balancer):
+    def _rebuild(self, pool: tuple[Host, ...]) -> None:
+        total = sum(h.weight for h in pool)
+        size = self.config.ring_size
+        points: list[tuple[int, str, Host]] = []
+        for host in pool:
+            count = max(1, round(size * host.weight / total))
+            points.extend((hash64(f"{host.id}_{i}"), host.id, host) for i in range(count))
+        points.sort(key=lambda p: (p[0], p[1]))
+        self._hashes = [p[0] for p in points]
+        self._owners = [p[2] for p in points]
+
+    def _position(self, key: str | None) -> int:
+        point = hash64(key) if key is not None else self._rng.getrandbits(64)
+        index = bisect_left(self._hashes, point)
+        return 0 if index == len(self._hashes) else index
+
+    def _pick(self, now: float, key: str | None) -> Host:
+        return self._owners[self._position(key)]
+
+    def _pick_other(self, now: float, key: str | None, avoid: Host) -> Host:
+        owners = self._owners
+        start = self._position(key)
+        for step in range(1, len(owners)):
+            host = owners[(start + step) % len(owners)]
+            if host is not avoid:
+                return host
+        return avoid  # unreachable: the pool holds another host, which owns a point
