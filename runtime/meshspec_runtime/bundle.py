@@ -60,3 +60,5 @@ class Manifest(PolicyModel):
     """``meshspec <version>`` that wrote the bundle."""
     files: dict[str, str]
     """Path relative to the bundle (POSIX separators) -> sha256 hex digest."""
+    dns_serial: int | None = None
+    """SOA serial of the bundle's zone; the next compile into the same place continues from it."""

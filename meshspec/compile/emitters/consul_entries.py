@@ -1,0 +1,117 @@
+"""``consul/config-entries/*.json``: the part of each policy Consul's own mesh can express.
+
+- ``service-defaults-<caller>.json``: the caller's protocol, and per upstream the connection
+  limits (from ``concurrency_limit``) and passive health check (from ``outlier_detection``).
+- ``service-resolver-<upstream>.json``: request timeout and load-balancing policy. Consul
+  configures these per upstream service, for every caller at once, while the spec sets them per
+  edge: a resolver is written only when every caller of the upstream agrees on them.
+
+What Consul cannot express (retries and their budgets, circuit breakers, adaptive throttling,
+peak_ewma, outlier max ejection time) stays in ``policy.json`` for the runtime; docs/bundle.md
+lists it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshspec_runtime.policy.config import LoadBalancerConfig, Strategy, UpstreamPolicy
+
+from meshspec.compile.durations import go_duration
+from meshspec.compile.ir import ResolvedMesh, Service
+from meshspec.compile.jsonfile import dump_json
+
+FOLDER = "consul/config-entries"
+
+# Envoy's policy names as Consul spells them; peak_ewma has no Consul equivalent.
+_CONSUL_LB: dict[Strategy, str] = {
+    Strategy.ROUND_ROBIN: "round_robin",
+    Strategy.WEIGHTED_ROUND_ROBIN: "round_robin",  # Envoy's round robin honours weights
+    Strategy.RANDOM: "random",
+    Strategy.LEAST_REQUEST: "least_request",
+    Strategy.RING_HASH: "ring_hash",
+    Strategy.MAGLEV: "maglev",
+}
+_CONSUL_PROTOCOL = {"http": "http", "grpc": "grpc", "tcp": "tcp"}
+CONSUL_DEFAULT_MAX_RING = 8192
+"""Consul's default MaximumRingSize; raised to the minimum when the spec asks for more."""
+
+
+def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for service in mesh.services:
+        files[f"{FOLDER}/service-defaults-{service.name}.json"] = dump_json(
+            service_defaults(service)
+        )
+    callers_policies: dict[str, list[UpstreamPolicy]] = {}
+    for service in mesh.services:
+        for edge in service.edges:
+            callers_policies.setdefault(edge.upstream, []).append(edge.policy)
+    for upstream in sorted(callers_policies):
+        resolver = service_resolver(upstream, callers_policies[upstream])
+        if resolver is not None:
+            files[f"{FOLDER}/service-resolver-{upstream}.json"] = dump_json(resolver)
+    return files
+
+
+def service_defaults(service: Service) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "Kind": "service-defaults",
+        "Name": service.name,
+        "Protocol": _CONSUL_PROTOCOL[service.protocol],
+    }
+    overrides = []
+    for edge in service.edges:
+        override: dict[str, Any] = {"Name": edge.upstream}
+        policy = edge.policy
+        if policy.concurrency_limit is not None:
+            override["Limits"] = {
+                "MaxConnections": policy.concurrency_limit,
+                "MaxConcurrentRequests": policy.concurrency_limit,
+            }
+        outlier = policy.outlier_detection
+        if outlier is not None:
+            override["PassiveHealthCheck"] = {
+                "MaxFailures": outlier.consecutive_failures,
+                "EnforcingConsecutive5xx": 100,
+                "MaxEjectionPercent": round(outlier.max_ejected * 100),
+                "BaseEjectionTime": go_duration(outlier.base_ejection),
+            }
+        if len(override) > 1:
+            overrides.append(override)
+    if overrides:
+        entry["UpstreamConfig"] = {"Overrides": overrides}
+    return entry
+
+
+def service_resolver(upstream: str, policies: list[UpstreamPolicy]) -> dict[str, Any] | None:
+    """The resolver every caller agrees on, or None when they disagree (or nothing maps)."""
+    first = policies[0]
+    if any(
+        p.timeout != first.timeout or p.load_balancer != first.load_balancer for p in policies[1:]
+    ):
+        return None
+    entry: dict[str, Any] = {
+        "Kind": "service-resolver",
+        "Name": upstream,
+        "RequestTimeout": go_duration(first.timeout),
+    }
+    balancer = load_balancer(first.load_balancer)
+    if balancer is not None:
+        entry["LoadBalancer"] = balancer
+    return entry
+
+
+def load_balancer(config: LoadBalancerConfig) -> dict[str, Any] | None:
+    policy = _CONSUL_LB.get(config.strategy)
+    if policy is None:
+        return None
+    balancer: dict[str, Any] = {"Policy": policy}
+    if config.strategy is Strategy.LEAST_REQUEST:
+        balancer["LeastRequestConfig"] = {"ChoiceCount": config.choices}
+    elif config.strategy is Strategy.RING_HASH:
+        balancer["RingHashConfig"] = {
+            "MinimumRingSize": config.ring_size,
+            "MaximumRingSize": max(config.ring_size, CONSUL_DEFAULT_MAX_RING),
+        }
+    return balancer

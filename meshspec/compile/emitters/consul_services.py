@@ -1,0 +1,82 @@
+"""``consul/services/<service>.json``: one Consul service definition per instance.
+
+The ``{"services": [...]}`` form that ``consul services register`` and an agent's config
+directory both read. Field names follow Consul's service and check configuration reference;
+durations use Go's syntax (``meshspec.compile.durations``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshspec_runtime.bundle import Endpoint
+
+from meshspec.compile import stamp
+from meshspec.compile.durations import go_duration
+from meshspec.compile.ir import HealthCheck, ResolvedMesh, Service
+from meshspec.compile.jsonfile import dump_json
+
+FOLDER = "consul/services"
+VERSION_META = "meshspec_bundle_version"
+"""Meta key carrying the bundle version, so an operator can see which bundle registered what."""
+MESH_META = "meshspec_mesh"
+WARNING_WEIGHT = 1
+"""Consul's default weight for an instance whose checks warn."""
+
+
+def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
+    return {
+        f"{FOLDER}/{service.name}.json": dump_json(definitions(mesh, service))
+        for service in mesh.services
+    }
+
+
+def definitions(mesh: ResolvedMesh, service: Service) -> dict[str, Any]:
+    meta = dict(service.meta)
+    meta[VERSION_META] = stamp.VERSION
+    meta[MESH_META] = mesh.name
+    return {"services": [_instance(service, endpoint, meta) for endpoint in service.endpoints]}
+
+
+def _instance(service: Service, endpoint: Endpoint, meta: dict[str, str]) -> dict[str, Any]:
+    definition: dict[str, Any] = {
+        "ID": endpoint.id,
+        "Name": service.name,
+        "Address": endpoint.address,
+        "Port": endpoint.port,
+        "Tags": list(service.tags),
+        "Meta": meta,
+        "Weights": {"Passing": endpoint.weight, "Warning": WARNING_WEIGHT},
+    }
+    if service.health_check is not None:
+        definition["Checks"] = [_check(service, endpoint, service.health_check)]
+    return definition
+
+
+def host_port(address: str, port: int) -> str:
+    """``address:port``, with an IPv6 address in brackets as Go's net.JoinHostPort writes it."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _check(service: Service, endpoint: Endpoint, check: HealthCheck) -> dict[str, Any]:
+    definition: dict[str, Any] = {"Name": f"{service.name} {check.kind} health ({endpoint.id})"}
+    target = host_port(endpoint.address, endpoint.port)
+    if check.kind == "ttl":
+        definition["TTL"] = go_duration(check.interval)
+    else:
+        if check.kind == "http":
+            definition["HTTP"] = f"http://{target}{check.target or '/'}"
+        elif check.kind == "grpc":
+            definition["GRPC"] = f"{target}/{check.target}" if check.target else target
+            definition["GRPCUseTLS"] = False
+        else:
+            definition["TCP"] = target
+        definition["Interval"] = go_duration(check.interval)
+        definition["Timeout"] = go_duration(check.timeout)
+    if check.deregister_after is not None:
+        definition["DeregisterCriticalServiceAfter"] = go_duration(check.deregister_after)
+    if check.success_before_passing:
+        definition["SuccessBeforePassing"] = check.success_before_passing
+    if check.failures_before_critical:
+        definition["FailuresBeforeCritical"] = check.failures_before_critical
+    return definition

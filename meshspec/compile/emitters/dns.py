@@ -1,0 +1,103 @@
+"""``dns/<zone>.zone``: an RFC 1035 master file rendered from ``templates/zone.j2``.
+
+Per service: ``<service>.<zone>`` with every instance's address (round robin), one
+``<instance-id>.<service>.<zone>`` per instance, and ``_<service>._tcp.<zone>`` SRV records
+pointing at the instance names. Labels are escaped (RFC 1035 section 5.1) whatever validation
+let through. The SOA serial is the ``stamp.SERIAL`` placeholder: the pipeline fills it in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from meshspec.compile import stamp
+from meshspec.compile.ir import ResolvedMesh
+from meshspec.compile.templating import render
+
+FOLDER = "dns"
+NAMESERVER_ADDRESS = "127.0.0.1"
+"""The zone's NS is its apex, with this address: the zone is served by a server next to each
+service. The apex cannot collide with a service name, unlike an ``ns`` label could."""
+# SOA timers (seconds): refresh, retry, expire; the negative-caching TTL is the spec's TTL.
+SOA_REFRESH = 3600
+SOA_RETRY = 600
+SOA_EXPIRE = 604800
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    owner: str
+    """Relative to $ORIGIN, escaped."""
+    rtype: str
+    data: str
+
+
+def zone_path(zone: str) -> str:
+    return f"{FOLDER}/{re.sub(r'[^a-z0-9.-]', '_', zone.lower())}.zone"
+
+
+def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
+    content = render(
+        "zone.j2",
+        origin=escape_name(mesh.zone) + ".",
+        ttl=mesh.dns_ttl,
+        serial=stamp.SERIAL,
+        refresh=SOA_REFRESH,
+        retry=SOA_RETRY,
+        expire=SOA_EXPIRE,
+        records=records(mesh),
+    )
+    return {zone_path(mesh.zone): content}
+
+
+def records(mesh: ResolvedMesh) -> list[Record]:
+    out = [_address_record("@", NAMESERVER_ADDRESS)]
+    for service in mesh.services:
+        label = escape_label(service.name)
+        instance_names = []
+        for endpoint in service.endpoints:
+            instance_names.append(f"{escape_label(endpoint.id)}.{label}")
+            out.append(_address_record(instance_names[-1], endpoint.address))
+        for endpoint in service.endpoints:
+            if _is_ip(endpoint.address):
+                out.append(_address_record(label, endpoint.address))
+        for endpoint, name in zip(service.endpoints, instance_names, strict=True):
+            out.append(
+                Record(f"_{label}._tcp", "SRV", f"0 {endpoint.weight} {endpoint.port} {name}")
+            )
+    return out
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _address_record(owner: str, address: str) -> Record:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:  # a host name: the instance name is an alias of it
+        return Record(owner, "CNAME", escape_name(address.rstrip(".")) + ".")
+    return Record(owner, "A" if parsed.version == 4 else "AAAA", parsed.compressed)
+
+
+def escape_name(name: str) -> str:
+    return ".".join(escape_label(label) for label in name.split("."))
+
+
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def escape_label(label: str) -> str:
+    """One label in master-file syntax: anything but letters, digits, - and _ as \\DDD."""
+    if _PLAIN.issuperset(label):
+        return label
+    return "".join(
+        char if char in _PLAIN else "".join(f"\\{byte:03d}" for byte in char.encode())
+        for char in label
+    )
