@@ -1,0 +1,335 @@
+"""Circuit breaker: resilience4j's rate mode (count or time window, slow calls) and pybreaker's
+consecutive-failures mode, as an explicit sans-I/O state machine.
+
+The caller supplies ``now`` (monotonic seconds) and the outcome of each admitted call; the
+breaker never reads a clock. One ``threading.Lock`` guards all state, so one breaker may be
+shared by many threads; listeners run outside that lock, in transition order.
+
+Outcome attribution: an outcome belongs to the state the breaker is in when it arrives. A call
+that outlives a whole open period (its duration exceeds ``open_for``) could therefore be taken
+for a half-open probe. Callers that need exact attribution use :meth:`CircuitBreaker.admit`,
+which returns a ticket, and pass it back to ``on_success``/``on_failure``/``on_cancel``:
+outcomes carrying a ticket from an earlier state are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+
+from meshspec_runtime.policy.config import CircuitBreakerConfig, CountWindow
+from meshspec_runtime.policy.outcome import ConditionSet
+from meshspec_runtime.policy.windows import SlidingCounters
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+BreakerListener = Callable[[BreakerState, BreakerState, float], None]
+"""Called as ``listener(old, new, now)`` on every transition."""
+
+CLOSED = BreakerState.CLOSED
+OPEN = BreakerState.OPEN
+HALF_OPEN = BreakerState.HALF_OPEN
+
+REJECTED = 0
+"""The ticket :meth:`CircuitBreaker.admit` returns for a call it does not admit."""
+
+
+class _CountWindow:
+    """The outcomes of the last ``size`` calls (resilience4j's count-based sliding window)."""
+
+    __slots__ = ("_codes", "_next", "calls", "failures", "size", "slow")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._codes = [0] * size  # bit 1: failed, bit 2: slow
+        self._next = 0
+        self.calls = 0
+        self.failures = 0
+        self.slow = 0
+
+    def record(self, now: float, failed: bool, slow: bool) -> tuple[int, int, int]:
+        i = self._next
+        if self.calls == self.size:
+            old = self._codes[i]
+            self.failures -= old & 1
+            self.slow -= old >> 1
+        else:
+            self.calls += 1
+        self._codes[i] = failed | (slow << 1)
+        self.failures += failed
+        self.slow += slow
+        self._next = i + 1 if i + 1 < self.size else 0
+        return self.calls, self.failures, self.slow
+
+    def reset(self) -> None:
+        self._codes = [0] * self.size
+        self._next = self.calls = self.failures = self.slow = 0
+
+
+class _TimeWindow:
+    """Calls of the last ``size`` seconds, one bucket a second (resilience4j's time window)."""
+
+    __slots__ = ("_counters",)
+
+    def __init__(self, size: int) -> None:
+        self._counters = SlidingCounters(float(size), size, 3)  # calls, failures, slow
+
+    def record(self, now: float, failed: bool, slow: bool) -> tuple[int, int, int]:
+        counters = self._counters
+        slot = counters.advance(now)
+        counters.bump(slot, 0)
+        if failed:
+            counters.bump(slot, 1)
+        if slow:
+            counters.bump(slot, 2)
+        calls, failures, slow_calls = counters.totals
+        return calls, failures, slow_calls
+
+    def reset(self) -> None:
+        self._counters.reset()
+
+
+class CircuitBreaker:
+    """CLOSED -> OPEN -> HALF_OPEN -> CLOSED | OPEN. See docs/policies.md for the rules."""
+
+    __slots__ = (
+        "_admitted",
+        "_consecutive",
+        "_dispatch_lock",
+        "_epoch",
+        "_events",
+        "_failure_rate",
+        "_failures_in_row",
+        "_half_open_at",
+        "_listeners",
+        "_lock",
+        "_open_time",
+        "_probe_failures",
+        "_probe_slow",
+        "_probes_admitted",
+        "_probes_in_flight",
+        "_probes_recorded",
+        "_rejected",
+        "_slow_over",
+        "_slow_rate",
+        "_state",
+        "_window",
+        "config",
+        "is_failure",
+    )
+
+    def __init__(
+        self, config: CircuitBreakerConfig, *, listeners: Iterable[BreakerListener] = ()
+    ) -> None:
+        self.config = config
+        self.is_failure = ConditionSet(config.failure_on)
+        """Classifies an :class:`Outcome` as a failure for this breaker."""
+        self._lock = threading.Lock()
+        self._dispatch_lock = threading.RLock()
+        self._events: deque[tuple[BreakerState, BreakerState, float]] = deque()
+        self._listeners: list[BreakerListener] = list(listeners)
+        self._consecutive = config.mode == "consecutive"
+        window = config.window
+        self._window: _CountWindow | _TimeWindow = (
+            _CountWindow(window.size)
+            if isinstance(window, CountWindow)
+            else _TimeWindow(window.size)
+        )
+        self._failure_rate = config.failure_rate
+        slow = config.slow_calls
+        self._slow_over = slow.over if slow is not None else math.inf
+        self._slow_rate = slow.rate if slow is not None else math.inf
+        self._state = CLOSED
+        self._epoch = 1
+        self._failures_in_row = 0
+        self._open_time = config.open_for
+        self._half_open_at = math.inf
+        self._probes_admitted = 0
+        self._probes_in_flight = 0
+        self._probes_recorded = 0
+        self._probe_failures = 0
+        self._probe_slow = 0
+        self._admitted = 0
+        self._rejected = 0
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def state(self, now: float) -> BreakerState:
+        """The state at ``now``; an OPEN breaker turns HALF_OPEN once its open time elapsed."""
+        with self._lock:
+            if self._state is OPEN and now >= self._half_open_at:
+                self._to_half_open(now)
+            state = self._state
+        if self._events:
+            self._dispatch()
+        return state
+
+    @property
+    def admitted_total(self) -> int:
+        """Calls admitted so far (``try_acquire``/``admit`` said yes)."""
+        return self._admitted
+
+    @property
+    def rejected_total(self) -> int:
+        """Calls rejected so far."""
+        return self._rejected
+
+    @property
+    def open_time(self) -> float:
+        """How long the current (or next) open period lasts, in seconds."""
+        return self._open_time
+
+    def add_listener(self, listener: BreakerListener) -> None:
+        with self._dispatch_lock:
+            self._listeners.append(listener)
+
+    # -- admission --------------------------------------------------------------------------
+
+    def try_acquire(self, now: float) -> bool:
+        """Admit a call? In HALF_OPEN this takes one of the ``half_open_calls`` probe slots."""
+        return self.admit(now) != REJECTED
+
+    def admit(self, now: float) -> int:
+        """Like :meth:`try_acquire`, but return a ticket: ``REJECTED`` (0) or a positive int
+        to pass back with the call's outcome, so that it is attributed exactly."""
+        with self._lock:
+            state = self._state
+            if state is CLOSED:
+                self._admitted += 1
+                return self._epoch
+            if state is OPEN:
+                if now < self._half_open_at:
+                    self._rejected += 1
+                    return REJECTED
+                self._to_half_open(now)
+            if self._probes_admitted < self.config.half_open_calls:
+                self._probes_admitted += 1
+                self._probes_in_flight += 1
+                self._admitted += 1
+                ticket = self._epoch
+            else:
+                self._rejected += 1
+                ticket = REJECTED
+        if self._events:
+            self._dispatch()
+        return ticket
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def on_success(self, now: float, duration: float, ticket: int | None = None) -> None:
+        """An admitted call succeeded after ``duration`` seconds; releases its probe slot."""
+        self._record(now, False, duration > self._slow_over, ticket)
+
+    def on_failure(self, now: float, duration: float, ticket: int | None = None) -> None:
+        """An admitted call failed after ``duration`` seconds; releases its probe slot."""
+        self._record(now, True, duration > self._slow_over, ticket)
+
+    def on_cancel(self, now: float, ticket: int | None = None) -> None:
+        """An admitted call ended without an outcome: nothing is recorded, and in HALF_OPEN
+        its probe slot is given back for another probe."""
+        with self._lock:
+            if ticket is not None and ticket != self._epoch:
+                return
+            if self._state is HALF_OPEN and self._probes_in_flight > 0:
+                self._probes_in_flight -= 1
+                self._probes_admitted -= 1
+
+    def _record(self, now: float, failed: bool, slow: bool, ticket: int | None) -> None:
+        with self._lock:
+            if ticket is not None and ticket != self._epoch:
+                return  # admitted under an earlier state: not evidence about this one
+            state = self._state
+            if state is CLOSED:
+                if self._consecutive:
+                    if not failed:
+                        self._failures_in_row = 0
+                        return
+                    self._failures_in_row += 1
+                    if self._failures_in_row >= self.config.consecutive_failures:
+                        self._to_open(now, after_probe=False)
+                else:
+                    calls, failures, slow_calls = self._window.record(now, failed, slow)
+                    if calls >= self.config.minimum_calls and (
+                        failures / calls >= self._failure_rate
+                        or slow_calls / calls >= self._slow_rate
+                    ):
+                        self._to_open(now, after_probe=False)
+            elif state is HALF_OPEN and self._probes_in_flight > 0:
+                self._probes_in_flight -= 1
+                self._probes_recorded += 1
+                self._probe_failures += failed
+                self._probe_slow += slow
+                self._judge_probes(now)
+            else:
+                return  # OPEN: a call admitted before the trip; the verdict is already in
+        if self._events:
+            self._dispatch()
+
+    def _judge_probes(self, now: float) -> None:
+        """Decide HALF_OPEN as soon as the verdict over all probes is certain."""
+        n = self.config.half_open_calls
+        failures = self._probe_failures
+        if self._consecutive:
+            # pybreaker: any failed trial reopens; enough successful trials close
+            if failures:
+                self._to_open(now, after_probe=True)
+            elif self._probes_recorded >= n:
+                self._to_closed(now)
+            return
+        slow = self._probe_slow
+        # resilience4j evaluates the rates over all n probes once they completed. The final
+        # counts lie between the current ones and the current ones plus the pending probes,
+        # so the verdict is often known earlier: reopen (or close) as soon as it is.
+        if failures / n >= self._failure_rate or slow / n >= self._slow_rate:
+            self._to_open(now, after_probe=True)
+            return
+        pending = n - self._probes_recorded
+        if (failures + pending) / n < self._failure_rate and (slow + pending) / n < self._slow_rate:
+            self._to_closed(now)
+
+    # -- transitions (called with the lock held) --------------------------------------------
+
+    def _move(self, new: BreakerState, now: float) -> None:
+        self._events.append((self._state, new, now))
+        self._state = new
+        self._epoch += 1
+
+    def _to_open(self, now: float, *, after_probe: bool) -> None:
+        config = self.config
+        if after_probe and config.open_for_max is not None:
+            self._open_time = min(config.open_for_max, self._open_time * config.open_for_multiplier)
+        self._half_open_at = now + self._open_time
+        self._move(OPEN, now)
+
+    def _to_half_open(self, now: float) -> None:
+        self._probes_admitted = self._probes_in_flight = self._probes_recorded = 0
+        self._probe_failures = self._probe_slow = 0
+        self._move(HALF_OPEN, now)
+
+    def _to_closed(self, now: float) -> None:
+        self._window.reset()
+        self._failures_in_row = 0
+        self._open_time = self.config.open_for
+        self._half_open_at = math.inf
+        self._move(CLOSED, now)
+
+    def _dispatch(self) -> None:
+        # Events are queued under the state lock, so the queue holds them in transition
+        # order; draining under one dispatch lock delivers them in that order.
+        with self._dispatch_lock:
+            events = self._events
+            while events:
+                try:
+                    old, new, at = events.popleft()
+                except IndexError:
+                    return
+                for listener in self._listeners:
+                    listener(old, new, at)

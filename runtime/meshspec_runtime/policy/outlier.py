@@ -1,0 +1,126 @@
+"""Outlier detection with Envoy's consecutive-5xx semantics.
+
+An endpoint that fails ``consecutive_failures`` times in a row (the caller decides what a
+failure is) is ejected for ``base_ejection * n`` seconds, ``n`` being how many times it has been
+ejected (this one included), capped at ``max_ejection``. When its time is up it returns with its
+consecutive counter at zero. Like Envoy, reaching the threshold resets the counter whether or
+not the ejection happens, so a refused ejection needs another full run of failures.
+
+Share rule (Envoy's ``max_ejection_percent``): an ejection is allowed when no endpoint is
+ejected, or when the ejected count afterwards stays within ``max_ejected`` of
+``total_endpoints``. So at most ``max(1, floor(max_ejected * total))`` endpoints are out at
+once: one endpoint can always be ejected, as in Envoy, even when the share rounds down to zero.
+Outcomes reported for an endpoint while it is ejected (calls that were already in flight) are
+ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from meshspec_runtime.policy.config import OutlierDetectionConfig
+
+
+class OutlierDetector:
+    __slots__ = (
+        "_ejected_until",
+        "_ejections",
+        "_failures",
+        "_lock",
+        "_next_return",
+        "_refused",
+        "_times_ejected",
+        "_view",
+        "config",
+    )
+
+    def __init__(self, config: OutlierDetectionConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
+        self._times_ejected: dict[str, int] = {}
+        self._ejected_until: dict[str, float] = {}
+        self._view: frozenset[str] = frozenset()
+        self._next_return = math.inf
+        self._ejections = 0
+        self._refused = 0
+
+    def on_success(self, now: float, endpoint_id: str) -> None:
+        with self._lock:
+            if now >= self._next_return:
+                self._return_due(now)
+            if endpoint_id not in self._ejected_until:
+                self._failures[endpoint_id] = 0
+
+    def on_failure(self, now: float, endpoint_id: str, total_endpoints: int) -> None:
+        """``endpoint_id`` failed; ``total_endpoints`` is the upstream's size for the share."""
+        with self._lock:
+            if now >= self._next_return:
+                self._return_due(now)
+            ejected = self._ejected_until
+            if endpoint_id in ejected:
+                return
+            failures = self._failures.get(endpoint_id, 0) + 1
+            if failures < self.config.consecutive_failures:
+                self._failures[endpoint_id] = failures
+                return
+            self._failures[endpoint_id] = 0
+            count = len(ejected)
+            if count and (
+                total_endpoints < 1 or (count + 1) / total_endpoints > self.config.max_ejected
+            ):
+                self._refused += 1
+                return
+            times = self._times_ejected.get(endpoint_id, 0) + 1
+            self._times_ejected[endpoint_id] = times
+            until = now + min(self.config.max_ejection, self.config.base_ejection * times)
+            ejected[endpoint_id] = until
+            if until < self._next_return:
+                self._next_return = until
+            self._view = frozenset(ejected)
+            self._ejections += 1
+
+    def is_ejected(self, now: float, endpoint_id: str) -> bool:
+        with self._lock:
+            if now >= self._next_return:
+                self._return_due(now)
+            return endpoint_id in self._ejected_until
+
+    def ejected(self, now: float) -> frozenset[str]:
+        """The endpoints ejected at ``now``."""
+        with self._lock:
+            if now >= self._next_return:
+                self._return_due(now)
+            return self._view
+
+    def ejection_count(self, endpoint_id: str) -> int:
+        """How many times ``endpoint_id`` has been ejected (the ejection-time multiplier)."""
+        with self._lock:
+            return self._times_ejected.get(endpoint_id, 0)
+
+    def forget(self, endpoint_id: str) -> None:
+        """Drop all state of an endpoint that left the upstream."""
+        with self._lock:
+            self._failures.pop(endpoint_id, None)
+            self._times_ejected.pop(endpoint_id, None)
+            if self._ejected_until.pop(endpoint_id, None) is not None:
+                self._view = frozenset(self._ejected_until)
+                self._next_return = min(self._ejected_until.values(), default=math.inf)
+
+    @property
+    def ejections_total(self) -> int:
+        return self._ejections
+
+    @property
+    def refused_total(self) -> int:
+        """Ejections refused by the share rule."""
+        return self._refused
+
+    def _return_due(self, now: float) -> None:
+        ejected = self._ejected_until
+        for endpoint_id in [e for e, until in ejected.items() if until <= now]:
+            del ejected[endpoint_id]
+            self._failures[endpoint_id] = 0
+        self._next_return = min(ejected.values(), default=math.inf)
+        self._view = frozenset(ejected)

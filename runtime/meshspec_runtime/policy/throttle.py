@@ -1,0 +1,76 @@
+"""Client-side adaptive throttling, from the Google SRE book ("Handling Overload").
+
+The client counts, over the last ``window`` seconds, the requests its application attempted
+(``requests``, locally rejected ones included) and those the backend accepted (``accepts``).
+A new request is rejected locally with probability::
+
+    max(0, (requests - k * accepts) / (requests + 1))
+
+Counts live in one-second buckets (at most 600 buckets: longer windows get wider ones).
+The probability is computed from the counts *before* the request is counted, so the very first
+request of a window is never rejected.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+
+from meshspec_runtime.policy.config import AdaptiveThrottleConfig
+from meshspec_runtime.policy.windows import SlidingCounters
+
+MAX_BUCKETS = 600
+
+_REQUESTS = 0
+_ACCEPTS = 1
+
+
+class AdaptiveThrottle:
+    __slots__ = ("_counters", "_k", "_lock", "_rejected", "config")
+
+    def __init__(self, config: AdaptiveThrottleConfig) -> None:
+        self.config = config
+        self._k = config.k
+        slices = min(MAX_BUCKETS, max(1, math.ceil(config.window)))
+        self._counters = SlidingCounters(config.window, slices, 2)
+        self._lock = threading.Lock()
+        self._rejected = 0
+
+    def reject_probability(self, now: float) -> float:
+        with self._lock:
+            self._counters.advance(now)
+            requests, accepts = self._counters.totals
+        return max(0.0, (requests - self._k * accepts) / (requests + 1))
+
+    def should_reject(self, now: float, rng: random.Random) -> bool:
+        """Count this request, and say whether to fail it locally without sending it."""
+        with self._lock:
+            counters = self._counters
+            slot = counters.advance(now)
+            requests, accepts = counters.totals
+            counters.bump(slot, _REQUESTS)
+            p = (requests - self._k * accepts) / (requests + 1)
+            # draw only when rejection is possible: keeps the healthy path cheap, and the
+            # decisions still depend only on the seed and the inputs
+            reject = p > 0 and rng.random() < p
+            if reject:
+                self._rejected += 1
+        return reject
+
+    def on_accept(self, now: float) -> None:
+        """The backend accepted a request (answered it, without signalling overload)."""
+        with self._lock:
+            counters = self._counters
+            counters.bump(counters.advance(now), _ACCEPTS)
+
+    def window_counts(self, now: float) -> tuple[int, int]:
+        """``(requests, accepts)`` in the window at ``now``."""
+        with self._lock:
+            self._counters.advance(now)
+            requests, accepts = self._counters.totals
+            return requests, accepts
+
+    @property
+    def rejected_total(self) -> int:
+        return self._rejected

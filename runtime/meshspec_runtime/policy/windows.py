@@ -1,0 +1,90 @@
+"""Integer counters over a sliding time window, in fixed slices (a ring of buckets).
+
+Used by the time-based breaker window, the retry budget and the adaptive throttle. Slice ``i``
+covers ``[i * width, (i + 1) * width)``; the window at time ``now`` is the slice holding
+``now`` and the ``slices - 1`` slices before it. Updates are O(1) amortised: moving forward
+clears at most ``slices`` buckets, and totals are kept incrementally. Counts are integers, so
+totals never drift. Not thread-safe: each owner guards it with its own lock.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class SlidingCounters:
+    __slots__ = ("_buckets", "_channels", "_head", "_slices", "_totals", "_width")
+
+    def __init__(self, window: float, slices: int, channels: int) -> None:
+        if window <= 0 or slices < 1 or channels < 1:
+            raise ValueError("window must be > 0, slices and channels >= 1")
+        self._width = window / slices
+        self._slices = slices
+        self._channels = channels
+        # bucket b, channel c lives at _buckets[b * channels + c]
+        self._buckets = [0] * (slices * channels)
+        self._totals = [0] * channels
+        self._head: int | None = None
+
+    @property
+    def width(self) -> float:
+        """Seconds per slice."""
+        return self._width
+
+    def slice_of(self, now: float) -> int:
+        return math.floor(now / self._width)
+
+    def advance(self, now: float) -> int:
+        """Move the window to ``now``; return the slot (bucket index) counts at ``now`` go to.
+
+        A ``now`` older than the newest slice seen (threads read the clock before taking the
+        lock, so times can arrive slightly out of order) is counted in the newest slice.
+        """
+        index = math.floor(now / self._width)
+        head = self._head
+        if head is None:
+            self._head = index
+        elif index > head:
+            gap = index - head
+            channels = self._channels
+            buckets = self._buckets
+            if gap >= self._slices:
+                buckets[:] = [0] * len(buckets)
+                self._totals[:] = [0] * channels
+            else:
+                totals = self._totals
+                for i in range(head + 1, index + 1):
+                    base = (i % self._slices) * channels
+                    for c in range(channels):
+                        value = buckets[base + c]
+                        if value:
+                            totals[c] -= value
+                            buckets[base + c] = 0
+            self._head = index
+        else:
+            index = head
+        return index % self._slices
+
+    def add(self, now: float, channel: int, amount: int = 1) -> None:
+        slot = self.advance(now)
+        self._buckets[slot * self._channels + channel] += amount
+        self._totals[channel] += amount
+
+    def bump(self, slot: int, channel: int, amount: int = 1) -> None:
+        """Add to ``slot`` as returned by the last :meth:`advance` (saves a second advance)."""
+        self._buckets[slot * self._channels + channel] += amount
+        self._totals[channel] += amount
+
+    @property
+    def totals(self) -> list[int]:
+        """Per-channel totals as of the last :meth:`advance` (a live list: do not modify)."""
+        return self._totals
+
+    def total(self, now: float, channel: int) -> int:
+        self.advance(now)
+        return self._totals[channel]
+
+    def reset(self) -> None:
+        self._buckets[:] = [0] * len(self._buckets)
+        self._totals[:] = [0] * self._channels
+        self._head = None
