@@ -84,7 +84,7 @@ class _TimeWindow:
 
     def record(self, now: float, failed: bool, slow: bool) -> tuple[int, int, int]:
         counters = self._counters
-        slot = counters.advance(now)
+        slot = counters.slot if now < counters.edge else counters.advance(now)
         counters.bump(slot, 0)
         if failed:
             counters.bump(slot, 1)
@@ -101,16 +101,18 @@ class CircuitBreaker:
     """CLOSED -> OPEN -> HALF_OPEN -> CLOSED | OPEN. See docs/policies.md for the rules."""
 
     __slots__ = (
-        "_admitted",
         "_consecutive",
+        "_consecutive_failures",
         "_dispatch_lock",
         "_epoch",
         "_events",
         "_failure_rate",
         "_failures_in_row",
         "_half_open_at",
+        "_half_open_calls",
         "_listeners",
         "_lock",
+        "_minimum_calls",
         "_open_time",
         "_probe_failures",
         "_probe_slow",
@@ -157,8 +159,10 @@ class CircuitBreaker:
         self._probes_recorded = 0
         self._probe_failures = 0
         self._probe_slow = 0
-        self._admitted = 0
         self._rejected = 0
+        self._minimum_calls = config.minimum_calls
+        self._consecutive_failures = config.consecutive_failures
+        self._half_open_calls = config.half_open_calls
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -173,14 +177,14 @@ class CircuitBreaker:
         return state
 
     @property
-    def admitted_total(self) -> int:
-        """Calls admitted so far (``try_acquire``/``admit`` said yes)."""
-        return self._admitted
-
-    @property
     def rejected_total(self) -> int:
         """Calls rejected so far."""
         return self._rejected
+
+    @property
+    def probes_admitted(self) -> int:
+        """Probe slots taken in the current HALF_OPEN period (0 in other states)."""
+        return self._probes_admitted if self._state is HALF_OPEN else 0
 
     @property
     def open_time(self) -> float:
@@ -195,25 +199,35 @@ class CircuitBreaker:
 
     def try_acquire(self, now: float) -> bool:
         """Admit a call? In HALF_OPEN this takes one of the ``half_open_calls`` probe slots."""
-        return self.admit(now) != REJECTED
+        # Hot path: a CLOSED breaker admits without touching any state, so no lock. A thread
+        # racing a trip may still see CLOSED; that call counts as admitted just before it.
+        if self._state is CLOSED:
+            return True
+        return self._admit_slow(now) != REJECTED
 
     def admit(self, now: float) -> int:
         """Like :meth:`try_acquire`, but return a ticket: ``REJECTED`` (0) or a positive int
         to pass back with the call's outcome, so that it is attributed exactly."""
+        # Read the epoch before the state: if a transition slips in between, the ticket is
+        # from the older state, which makes its outcome ignored, never misattributed.
+        epoch = self._epoch
+        if self._state is CLOSED:
+            return epoch
+        return self._admit_slow(now)
+
+    def _admit_slow(self, now: float) -> int:
         with self._lock:
             state = self._state
             if state is CLOSED:
-                self._admitted += 1
                 return self._epoch
             if state is OPEN:
                 if now < self._half_open_at:
                     self._rejected += 1
                     return REJECTED
                 self._to_half_open(now)
-            if self._probes_admitted < self.config.half_open_calls:
+            if self._probes_admitted < self._half_open_calls:
                 self._probes_admitted += 1
                 self._probes_in_flight += 1
-                self._admitted += 1
                 ticket = self._epoch
             else:
                 self._rejected += 1
@@ -226,7 +240,10 @@ class CircuitBreaker:
 
     def on_success(self, now: float, duration: float, ticket: int | None = None) -> None:
         """An admitted call succeeded after ``duration`` seconds; releases its probe slot."""
-        self._record(now, False, duration > self._slow_over, ticket)
+        slow = duration > self._slow_over
+        if self._consecutive and not slow and self._state is CLOSED and not self._failures_in_row:
+            return  # nothing to reset: the healthy path of consecutive mode takes no lock
+        self._record(now, False, slow, ticket)
 
     def on_failure(self, now: float, duration: float, ticket: int | None = None) -> None:
         """An admitted call failed after ``duration`` seconds; releases its probe slot."""
@@ -243,21 +260,23 @@ class CircuitBreaker:
                 self._probes_admitted -= 1
 
     def _record(self, now: float, failed: bool, slow: bool, ticket: int | None) -> None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if ticket is not None and ticket != self._epoch:
                 return  # admitted under an earlier state: not evidence about this one
             state = self._state
             if state is CLOSED:
                 if self._consecutive:
-                    if not failed:
+                    if failed:
+                        self._failures_in_row += 1
+                        if self._failures_in_row >= self._consecutive_failures:
+                            self._to_open(now, after_probe=False)
+                    else:
                         self._failures_in_row = 0
-                        return
-                    self._failures_in_row += 1
-                    if self._failures_in_row >= self.config.consecutive_failures:
-                        self._to_open(now, after_probe=False)
                 else:
                     calls, failures, slow_calls = self._window.record(now, failed, slow)
-                    if calls >= self.config.minimum_calls and (
+                    if calls >= self._minimum_calls and (
                         failures / calls >= self._failure_rate
                         or slow_calls / calls >= self._slow_rate
                     ):
@@ -268,14 +287,15 @@ class CircuitBreaker:
                 self._probe_failures += failed
                 self._probe_slow += slow
                 self._judge_probes(now)
-            else:
-                return  # OPEN: a call admitted before the trip; the verdict is already in
+            # OPEN: a call admitted before the trip; the verdict is already in
+        finally:
+            lock.release()
         if self._events:
             self._dispatch()
 
     def _judge_probes(self, now: float) -> None:
         """Decide HALF_OPEN as soon as the verdict over all probes is certain."""
-        n = self.config.half_open_calls
+        n = self._half_open_calls
         failures = self._probe_failures
         if self._consecutive:
             # pybreaker: any failed trial reopens; enough successful trials close

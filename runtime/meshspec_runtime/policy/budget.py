@@ -39,9 +39,14 @@ class RetryBudget:
 
     def on_request(self, now: float) -> None:
         """A logical request (not a retry) was made: deposit ``ratio`` of a token."""
-        with self._lock:
-            counters = self._counters
-            counters.bump(counters.advance(now), _REQUESTS)
+        counters = self._counters
+        lock = self._lock
+        lock.acquire()
+        try:
+            slot = counters.slot if now < counters.edge else counters.advance(now)
+            counters.bump(slot, _REQUESTS)
+        finally:
+            lock.release()
 
     def try_withdraw(self, now: float) -> bool:
         """Spend one token for a retry; ``False`` (and nothing spent) when the budget is dry."""

@@ -13,7 +13,7 @@ import math
 
 
 class SlidingCounters:
-    __slots__ = ("_buckets", "_channels", "_head", "_slices", "_totals", "_width")
+    __slots__ = ("_buckets", "_channels", "_head", "_slices", "_totals", "_width", "edge", "slot")
 
     def __init__(self, window: float, slices: int, channels: int) -> None:
         if window <= 0 or slices < 1 or channels < 1:
@@ -25,26 +25,30 @@ class SlidingCounters:
         self._buckets = [0] * (slices * channels)
         self._totals = [0] * channels
         self._head: int | None = None
+        self.slot = 0
+        """The bucket counts go to, as of the last :meth:`advance`."""
+        self.edge = -math.inf
+        """Where the newest slice ends: until then, :meth:`advance` would return ``slot``."""
 
     @property
     def width(self) -> float:
         """Seconds per slice."""
         return self._width
 
-    def slice_of(self, now: float) -> int:
-        return math.floor(now / self._width)
-
     def advance(self, now: float) -> int:
         """Move the window to ``now``; return the slot (bucket index) counts at ``now`` go to.
 
         A ``now`` older than the newest slice seen (threads read the clock before taking the
         lock, so times can arrive slightly out of order) is counted in the newest slice.
+        Hot callers skip the call while ``now < edge``: the answer is ``slot`` then.
         """
+        if now < self.edge:
+            return self.slot
         index = math.floor(now / self._width)
         head = self._head
-        if head is None:
-            self._head = index
-        elif index > head:
+        if head is not None and index <= head:
+            return self.slot  # rounding at a slice edge: stay in the newest slice
+        if head is not None:
             gap = index - head
             channels = self._channels
             buckets = self._buckets
@@ -60,10 +64,10 @@ class SlidingCounters:
                         if value:
                             totals[c] -= value
                             buckets[base + c] = 0
-            self._head = index
-        else:
-            index = head
-        return index % self._slices
+        self._head = index
+        self.slot = index % self._slices
+        self.edge = (index + 1) * self._width
+        return self.slot
 
     def add(self, now: float, channel: int, amount: int = 1) -> None:
         slot = self.advance(now)
@@ -88,3 +92,5 @@ class SlidingCounters:
         self._buckets[:] = [0] * len(self._buckets)
         self._totals[:] = [0] * self._channels
         self._head = None
+        self.slot = 0
+        self.edge = -math.inf
