@@ -1,0 +1,181 @@
+"""Expectations: ``checkout.success_rate >= 99.5%``, ``a->b.load_amplification <= 1.3``.
+
+Grammar (whitespace around the operator is optional)::
+
+    expectation := subject "." metric op value
+    subject     := service | service "->" service
+    op          := ">=" | "<=" | ">" | "<" | "=="
+    value       := number [unit]     unit: % (ratios), x (multiples), ms s m (times), /s (rates)
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class Kind(Enum):
+    RATIO = "ratio"
+    """A fraction; written as 99.5% or 0.995."""
+    MULTIPLE = "multiple"
+    """A plain number; written as 1.3 or 1.3x."""
+    TIME = "time"
+    """Seconds; written as 30s, 250ms, 1m."""
+    RATE = "rate"
+    """Per second; written as 200/s or 200."""
+    COUNT = "count"
+
+
+SERVICE_METRICS: dict[str, Kind] = {
+    "success_rate": Kind.RATIO,
+    "goodput": Kind.RATE,
+    "offered": Kind.RATE,
+    "received": Kind.RATE,
+    "served": Kind.RATE,
+    "load_amplification": Kind.MULTIPLE,
+    "relative_load": Kind.MULTIPLE,
+    "latency_p50": Kind.TIME,
+    "latency_p99": Kind.TIME,
+    "latency_p999": Kind.TIME,
+    "recovery_time": Kind.TIME,
+    "breaker_open_time": Kind.TIME,
+    "retries_denied": Kind.COUNT,
+    "breaker_trips": Kind.COUNT,
+    "ejections": Kind.COUNT,
+    "requests": Kind.COUNT,
+    "rejected": Kind.COUNT,
+}
+EDGE_METRICS: dict[str, Kind] = {
+    name: kind
+    for name, kind in SERVICE_METRICS.items()
+    if name not in ("received", "served", "rejected", "relative_load", "recovery_time")
+}
+ALIASES = {"p50": "latency_p50", "p99": "latency_p99", "p999": "latency_p999"}
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+_NAME = r"[a-z][a-z0-9-]*"
+_EXPECTATION = re.compile(
+    rf"^\s*(?P<caller>{_NAME})(?:\s*->\s*(?P<upstream>{_NAME}))?\.(?P<metric>[a-z0-9_]+)"
+    r"\s*(?P<op>>=|<=|==|>|<)\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>%|x|ms|s|m|/s)?\s*$"
+)
+_UNITS: dict[str, tuple[Kind, float]] = {
+    "%": (Kind.RATIO, 0.01),
+    "x": (Kind.MULTIPLE, 1.0),
+    "ms": (Kind.TIME, 0.001),
+    "s": (Kind.TIME, 1.0),
+    "m": (Kind.TIME, 60.0),
+    "/s": (Kind.RATE, 1.0),
+}
+
+
+class ExpectationError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    text: str
+    caller: str
+    upstream: str | None
+    metric: str
+    op: str
+    value: float
+    kind: Kind
+
+    @property
+    def subject(self) -> str:
+        return self.caller if self.upstream is None else f"{self.caller}->{self.upstream}"
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return (self.caller,) if self.upstream is None else (self.caller, self.upstream)
+
+
+def parse(text: str) -> Expectation:
+    """Parse one expectation; ExpectationError says what is wrong with it."""
+    match = _EXPECTATION.match(text)
+    if match is None:
+        raise ExpectationError(
+            f"expected an expectation such as 'checkout.success_rate >= 99.5%' "
+            f"(subject.metric op value), found {text!r}"
+        )
+    caller, upstream = match["caller"], match["upstream"]
+    metric = ALIASES.get(match["metric"], match["metric"])
+    table = SERVICE_METRICS if upstream is None else EDGE_METRICS
+    kind = table.get(metric)
+    if kind is None:
+        what = "service" if upstream is None else "edge"
+        raise ExpectationError(
+            f"unknown {what} metric {match['metric']!r}; expected one of: {', '.join(table)}"
+        )
+    value = float(match["number"])
+    unit = match["unit"]
+    if unit is not None:
+        unit_kind, scale = _UNITS[unit]
+        if unit_kind is not kind:
+            raise ExpectationError(
+                f"{metric} is a {kind.value}; the unit {unit!r} is for a {unit_kind.value}"
+            )
+        value *= scale
+    elif kind is Kind.TIME:
+        raise ExpectationError(f"{metric} is a time: give a unit such as 30s or 250ms")
+    elif kind is Kind.RATIO and value > 1:
+        raise ExpectationError(f"{metric} is a ratio: write {value:g}% or a fraction up to 1")
+    return Expectation(text.strip(), caller, upstream, metric, match["op"], value, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    expectation: Expectation
+    measured: float | None
+    passed: bool
+    ci: tuple[float, float] | None = None
+    """95% confidence interval of the mean, when several seeds ran."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expectation": self.expectation.text,
+            "measured": self.measured,
+            "passed": self.passed,
+            "ci95": list(self.ci) if self.ci else None,
+        }
+
+
+def measure(exp: Expectation, summary: dict[str, Any]) -> float | None:
+    table = summary["services"] if exp.upstream is None else summary["edges"]
+    row = table.get(exp.subject)
+    if row is None:
+        return None
+    value = row.get(exp.metric)
+    return None if value is None else float(value)
+
+
+def judge(exp: Expectation, measured: float | None, ci: tuple[float, float] | None = None) -> Verdict:
+    """None (not recovered, no requests) fails every comparison."""
+    passed = measured is not None and OPERATORS[exp.op](measured, exp.value)
+    return Verdict(exp, measured, passed, ci)
+
+
+def format_value(kind: Kind, value: float | None) -> str:
+    if value is None:
+        return "never" if kind is Kind.TIME else "n/a"
+    if kind is Kind.RATIO:
+        return f"{value * 100:.3g}%"
+    if kind is Kind.TIME:
+        return f"{value * 1000:.3g}ms" if value < 1 else f"{value:.3g}s"
+    if kind is Kind.MULTIPLE:
+        return f"{value:.3g}x"
+    if kind is Kind.RATE:
+        return f"{value:.4g}/s"
+    return f"{value:g}"

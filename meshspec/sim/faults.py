@@ -1,0 +1,196 @@
+"""Faults over time, and discovery: how (and how late) callers learn an instance is gone.
+
+Discovery follows the spec: an instance that stops answering leaves its callers' endpoint
+lists only once its health check has failed ``failures`` times in a row (checks every
+``interval``, at a random phase per instance), plus the scenario's propagation delay. Until
+then callers keep sending to it, and only their own outlier detection and breakers help.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from meshspec_runtime.policy.upstream import UpstreamPolicies
+from simpy.events import Event, Timeout
+
+from meshspec.sim.metrics import FaultWindow
+from meshspec.sim.scenario import (
+    AddedLatency,
+    Capacity,
+    Crash,
+    DiscoveryOutage,
+    DiscoveryStale,
+    Errors,
+    Hang,
+    InstanceFaults,
+    Partition,
+)
+
+if TYPE_CHECKING:
+    from meshspec.sim.world import Instance, SimService, World
+
+Process = Generator[Event, Any, Any]
+
+
+class FaultSchedule:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.rng = random.Random(f"{world.seed}/discovery")
+        self.active: dict[int, list[InstanceFaults]] = {}
+        """id(instance) -> the instance faults upon it now."""
+        self.outages: dict[str | None, int] = {}
+        """Discovery outages in force: service (None: all) -> how many."""
+        self.stale: dict[str | None, float] = {}
+        self.catalog: dict[str, set[str]] = {
+            name: {i.endpoint.id for i in s.instances} for name, s in world.services.items()
+        }
+        """Service -> ids of the instances discovery lists as passing."""
+        self.held: set[str] = set()
+        """Services whose updates wait for a discovery outage to end."""
+        self.version = 0
+        self.applied: dict[int, int] = {}
+        """id(policies) -> the version of the last update it got (late ones never overwrite)."""
+
+    def start(self) -> None:
+        world = self.world
+        for fault in world.scenario.faults:
+            end = fault.end(world.duration)
+            target = getattr(fault, "service", None) or ""
+            if isinstance(fault, Partition):
+                target = " <-> ".join(fault.between)
+            world.recorder.faults.append(FaultWindow(fault.fault, target, fault.at, end))
+            world.env.process(self._window(fault, end))
+        for service in world.services.values():
+            health = service.model.health
+            if health is None:
+                continue
+            for instance in service.instances:
+                world.env.process(self._health_check(service, instance))
+
+    # --- fault windows -------------------------------------------------------------------------
+
+    def _window(self, fault: Any, end: float) -> Process:
+        env = self.world.env
+        yield Timeout(env, fault.at)
+        self._apply(fault, +1)
+        if end < self.world.duration:
+            yield Timeout(env, end - fault.at)
+            self._apply(fault, -1)
+
+    def _apply(self, fault: Any, sign: int) -> None:
+        world = self.world
+        if isinstance(fault, Partition):
+            a, b = fault.between
+            for caller, callee in ((a, b), (b, a)):
+                for edge in world.services[caller].edges:
+                    if edge.upstream.name == callee:
+                        edge.partitioned = sign > 0
+            return
+        if isinstance(fault, DiscoveryOutage):
+            self.outages[fault.service] = self.outages.get(fault.service, 0) + sign
+            if sign < 0:
+                for service in sorted(self.held):
+                    if not self._held(service):
+                        self.held.discard(service)
+                        self._publish(service)
+            return
+        if isinstance(fault, DiscoveryStale):
+            self.stale[fault.service] = self.stale.get(fault.service, 0.0) + sign * fault.add
+            return
+        service = world.services[fault.service]
+        ids = fault.pick([i.endpoint.id for i in service.instances])
+        for instance_id in ids:
+            instance = service.by_id[instance_id]
+            faults = self.active.setdefault(id(instance), [])
+            if sign > 0:
+                faults.append(fault)
+            else:
+                faults.remove(fault)
+            self._recompute(instance, faults)
+
+    def _recompute(self, instance: Instance, faults: list[InstanceFaults]) -> None:
+        was_up = instance.up
+        instance.up = not any(isinstance(f, Crash) for f in faults)
+        instance.hung = any(isinstance(f, Hang) for f in faults)
+        errors = [f for f in faults if isinstance(f, Errors)]
+        instance.error_rate = max(
+            [instance.service.behaviour.errors, *(f.rate for f in errors)], default=0.0
+        )
+        instance.error_status = errors[-1].status if errors else 500
+        instance.added_latency = sum(f.add for f in faults if isinstance(f, AddedLatency))
+        instance.capacity = math.prod(f.to for f in faults if isinstance(f, Capacity))
+        old_limit = instance.limit
+        instance.limit = (
+            instance.base_limit
+            if instance.base_limit == math.inf
+            else max(1.0, math.floor(instance.base_limit * instance.capacity))
+        )
+        if was_up and not instance.up:
+            # A crash drops everything in flight: queued requests wake up to a reset.
+            instance.epoch += 1
+            instance.inflight = 0
+            queued = list(instance.queue)
+            instance.queue.clear()
+            for slot in queued:
+                slot.succeed()
+        elif instance.limit > old_limit:
+            self.world.admit_queued(instance)
+
+    # --- discovery -----------------------------------------------------------------------------
+
+    def _health_check(self, service: SimService, instance: Instance) -> Process:
+        health = service.model.health
+        assert health is not None
+        env = self.world.env
+        yield Timeout(env, self.rng.uniform(0, health.interval))
+        passing, streak = True, 0
+        while True:
+            healthy = instance.up and not instance.hung
+            if healthy == passing:
+                streak = 0
+            else:
+                streak += 1
+                if streak >= (health.successes if healthy else health.failures):
+                    passing, streak = healthy, 0
+                    listed = self.catalog[service.name]
+                    if healthy:
+                        listed.add(instance.endpoint.id)
+                    else:
+                        listed.discard(instance.endpoint.id)
+                    self._publish(service.name)
+            yield Timeout(env, health.interval)
+
+    def _held(self, service: str) -> bool:
+        return self.outages.get(service, 0) > 0 or self.outages.get(None, 0) > 0
+
+    def _publish(self, service: str) -> None:
+        """The catalog changed: deliver the new endpoint list to every caller, late."""
+        if self._held(service):
+            self.held.add(service)
+            return
+        world = self.world
+        listed = self.catalog[service]
+        endpoints = tuple(
+            i.endpoint for i in world.services[service].instances if i.endpoint.id in listed
+        )
+        delay = (
+            world.scenario.discovery.propagation
+            + self.stale.get(service, 0.0)
+            + self.stale.get(None, 0.0)
+        )
+        jitter = world.scenario.discovery.jitter
+        self.version += 1
+        for policies in world.subscribers.get(service, []):
+            late = delay + (self.rng.uniform(0, jitter) if jitter else 0.0)
+            world.env.process(self._deliver(policies, endpoints, late, self.version))
+
+    def _deliver(
+        self, policies: UpstreamPolicies, endpoints: tuple[Any, ...], delay: float, version: int
+    ) -> Process:
+        yield Timeout(self.world.env, delay)
+        if self.applied.get(id(policies), 0) < version:
+            self.applied[id(policies)] = version
+            policies.set_endpoints(endpoints)

@@ -1,0 +1,162 @@
+"""Load a scenario file: YAML -> :class:`Scenario`, checked against its mesh, errors located.
+
+Parsing and schema errors come from the spec language's own machinery
+(:func:`meshspec.spec.document.validate_data`), so they look exactly like spec errors.
+References to the mesh (services, edges) and expectations are checked here, each error at the
+node that holds the bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshspec.sim.expect import Expectation, ExpectationError, parse
+from meshspec.sim.mesh import MeshModel, mesh_from_spec
+from meshspec.sim.scenario import Partition, Scenario
+from meshspec.spec.diagnostics import Diagnostic, SpecError
+from meshspec.spec.document import Provenance, validate_data
+from meshspec.spec.yamlio import load_yaml_document
+
+E_UNKNOWN_SERVICE = "E0501"
+E_UNKNOWN_EDGE = "E0502"
+E_EXPECTATION = "E0503"
+E_OUTSIDE_RUN = "E0504"
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    path: Path
+    scenario: Scenario
+    expectations: tuple[Expectation, ...]
+    mesh_path: Path
+
+
+def read_scenario(path: Path) -> tuple[Scenario, Provenance]:
+    """Parse and validate the file alone (no mesh); SpecError when invalid."""
+    shown = str(path)
+    data, lookup = load_yaml_document(path, shown)
+    provenance = Provenance(shown, lookup)
+    return validate_data(Scenario, data, provenance), provenance
+
+
+def load_scenario(path: Path, mesh: MeshModel | None = None) -> tuple[LoadedScenario, MeshModel]:
+    """The scenario and the mesh it names (or ``mesh``, when given: ``--compare``)."""
+    scenario, provenance = read_scenario(path)
+    mesh_path = (path.parent / scenario.mesh).resolve()
+    if mesh is None:
+        mesh = load_mesh(mesh_path, scenario.env)
+    problems: list[Diagnostic] = []
+    expectations = check(scenario, mesh, provenance, problems)
+    if problems:
+        raise SpecError(problems)
+    return LoadedScenario(path, scenario, expectations, mesh_path), mesh
+
+
+def load_mesh(path: Path, env: str | None = None, overrides: tuple[str, ...] = ()) -> MeshModel:
+    from meshspec.spec import load_spec
+
+    return mesh_from_spec(load_spec(path, env=env, overrides=overrides))
+
+
+def check(
+    scenario: Scenario, mesh: MeshModel, provenance: Provenance, problems: list[Diagnostic]
+) -> tuple[Expectation, ...]:
+    """Every reference to the mesh names something in it; expectations parse."""
+    services = mesh.services
+    known = ", ".join(sorted(services))
+
+    def service(name: str | None, path: tuple[str | int, ...], key: bool = False) -> None:
+        if name is not None and name not in services:
+            problems.append(
+                provenance.diagnostic(
+                    path,
+                    E_UNKNOWN_SERVICE,
+                    f"unknown service {name!r}; the mesh has: {known}",
+                    key=key,
+                )
+            )
+
+    for i, traffic in enumerate(scenario.traffic):
+        service(traffic.to, ("traffic", i, "to"))
+    behaviour = scenario.behaviour
+    if behaviour.default.calls:
+        problems.append(
+            provenance.diagnostic(
+                ("behaviour", "default", "calls"),
+                E_UNKNOWN_EDGE,
+                "fan-out probabilities belong to a service's edges, not to default",
+                key=True,
+            )
+        )
+    for name, item in behaviour.services.items():
+        if name not in services:
+            service(name, ("behaviour", name), key=True)
+            continue
+        for upstream in item.calls:
+            if upstream not in services[name].upstreams:
+                edges = ", ".join(services[name].upstreams) or "none"
+                problems.append(
+                    provenance.diagnostic(
+                        ("behaviour", name, "calls", upstream),
+                        E_UNKNOWN_EDGE,
+                        f"{name} has no upstream {upstream!r} in the mesh; its upstreams: {edges}",
+                        key=True,
+                    )
+                )
+    for i, fault in enumerate(scenario.faults):
+        if fault.at >= scenario.duration:
+            problems.append(
+                provenance.diagnostic(
+                    ("faults", i, "at"),
+                    E_OUTSIDE_RUN,
+                    f"the fault starts at {fault.at:g}s, at or after the end of the run "
+                    f"({scenario.duration:g}s)",
+                )
+            )
+        if isinstance(fault, Partition):
+            for j, name in enumerate(fault.between):
+                service(name, ("faults", i, "between", j))
+        else:
+            service(getattr(fault, "service", None), ("faults", i, "service"))
+            chosen = getattr(fault, "instances", None)
+            target = services.get(getattr(fault, "service", "") or "")
+            if isinstance(chosen, list) and target is not None:
+                ids = {e.id for e in target.endpoints}
+                for j, instance in enumerate(chosen):
+                    if instance not in ids:
+                        problems.append(
+                            provenance.diagnostic(
+                                ("faults", i, "instances", j),
+                                E_UNKNOWN_SERVICE,
+                                f"unknown instance {instance!r} of {target.name}; it has: "
+                                + ", ".join(sorted(ids)),
+                            )
+                        )
+    out: list[Expectation] = []
+    for i, text in enumerate(scenario.expect):
+        try:
+            exp = parse(text)
+        except ExpectationError as error:
+            problems.append(provenance.diagnostic(("expect", i), E_EXPECTATION, str(error)))
+            continue
+        bad = [s for s in exp.services if s not in services]
+        if bad:
+            service(bad[0], ("expect", i))
+            continue
+        if exp.upstream is not None and exp.upstream not in services[exp.caller].upstreams:
+            problems.append(
+                provenance.diagnostic(
+                    ("expect", i),
+                    E_UNKNOWN_EDGE,
+                    f"{exp.caller} does not call {exp.upstream} in the mesh",
+                )
+            )
+            continue
+        out.append(exp)
+    return tuple(out)
+
+
+def as_data(loaded: LoadedScenario) -> dict[str, Any]:
+    return {"name": loaded.scenario.name, "file": str(loaded.path)}

@@ -1,0 +1,303 @@
+"""The scenario language: pydantic models of a ``kind: Scenario`` document.
+
+Values are lowered as they are read (durations to seconds, rates to requests per second,
+percentages to fractions), so the world never parses text. Cross-references to the mesh
+(service names, edges) are checked later, against the loaded spec, by :mod:`meshspec.sim.load`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from meshspec.sim.units import Offset, Percent, PositiveDuration, Rate
+
+Z_P99 = 2.3263478740408408
+"""The standard normal quantile of 0.99: a lognormal's p99 is ``exp(mu + Z_P99 * sigma)``."""
+
+
+class ScenarioModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --- traffic ---------------------------------------------------------------------------------
+
+
+class Ramp(ScenarioModel):
+    """From ``at`` for ``for``, the rate moves linearly to ``to`` and then stays there."""
+
+    at: Offset
+    for_: PositiveDuration = Field(alias="for")
+    to: Rate
+
+
+class Spike(ScenarioModel):
+    """From ``at`` for ``for``, the rate is ``rate`` (whatever the base or ramps say)."""
+
+    at: Offset
+    for_: PositiveDuration = Field(alias="for")
+    rate: Rate
+
+
+class Traffic(ScenarioModel):
+    """Requests entering the mesh at one service.
+
+    Open loop (``rate``: arrivals do not wait for answers) or closed loop (``clients`` each
+    sending one request, waiting for its answer, then thinking for ``think``).
+    """
+
+    to: str
+    rate: Rate | None = None
+    arrival: Literal["poisson", "constant"] = "poisson"
+    ramps: tuple[Ramp, ...] = ()
+    spikes: tuple[Spike, ...] = ()
+    clients: Annotated[int, Field(ge=1)] | None = None
+    think: Offset = 0.0
+    start: Offset = 0.0
+    stop: Offset | None = None
+    """Stop sending at this time (default: the end of the run)."""
+    timeout: PositiveDuration = 30.0
+    """How long the outside client waits for an answer."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Traffic:
+        if (self.rate is None) == (self.clients is None):
+            raise ValueError("give either rate (open loop) or clients (closed loop), not both")
+        if self.clients is not None and (self.ramps or self.spikes):
+            raise ValueError("ramps and spikes apply to open-loop traffic (rate), not clients")
+        return self
+
+    def rate_at(self, t: float) -> float:
+        """The open-loop arrival rate at time ``t`` (0 outside start..stop)."""
+        if t < self.start or (self.stop is not None and t >= self.stop):
+            return 0.0
+        rate = self.rate or 0.0
+        for ramp in self.ramps:
+            if t >= ramp.at + ramp.for_:
+                rate = ramp.to
+            elif t >= ramp.at:
+                rate = rate + (ramp.to - rate) * (t - ramp.at) / ramp.for_
+                break
+        for spike in self.spikes:
+            if spike.at <= t < spike.at + spike.for_:
+                rate = spike.rate
+        return rate
+
+    def peak_rate(self) -> float:
+        return max([self.rate or 0.0, *(r.to for r in self.ramps), *(s.rate for s in self.spikes)])
+
+
+# --- behaviour -------------------------------------------------------------------------------
+
+
+class Latency(ScenarioModel):
+    """Service time of one request at one instance.
+
+    One of: ``fixed``; ``median`` + ``p99`` (a lognormal fitted to them); ``mu`` + ``sigma``
+    (lognormal parameters of the time in seconds). ``slope`` adds that much per request in
+    service at the instance (load-dependent latency: base + slope x concurrency).
+    """
+
+    fixed: Offset | None = None
+    median: PositiveDuration | None = None
+    p99: PositiveDuration | None = None
+    mu: float | None = None
+    sigma: Annotated[float, Field(ge=0)] | None = None
+    slope: Offset = 0.0
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Latency:
+        forms = [
+            self.fixed is not None,
+            self.median is not None or self.p99 is not None,
+            self.mu is not None or self.sigma is not None,
+        ]
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of: fixed; median and p99; mu and sigma")
+        if forms[1] and (self.median is None or self.p99 is None):
+            raise ValueError("median and p99 go together")
+        if forms[1] and self.p99 is not None and self.median is not None:
+            if self.p99 < self.median:
+                raise ValueError(f"p99 ({self.p99}s) is below the median ({self.median}s)")
+        if forms[2] and (self.mu is None or self.sigma is None):
+            raise ValueError("mu and sigma go together")
+        return self
+
+    def lognormal(self) -> tuple[float, float] | None:
+        """``(mu, sigma)`` of the fitted lognormal, or None for a fixed latency."""
+        if self.median is not None and self.p99 is not None:
+            mu = math.log(self.median)
+            return mu, (math.log(self.p99) - mu) / Z_P99
+        if self.mu is not None and self.sigma is not None:
+            return self.mu, self.sigma
+        return None
+
+
+class Behaviour(ScenarioModel):
+    """How the instances of one service behave. Unset fields come from ``behaviour.default``."""
+
+    latency: Latency | None = None
+    concurrency: Annotated[int, Field(ge=1)] | None = None
+    """Requests served at once per instance; None: unlimited."""
+    queue: Annotated[int, Field(ge=0)] | None = None
+    """Requests waiting for a slot per instance; beyond that the instance answers 503."""
+    errors: Percent | None = None
+    """Share of requests answered with a 500 even when healthy."""
+    abandon: bool | None = None
+    """True: work still queued when its caller gave up is dropped. False (default): it runs."""
+    calls: dict[str, Percent] = Field(default_factory=dict)
+    """Fan-out probability per upstream edge of the spec (default 100% for every edge)."""
+
+
+class BehaviourSection(ScenarioModel):
+    default: Behaviour = Behaviour()
+    services: dict[str, Behaviour] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _services_inline(cls, data: object) -> object:
+        # Written as ``behaviour: {default: ..., payments: ...}``: every key but default is a
+        # service.
+        if isinstance(data, dict) and "services" not in data:
+            rest = {k: v for k, v in data.items() if k != "default"}
+            out: dict[str, object] = {"services": rest}
+            if "default" in data:
+                out["default"] = data["default"]
+            return out
+        return data
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+class FaultBase(ScenarioModel):
+    at: Offset
+    for_: PositiveDuration | None = Field(default=None, alias="for")
+    """How long the fault lasts (default: to the end of the run)."""
+
+    def end(self, duration: float) -> float:
+        return duration if self.for_ is None else min(duration, self.at + self.for_)
+
+
+class InstanceFault(FaultBase):
+    service: str
+    instances: Percent | Annotated[int, Field(ge=1)] | list[str] | None = None
+    """Which instances: a share (``50%``, the first ones), a count, or ids. Default: all."""
+
+    def pick(self, ids: list[str]) -> list[str]:
+        chosen = self.instances
+        if chosen is None:
+            return list(ids)
+        if isinstance(chosen, list):
+            return [i for i in ids if i in chosen]
+        if isinstance(chosen, float):
+            return ids[: math.ceil(chosen * len(ids) - 1e-9)]
+        return ids[:chosen]
+
+
+class Crash(InstanceFault):
+    """The instances refuse connections (connect-failure), then restart when the fault ends."""
+
+    fault: Literal["crash"]
+
+
+class Hang(InstanceFault):
+    """The instances accept requests and never answer (callers time out)."""
+
+    fault: Literal["hang"]
+
+
+class Errors(InstanceFault):
+    """The instances answer ``rate`` of requests with ``status``."""
+
+    fault: Literal["errors"]
+    rate: Percent
+    status: Annotated[int, Field(ge=400, le=599)] = 500
+
+
+class AddedLatency(InstanceFault):
+    fault: Literal["latency"]
+    add: Offset
+
+
+class Capacity(InstanceFault):
+    """Capacity drops to ``to``: the concurrency limit scales by it (or, for instances without a
+    limit, service times scale by its inverse)."""
+
+    fault: Literal["capacity"]
+    to: Percent
+
+
+class Partition(FaultBase):
+    """Requests between the two services get no answer (both directions)."""
+
+    fault: Literal["partition"]
+    between: tuple[str, str]
+
+
+class DiscoveryOutage(FaultBase):
+    """Discovery delivers no updates (about ``service``, or any) until the fault ends."""
+
+    fault: Literal["discovery-outage"]
+    service: str | None = None
+
+
+class DiscoveryStale(FaultBase):
+    """Discovery updates arrive ``add`` later than usual (a stale DNS cache, a slow catalog)."""
+
+    fault: Literal["discovery-stale"]
+    service: str | None = None
+    add: Offset
+
+
+Fault = Annotated[
+    Crash
+    | Hang
+    | Errors
+    | AddedLatency
+    | Capacity
+    | Partition
+    | DiscoveryOutage
+    | DiscoveryStale,
+    Field(discriminator="fault"),
+]
+InstanceFaults = Crash | Hang | Errors | AddedLatency | Capacity
+
+
+# --- the rest --------------------------------------------------------------------------------
+
+
+class Discovery(ScenarioModel):
+    """How fast a health change reaches callers once the health check has noticed it."""
+
+    propagation: Offset = 1.0
+    jitter: Offset = 0.0
+    """Each caller gets the update after propagation + uniform(0, jitter)."""
+
+
+class Recovery(ScenarioModel):
+    """A service has recovered when every 1 s bucket from then on has at least ``ratio`` of
+    the success rate it had before the first fault (or ``success_rate``, when given)."""
+
+    ratio: Percent = 0.99
+    success_rate: Percent | None = None
+
+
+class Scenario(ScenarioModel):
+    api_version: Literal["meshspec/v1"] = Field(alias="apiVersion")
+    kind: Literal["Scenario"]
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    description: str = ""
+    mesh: str
+    """Path of the mesh spec, relative to the scenario file."""
+    env: str | None = None
+    duration: PositiveDuration
+    seed: Annotated[int, Field(ge=0)] = 0
+    traffic: Annotated[tuple[Traffic, ...], Field(min_length=1)]
+    behaviour: BehaviourSection = BehaviourSection()
+    faults: tuple[Fault, ...] = ()
+    discovery: Discovery = Discovery()
+    recovery: Recovery = Recovery()
+    expect: tuple[str, ...] = ()

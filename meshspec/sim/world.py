@@ -1,0 +1,448 @@
+"""The SimPy world: instances that serve, callers that drive the runtime's call machine.
+
+Every caller -- each instance of each service, for each of its upstreams, and each traffic
+source -- owns a ``meshspec_runtime`` :class:`UpstreamPolicies` and runs the runtime's
+:class:`Call` state machine against SimPy's clock. The world decides only what the network and
+the servers do (answer, refuse, hang, queue, take time); every decision a caller makes
+(endpoint, admission, retry, backoff, deadline) comes from the runtime.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import simpy
+from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.policy.call import Attempt, Call, Wait
+from meshspec_runtime.policy.config import LoadBalancerConfig, RetryConfig, Strategy, UpstreamPolicy
+from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
+from meshspec_runtime.policy.upstream import UpstreamPolicies
+from simpy.events import Event, Timeout
+
+from meshspec.sim.behaviour import ServiceBehaviour, resolve_behaviour
+from meshspec.sim.faults import FaultSchedule
+from meshspec.sim.mesh import MeshModel, ServiceModel
+from meshspec.sim.metrics import ENTRY, EdgeCounters, Recorder, ServiceCounters
+from meshspec.sim.scenario import Scenario, Traffic
+
+Process = Generator[Event, Any, Any]
+
+REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
+
+
+def _expire(timeout: Event) -> None:
+    """An attempt's timer fired: answer the caller with a timeout unless the server did."""
+    reply: Event = timeout.value
+    if not reply.triggered:
+        reply.succeed(Outcome(OutcomeKind.TIMEOUT, timeout._delay))  # type: ignore[attr-defined]
+
+
+class Instance:
+    """One instance of a service: a concurrency limit, a queue, and the faults upon it."""
+
+    __slots__ = (
+        "added_latency",
+        "base_limit",
+        "capacity",
+        "endpoint",
+        "epoch",
+        "error_rate",
+        "error_status",
+        "hung",
+        "inflight",
+        "limit",
+        "policies",
+        "queue",
+        "service",
+        "up",
+    )
+
+    def __init__(self, service: SimService, endpoint: Endpoint) -> None:
+        self.service = service
+        self.endpoint = endpoint
+        self.base_limit = service.behaviour.concurrency
+        self.limit = self.base_limit
+        self.inflight = 0
+        self.queue: deque[Event] = deque()
+        self.epoch = 0
+        """Bumped by a crash: requests in service from before it end with a reset."""
+        self.up = True
+        self.hung = False
+        self.error_rate = service.behaviour.errors
+        self.error_status = 500
+        self.added_latency = 0.0
+        self.capacity = 1.0
+        self.policies: list[UpstreamPolicies] = []
+        """One per upstream edge of the service, in ``service.edges`` order."""
+
+
+class Edge:
+    """A caller service's view of one upstream: where its calls go and what they count."""
+
+    __slots__ = ("counters", "partitioned", "probability", "upstream")
+
+    def __init__(self, upstream: SimService, probability: float, counters: EdgeCounters) -> None:
+        self.upstream = upstream
+        self.probability = probability
+        self.counters = counters
+        self.partitioned = False
+
+
+class SimService:
+    __slots__ = (
+        "behaviour",
+        "by_id",
+        "counters",
+        "edges",
+        "error_outcomes",
+        "instances",
+        "model",
+        "name",
+        "sample",
+        "unavailable",
+    )
+
+    def __init__(
+        self, model: ServiceModel, behaviour: ServiceBehaviour, counters: ServiceCounters
+    ) -> None:
+        self.name = model.name
+        self.model = model
+        self.behaviour = behaviour
+        self.counters = counters
+        self.edges: list[Edge] = []
+        self.instances = [Instance(self, e) for e in model.endpoints]
+        self.by_id = {i.endpoint.id: i for i in self.instances}
+        self.sample: Callable[[], float] = lambda: 0.0
+        grpc = model.protocol == "grpc"
+        self.unavailable = Outcome(
+            OutcomeKind.SUCCESS, 0.0, 503, "UNAVAILABLE" if grpc else None
+        )
+        self.error_outcomes = {
+            status: (status, _grpc_status(status) if grpc else None) for status in range(400, 600)
+        }
+
+
+def _grpc_status(status: int) -> str:
+    return {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}.get(
+        status, "INTERNAL"
+    )
+
+
+def entry_policy(traffic: Traffic) -> UpstreamPolicy:
+    """The outside client: one attempt, round robin over what discovery lists, its patience."""
+    return UpstreamPolicy(
+        timeout=traffic.timeout,
+        retry=RetryConfig(attempts=1),
+        load_balancer=LoadBalancerConfig(strategy=Strategy.ROUND_ROBIN),
+    )
+
+
+class World:
+    """One run of one scenario against one mesh with one seed."""
+
+    def __init__(
+        self,
+        mesh: MeshModel,
+        scenario: Scenario,
+        seed: int,
+        *,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        self.mesh = mesh
+        self.scenario = scenario
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.duration = scenario.duration
+        seconds = max(1, math.ceil(scenario.duration))
+        self.recorder = Recorder(duration=scenario.duration, seconds=seconds)
+        self._progress = progress
+        # Separate random streams, so changing a policy does not change the arrivals or the
+        # service times a comparison run sees.
+        self.traffic_rng = random.Random(f"{seed}/traffic")
+        self.behaviour_rng = random.Random(f"{seed}/behaviour")
+        self.services: dict[str, SimService] = {}
+        self.subscribers: dict[str, list[UpstreamPolicies]] = {}
+        """Upstream service -> every caller's policies for it (discovery updates them)."""
+        self.breakers: list[tuple[EdgeCounters, list[UpstreamPolicies]]] = []
+        self._build()
+        self.faults = FaultSchedule(self)
+
+    # --- construction ------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        section = self.scenario.behaviour
+        for model in self.mesh.services.values():
+            behaviour = resolve_behaviour(section, model.name, list(model.upstreams))
+            service = SimService(model, behaviour, self.recorder.service(model.name))
+            service.sample = behaviour.sampler(self.behaviour_rng)
+            self.services[model.name] = service
+        for service in self.services.values():
+            for upstream_name, policy in service.model.upstreams.items():
+                upstream = self.services[upstream_name]
+                counters = self.recorder.edge(service.name, upstream_name)
+                edge = Edge(upstream, service.behaviour.calls[upstream_name], counters)
+                service.edges.append(edge)
+                group = [
+                    self._policies(policy, upstream, counters, f"{inst.endpoint.id}/{upstream_name}")
+                    for inst in service.instances
+                ]
+                for inst, policies in zip(service.instances, group, strict=True):
+                    inst.policies.append(policies)
+                self.breakers.append((counters, group))
+
+    def _policies(
+        self, policy: UpstreamPolicy, upstream: SimService, counters: EdgeCounters, key: str
+    ) -> UpstreamPolicies:
+        def on_transition(old: Any, new: Any, now: float) -> None:
+            if new == "open":
+                counters.trips += 1
+
+        policies = UpstreamPolicies(
+            policy,
+            upstream.model.endpoints,
+            rng=random.Random(f"{self.seed}/policy/{key}"),
+            breaker_listeners=(on_transition,),
+        )
+        if policies.breaker is not None:
+            counters.breakers += 1
+        self.subscribers.setdefault(upstream.name, []).append(policies)
+        return policies
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(self) -> Recorder:
+        env = self.env
+        for index, traffic in enumerate(self.scenario.traffic):
+            self._start_traffic(index, traffic)
+        self.faults.start()
+        env.process(self._sample_policies())
+        if self._progress is not None:
+            env.process(self._report_progress(self._progress))
+        env.run(until=self.duration)
+        return self.recorder
+
+    def _start_traffic(self, index: int, traffic: Traffic) -> None:
+        service = self.services[traffic.to]
+        counters = self.recorder.edge(ENTRY, service.name)
+        policies = UpstreamPolicies(
+            entry_policy(traffic),
+            service.model.endpoints,
+            rng=random.Random(f"{self.seed}/entry/{index}"),
+        )
+        self.subscribers.setdefault(service.name, []).append(policies)
+        edge = Edge(service, 1.0, counters)
+        if traffic.clients is not None:
+            for _ in range(traffic.clients):
+                self.env.process(self._closed_loop(traffic, policies, edge))
+        else:
+            self.env.process(self._open_loop(traffic, policies, edge))
+
+    def _open_loop(self, traffic: Traffic, policies: UpstreamPolicies, edge: Edge) -> Process:
+        env, rng = self.env, self.traffic_rng
+        stop = min(self.duration, traffic.stop if traffic.stop is not None else math.inf)
+        peak = traffic.peak_rate()
+        if peak <= 0:
+            return
+        varying = bool(traffic.ramps or traffic.spikes)
+        constant = traffic.arrival == "constant"
+        call, process = self._call, env.process
+        yield Timeout(env, traffic.start)
+        while True:
+            if constant:
+                rate = traffic.rate_at(env.now) if varying else peak
+                delay = 1.0 / rate if rate > 0 else 0.01
+            else:
+                delay = rng.expovariate(peak)
+            if env.now + delay >= stop:
+                return
+            yield Timeout(env, delay)
+            if constant:
+                if varying and traffic.rate_at(env.now) <= 0:
+                    continue
+            elif varying and rng.random() * peak >= traffic.rate_at(env.now):
+                continue  # thinning: a Poisson process whose rate changes over time
+            process(call(policies, edge))
+
+    def _closed_loop(self, traffic: Traffic, policies: UpstreamPolicies, edge: Edge) -> Process:
+        env = self.env
+        stop = min(self.duration, traffic.stop if traffic.stop is not None else math.inf)
+        yield Timeout(env, traffic.start)
+        while env.now < stop:
+            yield from self._call(policies, edge)
+            if traffic.think > 0:
+                yield Timeout(env, traffic.think)
+
+    # --- the hot path --------------------------------------------------------------------------
+
+    def _call(self, policies: UpstreamPolicies, edge: Edge) -> Generator[Event, Any, bool]:
+        """One logical request: the runtime's call machine, driven by SimPy's clock."""
+        env = self.env
+        counters = edge.counters
+        upstream = edge.upstream
+        start = env.now
+        call: Call = policies.start(start)
+        while True:
+            step = call.next(env.now)
+            kind = type(step)
+            if kind is Attempt:
+                now = env.now
+                counters.attempts[int(now)] += 1
+                instance = upstream.by_id[step.endpoint.id]  # type: ignore[union-attr]
+                timeout: float = step.timeout  # type: ignore[union-attr]
+                if not instance.up:
+                    call.record(now, REFUSED)
+                elif instance.hung or edge.partitioned:
+                    yield Timeout(env, timeout)
+                    call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
+                else:
+                    reply = Event(env)
+                    env.process(self._serve(instance, reply))
+                    if timeout < math.inf:
+                        Timeout(env, timeout, reply).callbacks.append(_expire)  # type: ignore[union-attr]
+                    outcome = yield reply
+                    call.record(env.now, outcome)
+            elif kind is Wait:
+                yield Timeout(env, step.delay)  # type: ignore[union-attr]
+            else:
+                return self._finish(call, step, counters, start)
+
+    def _finish(self, call: Call, step: Any, counters: EdgeCounters, start: float) -> bool:
+        now = self.env.now
+        second = int(now)
+        counters.calls[second] += 1
+        counters.retries_denied += call.retries_denied
+        outcome: Outcome | None = getattr(step, "outcome", None)
+        if outcome is not None and _succeeded(outcome):
+            counters.ok[second] += 1
+            counters.latency.append(now - start)
+            counters.latency_second.append(second)
+            return True
+        reason = getattr(step, "reason", None)
+        if reason is None and outcome is not None:
+            reason = str(outcome.status or outcome.kind)
+        counters.failures[str(reason)] += 1
+        return False
+
+    def _serve(self, instance: Instance, reply: Event) -> Process:
+        """One attempt at one instance: queue, work, call the upstreams, answer."""
+        env = self.env
+        service = instance.service
+        arrived = env.now
+        counters = service.counters
+        counters.received[int(arrived)] += 1
+        epoch = instance.epoch
+        if instance.inflight >= instance.limit:
+            if len(instance.queue) >= service.behaviour.queue:
+                counters.rejected[int(arrived)] += 1
+                reply.succeed(service.unavailable)
+                return
+            slot = Event(env)
+            instance.queue.append(slot)
+            yield slot
+            if instance.epoch != epoch:
+                return self._reset(reply, arrived)
+            if service.behaviour.abandon and reply.triggered:
+                self._release(instance)
+                return
+        else:
+            instance.inflight += 1
+        work = service.sample() + instance.added_latency
+        slope = service.behaviour.latency.slope
+        if slope:
+            work += slope * instance.inflight
+        if instance.capacity < 1.0 and instance.limit == math.inf:
+            work /= instance.capacity
+        yield Timeout(env, work)
+        ok = True
+        rng = self.behaviour_rng
+        for index, edge in enumerate(service.edges):
+            if edge.probability < 1.0 and rng.random() >= edge.probability:
+                continue
+            if not (yield from self._call(instance.policies[index], edge)):
+                ok = False
+                break
+        if instance.epoch != epoch:
+            return self._reset(reply, arrived)
+        self._release(instance)
+        if reply.triggered:
+            return
+        if ok and instance.error_rate and rng.random() < instance.error_rate:
+            status, grpc = service.error_outcomes[instance.error_status]
+            reply.succeed(Outcome(OutcomeKind.SUCCESS, env.now - arrived, status, grpc))
+        elif ok:
+            # An answer without a status is a success to the call machine (its fast path).
+            counters.served[int(env.now)] += 1
+            reply.succeed(Outcome(OutcomeKind.SUCCESS, env.now - arrived))
+        else:
+            status, grpc = service.error_outcomes[503]
+            reply.succeed(Outcome(OutcomeKind.SUCCESS, env.now - arrived, status, grpc))
+
+    def _reset(self, reply: Event, arrived: float) -> None:
+        if not reply.triggered:
+            reply.succeed(Outcome(OutcomeKind.RESET, self.env.now - arrived))
+
+    @staticmethod
+    def _release(instance: Instance) -> None:
+        """Hand the slot to the next queued request, or free it."""
+        queue = instance.queue
+        if queue and instance.inflight <= instance.limit:
+            queue.popleft().succeed()
+        else:
+            instance.inflight -= 1
+
+    def admit_queued(self, instance: Instance) -> None:
+        """After the limit grew: start queued requests into the new slots."""
+        while instance.queue and instance.inflight < instance.limit:
+            instance.inflight += 1
+            instance.queue.popleft().succeed()
+
+    # --- sampling ------------------------------------------------------------------------------
+
+    def _sample_policies(self) -> Process:
+        """Once a second: the share of breakers open and of endpoints ejected, per edge."""
+        env = self.env
+        seconds = self.recorder.seconds
+        last_ejected: dict[int, frozenset[str]] = {}
+        while True:
+            now = env.now
+            second = int(now)
+            if second >= seconds:
+                return
+            for counters, group in self.breakers:
+                opened = half = 0
+                ejected = 0
+                for policies in group:
+                    breaker = policies.breaker
+                    if breaker is not None:
+                        state = breaker.state(now)
+                        opened += state == "open"
+                        half += state == "half_open"
+                    outlier = policies.outlier
+                    if outlier is not None:
+                        current = outlier.ejected(now)
+                        previous = last_ejected.get(id(policies), frozenset())
+                        counters.ejections += len(current - previous)
+                        last_ejected[id(policies)] = current
+                        ejected += len(current)
+                if counters.breakers:
+                    counters.breaker_open[second] = opened / counters.breakers
+                    counters.breaker_half_open[second] = half / counters.breakers
+                counters.ejected[second] = ejected / len(group) if group else 0.0
+            yield Timeout(env, 1.0)
+
+    def _report_progress(self, progress: Callable[[float], None]) -> Process:
+        while True:
+            progress(self.env.now)
+            yield Timeout(self.env, 1.0)
+
+
+def _succeeded(outcome: Outcome) -> bool:
+    return outcome.kind is OutcomeKind.SUCCESS and (outcome.status or 200) < 400
+
+
+def iter_instances(world: World, service: str) -> Iterator[Instance]:
+    yield from world.services[service].instances
