@@ -20,6 +20,7 @@ from meshspec_runtime.policy.config import LoadBalancerConfig, Strategy, Upstrea
 from meshspec.compile.durations import go_duration
 from meshspec.compile.ir import ResolvedMesh, Service
 from meshspec.compile.jsonfile import dump_json
+from meshspec.compile.paths import file_name
 
 FOLDER = "consul/config-entries"
 
@@ -40,7 +41,7 @@ CONSUL_DEFAULT_MAX_RING = 8192
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for service in mesh.services:
-        files[f"{FOLDER}/service-defaults-{service.name}.json"] = dump_json(
+        files[f"{FOLDER}/service-defaults-{file_name(service.name)}.json"] = dump_json(
             service_defaults(service)
         )
     callers_policies: dict[str, list[UpstreamPolicy]] = {}
@@ -50,7 +51,7 @@ def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     for upstream in sorted(callers_policies):
         resolver = service_resolver(upstream, callers_policies[upstream])
         if resolver is not None:
-            files[f"{FOLDER}/service-resolver-{upstream}.json"] = dump_json(resolver)
+            files[f"{FOLDER}/service-resolver-{file_name(upstream)}.json"] = dump_json(resolver)
     return files
 
 

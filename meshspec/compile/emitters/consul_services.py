@@ -15,6 +15,7 @@ from meshspec.compile import stamp
 from meshspec.compile.durations import go_duration
 from meshspec.compile.ir import HealthCheck, ResolvedMesh, Service
 from meshspec.compile.jsonfile import dump_json
+from meshspec.compile.paths import file_name
 
 FOLDER = "consul/services"
 VERSION_META = "meshspec_bundle_version"
@@ -26,7 +27,7 @@ WARNING_WEIGHT = 1
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     return {
-        f"{FOLDER}/{service.name}.json": dump_json(definitions(mesh, service))
+        f"{FOLDER}/{file_name(service.name)}.json": dump_json(definitions(mesh, service))
         for service in mesh.services
     }
 

@@ -9,11 +9,11 @@ let through. The SOA serial is the ``stamp.SERIAL`` placeholder: the pipeline fi
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from meshspec.compile import stamp
 from meshspec.compile.ir import ResolvedMesh
+from meshspec.compile.paths import file_name
 from meshspec.compile.templating import render
 
 FOLDER = "dns"
@@ -35,7 +35,7 @@ class Record:
 
 
 def zone_path(zone: str) -> str:
-    return f"{FOLDER}/{re.sub(r'[^a-z0-9.-]', '_', zone.lower())}.zone"
+    return f"{FOLDER}/{file_name(zone.lower())}.zone"
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:

@@ -1,0 +1,162 @@
+"""Helpers of the compile tests: resolved meshes built directly, a real NSD serving a zone."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.resolver
+import pytest
+from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.policy.config import (
+    CircuitBreakerConfig,
+    LoadBalancerConfig,
+    OutlierDetectionConfig,
+    RetryBudgetConfig,
+    RetryConfig,
+    Strategy,
+    UpstreamPolicy,
+)
+from support import free_port, require_binary
+
+from meshspec.compile.ir import Edge, HealthCheck, ResolvedMesh, Service
+
+
+def ir_mesh(retry_attempts: int = 3) -> ResolvedMesh:
+    """A small mesh with every kind of record and policy the emitters handle."""
+    payments_policy = UpstreamPolicy(
+        timeout=1.0,
+        retry=RetryConfig(
+            attempts=retry_attempts, per_try_timeout=0.4, budget=RetryBudgetConfig(ratio=0.2)
+        ),
+        circuit_breaker=CircuitBreakerConfig(),
+        load_balancer=LoadBalancerConfig(strategy=Strategy.LEAST_REQUEST, choices=2),
+        outlier_detection=OutlierDetectionConfig(consecutive_failures=5, max_ejected=0.5),
+        concurrency_limit=64,
+    )
+    inventory_policy = UpstreamPolicy(load_balancer=LoadBalancerConfig(strategy=Strategy.PEAK_EWMA))
+    return ResolvedMesh(
+        name="shop",
+        datacenter="dc1",
+        zone="shop.mesh.internal",
+        dns_ttl=30,
+        services=(
+            Service(
+                name="checkout",
+                port=8080,
+                protocol="http",
+                tags=("web",),
+                meta=(("team", "storefront"),),
+                endpoints=(
+                    Endpoint(id="checkout-0", address="10.0.1.10", port=8080),
+                    Endpoint(id="checkout-1", address="10.0.1.11", port=8080),
+                ),
+                health_check=HealthCheck("http", "/healthz", 10.0, 2.0, 60.0, 1, 3),
+                edges=(
+                    Edge("inventory", inventory_policy, 0.99),
+                    Edge("payments", payments_policy, 0.999),
+                ),
+            ),
+            Service(
+                name="inventory",
+                port=7000,
+                protocol="tcp",
+                tags=(),
+                meta=(),
+                endpoints=(
+                    Endpoint(id="inventory-0", address="fd00::7", port=7000),
+                    Endpoint(id="inventory-1", address="10.0.3.10", port=7001, weight=3),
+                ),
+                health_check=HealthCheck("tcp", None, 5.0, 1.0, None),
+                edges=(),
+            ),
+            Service(
+                name="payments",
+                port=9090,
+                protocol="grpc",
+                tags=("pci", 'quote"tag'),
+                meta=(),
+                endpoints=(
+                    Endpoint(id="payments-0", address="10.0.2.10", port=9090, weight=2),
+                    Endpoint(id="payments-1", address="10.0.2.11", port=9090),
+                ),
+                health_check=HealthCheck("grpc", "payments.v1.Health", 5.0, 1.0, 120.0),
+                edges=(),
+            ),
+        ),
+    )
+
+
+PROMTOOL_DIRS = [Path.home() / ".cache" / "meshspec-tools" / "bin"]
+SBIN_DIRS = [Path("/usr/sbin")]
+
+NSD_CONF = """\
+server:
+    ip-address: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    zonesdir: "{root}"
+    pidfile: "{root}/nsd.pid"
+    xfrdfile: "{root}/xfrd.state"
+    zonelistfile: "{root}/zone.list"
+    database: ""
+    logfile: "{root}/nsd.log"
+    username: ""
+    chroot: ""
+    server-count: 1
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: "{zone}"
+    zonefile: "{zonefile}"
+"""
+
+
+@contextlib.contextmanager
+def serving_zone(root: Path, zone: str, zonefile: Path) -> Iterator[dns.resolver.Resolver]:
+    """A real NSD serving ``zonefile`` on a free 127.0.0.1 port, and a resolver that asks it.
+
+    NSD runs in the foreground (``-d``) as the test's child and is stopped by its PID.
+    """
+    nsd = require_binary("nsd", extra_dirs=SBIN_DIRS)
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(zonefile, root / zonefile.name)
+    port = free_port(socket.SOCK_DGRAM)
+    conf = root / "nsd.conf"
+    conf.write_text(NSD_CONF.format(port=port, root=root, zone=zone, zonefile=zonefile.name))
+    server = subprocess.Popen(
+        [str(nsd), "-d", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ["127.0.0.1"]
+    resolver.port = port
+    resolver.lifetime = 1.0
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                resolver.resolve(zone, "SOA")
+                break
+            except dns.exception.DNSException:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log = (root / "nsd.log").read_text() if (root / "nsd.log").exists() else ""
+                    output = server.stdout.read().decode() if server.stdout else ""
+                    pytest.fail(f"NSD did not serve {zone}: {output}{log}")
+                time.sleep(0.05)
+        yield resolver
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stdout:
+            server.stdout.close()

@@ -1,0 +1,109 @@
+"""The runtime's bundle loader: accepts what the compiler wrote, refuses anything else by name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from meshspec_runtime.bundle import PolicyDocument
+from meshspec_runtime.loader import BundleError, load_bundle
+
+from meshspec.compile.ir import ResolvedMesh
+
+WriteBundle = Callable[[ResolvedMesh, str], Path]
+
+
+@pytest.fixture
+def bundle(write_ir_bundle: WriteBundle, mesh: ResolvedMesh) -> Path:
+    return write_ir_bundle(mesh, "bundle")
+
+
+def test_loads_what_the_compiler_wrote(bundle: Path, mesh: ResolvedMesh) -> None:
+    loaded = load_bundle(bundle)
+    assert loaded.version == loaded.policy.version == loaded.manifest.version
+    checkout = loaded.policy.services["checkout"]
+    payments = checkout.upstreams["payments"]
+    ir_edge = mesh.service("checkout").edges[1]
+    assert payments.policy == ir_edge.policy
+    assert payments.endpoints == mesh.service("payments").endpoints
+    # the compiler built policy.json without pydantic; the runtime's model reads it back whole
+    assert isinstance(loaded.policy, PolicyDocument)
+    assert set(loaded.manifest.files) == {
+        p.relative_to(bundle).as_posix()
+        for p in bundle.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+@pytest.mark.parametrize("victim", ["policy.json", "consul/services/payments.json"])
+def test_a_tampered_file_is_named(bundle: Path, victim: str) -> None:
+    path = bundle / victim
+    path.write_bytes(path.read_bytes().replace(b"9090", b"9091"))
+    with pytest.raises(BundleError, match="changed after compilation") as error:
+        load_bundle(bundle)
+    assert error.value.file == victim
+    assert victim in str(error.value)
+
+
+def test_a_missing_file_is_named(bundle: Path) -> None:
+    (bundle / "prometheus/rules.yml").unlink()
+    with pytest.raises(BundleError, match="missing") as error:
+        load_bundle(bundle)
+    assert error.value.file == "prometheus/rules.yml"
+
+
+def test_an_unlisted_file_is_refused(bundle: Path) -> None:
+    (bundle / "consul/services/intruder.json").write_text("{}")
+    with pytest.raises(BundleError, match="not listed") as error:
+        load_bundle(bundle)
+    assert error.value.file == "consul/services/intruder.json"
+
+
+def test_an_unknown_format_is_refused(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["format"] = 2
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="format 2 is not one this runtime reads") as error:
+        load_bundle(bundle)
+    assert error.value.file == "manifest.json"
+
+
+def test_a_manifest_listing_paths_outside_the_bundle_is_refused(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["../escape.json"] = "0" * 64
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="outside the bundle") as error:
+        load_bundle(bundle)
+    assert error.value.file == "../escape.json"
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b'{"format": 1}'])
+def test_a_broken_manifest_is_named(bundle: Path, content: bytes) -> None:
+    (bundle / "manifest.json").write_bytes(content)
+    with pytest.raises(BundleError, match="not a valid manifest") as error:
+        load_bundle(bundle)
+    assert error.value.file == "manifest.json"
+
+
+def test_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="missing: is this a meshspec bundle") as error:
+        load_bundle(tmp_path)
+    assert error.value.file == "manifest.json"
+
+
+def test_policy_of_another_version_is_refused(bundle: Path) -> None:
+    # Consistent digests but a policy.json whose version disagrees: a bundle stitched together.
+    import hashlib
+
+    policy = json.loads((bundle / "policy.json").read_text())
+    policy["version"] = "0" * 16
+    raw = json.dumps(policy).encode()
+    (bundle / "policy.json").write_bytes(raw)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["policy.json"] = hashlib.sha256(raw).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="version") as error:
+        load_bundle(bundle)
+    assert error.value.file == "policy.json"
