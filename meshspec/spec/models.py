@@ -1,0 +1,424 @@
+"""The mesh spec (apiVersion ``meshspec/v1``) as pydantic v2 models.
+
+Policy models mirror the runtime's resolved models (``meshspec_runtime.policy.config``) with
+every field optional, so that mesh defaults, a service's defaults and an edge's override can
+be merged field by field (see :mod:`meshspec.spec.resolve`). Values carry units (see
+:mod:`meshspec.spec.units`) and are stored parsed: seconds, fractions, events per second.
+
+A policy is switched off, whatever it inherits, with the string ``off``; a field that is
+absent (or ``null``) inherits. The whole document is validated by one ``model_validate``
+call; checks that need more than one field after merging live in :mod:`meshspec.spec.semantic`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from meshspec_runtime.policy.config import (
+    CONDITION_KEYWORDS,
+    GRPC_STATUS_NAMES,
+    check_condition,
+)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from meshspec.spec.document import found as found_value
+from meshspec.spec.document import register_pattern
+from meshspec.spec.units import Duration, Rate, Ratio, WholeSeconds
+
+API_VERSION = "meshspec/v1"
+OFF = "off"
+Off = Literal["off"]
+
+# Names and free text. Service, mesh, datacenter and environment names are DNS labels; tags,
+# meta and ids keep to a charset that cannot break a DNS name, a zone file, a shell line or a
+# JSON/YAML document.
+DNS_LABEL_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+DNS_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$"
+SAFE_TEXT_PATTERN = r"^[A-Za-z0-9._:/=+@-]+$"
+SAFE_TEXT_OR_EMPTY_PATTERN = r"^[A-Za-z0-9._:/=+@-]*$"
+META_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
+INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+HTTP_PATH_PATTERN = r"^/[A-Za-z0-9._~/?&=%+:@-]*$"
+GRPC_SERVICE_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)?$"
+
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
+DnsName = Annotated[str, StringConstraints(pattern=DNS_NAME_PATTERN, max_length=253)]
+SafeText = Annotated[str, StringConstraints(pattern=SAFE_TEXT_PATTERN, max_length=255)]
+MetaValue = Annotated[str, StringConstraints(pattern=SAFE_TEXT_OR_EMPTY_PATTERN, max_length=512)]
+MetaKey = Annotated[str, StringConstraints(pattern=META_KEY_PATTERN)]
+InstanceId = Annotated[str, StringConstraints(pattern=INSTANCE_ID_PATTERN)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveInt = Annotated[int, Field(ge=1)]
+# The runtime's enums, spelled as literals so strict validation takes plain strings (a test
+# checks they stay in step with meshspec_runtime.policy.config.Jitter and Strategy).
+JitterName = Literal["full", "equal", "decorrelated", "none"]
+StrategyName = Literal[
+    "round_robin",
+    "weighted_round_robin",
+    "random",
+    "least_request",
+    "peak_ewma",
+    "ring_hash",
+    "maglev",
+]
+
+
+def _condition(value: Any) -> str:
+    # an HTTP status may be written bare (503) as well as quoted ("503")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        value = found_value(value)
+    try:
+        return check_condition(value)
+    except ValueError as error:
+        raise PydanticCustomError("condition", str(error)) from None
+
+
+def _case_insensitive(name: str) -> str:
+    return "".join(
+        f"[{c.upper()}{c.lower()}]" if c.isalpha() else "[_-]" if c == "_" else c for c in name
+    )
+
+
+_CONDITION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"enum": sorted(CONDITION_KEYWORDS)},
+        {"type": "integer", "minimum": 100, "maximum": 599},
+        {"type": "string", "pattern": r"^[1-5][0-9][0-9]$"},
+        {
+            "type": "string",
+            "pattern": "^[Gg][Rr][Pp][Cc]:("
+            + "|".join(_case_insensitive(n) for n in sorted(GRPC_STATUS_NAMES))
+            + ")$",
+        },
+    ]
+}
+Condition = Annotated[str, BeforeValidator(_condition), WithJsonSchema(_CONDITION_SCHEMA)]
+
+
+def _address(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+    raise PydanticCustomError(
+        "address",
+        "expected an IPv4 or IPv6 address, found {found}",
+        {"found": repr(value) if isinstance(value, str) else str(value)},
+    )
+
+
+Address = Annotated[
+    str,
+    BeforeValidator(_address),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+    ),
+]
+
+
+def _off_tag(value: Any) -> str:
+    return "<off>" if value == OFF else "<value>"
+
+
+class SpecModel(BaseModel):
+    """Base of the spec models: immutable, unknown fields rejected."""
+
+    # strict: "3" is not an integer and true is not 1, as in the JSON Schema
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+# --- policies -----------------------------------------------------------------------------
+
+
+class BackoffSpec(SpecModel):
+    base: Duration | None = None
+    max: Duration | None = None
+    jitter: JitterName | None = None
+    multiplier: Annotated[float, Field(ge=1)] | None = None
+
+
+class RetryBudgetSpec(SpecModel):
+    ratio: Ratio | None = None
+    min_per_second: Rate | None = None
+    window: Duration | None = None
+
+
+RetryBudgetOrOff = Annotated[
+    Annotated[RetryBudgetSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+DurationOrOff = Annotated[
+    Annotated[Duration, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+
+
+class RetrySpec(SpecModel):
+    attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Total tries, the first included."""
+    per_try_timeout: DurationOrOff | None = None
+    backoff: BackoffSpec | None = None
+    on: list[Condition] | None = None
+    budget: RetryBudgetOrOff | None = None
+
+
+class AdaptiveThrottleSpec(SpecModel):
+    k: Annotated[float, Field(ge=1)] | None = None
+    window: Duration | None = None
+
+
+class CountWindowSpec(SpecModel):
+    kind: Literal["count"]
+    size: PositiveInt
+
+
+class TimeWindowSpec(SpecModel):
+    kind: Literal["time"]
+    size: WholeSeconds
+
+
+def _window_tag(value: Any) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    return f"<{kind}>" if kind in ("count", "time") else None
+
+
+Window = Annotated[
+    Annotated[CountWindowSpec, Tag("<count>")] | Annotated[TimeWindowSpec, Tag("<time>")],
+    Discriminator(
+        _window_tag,
+        custom_error_type="window",
+        custom_error_message="expected a window {kind: count, size: N} or {kind: time, size: 60s}",
+    ),
+]
+
+
+class SlowCallSpec(SpecModel):
+    over: Duration | None = None
+    rate: Ratio | None = None
+
+
+SlowCallOrOff = Annotated[
+    Annotated[SlowCallSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+
+
+class CircuitBreakerSpec(SpecModel):
+    mode: Literal["rate", "consecutive"] | None = None
+    window: Window | None = None
+    """Replaced as a whole when overridden (a count and a time window do not mix)."""
+    minimum_calls: PositiveInt | None = None
+    failure_rate: Ratio | None = None
+    slow_calls: SlowCallOrOff | None = None
+    consecutive_failures: PositiveInt | None = None
+    open_for: Duration | None = None
+    open_for_max: DurationOrOff | None = None
+    open_for_multiplier: Annotated[float, Field(ge=1)] | None = None
+    half_open_calls: PositiveInt | None = None
+    failure_on: list[Condition] | None = None
+
+
+class LoadBalancerSpec(SpecModel):
+    strategy: StrategyName | None = None
+    choices: Annotated[int, Field(ge=2)] | None = None
+    panic_threshold: Ratio | None = None
+    ewma_decay: Duration | None = None
+    hash_on: SafeText | None = None
+    ring_size: PositiveInt | None = None
+    maglev_table_size: Annotated[int, Field(ge=7)] | None = None
+
+
+class OutlierDetectionSpec(SpecModel):
+    consecutive_failures: PositiveInt | None = None
+    base_ejection: Duration | None = None
+    max_ejection: Duration | None = None
+    max_ejected: Ratio | None = None
+
+
+class ObjectiveSpec(SpecModel):
+    success_rate: Ratio | None = None
+    """The edge's success-rate SLO; the compiler turns it into alert rules."""
+
+
+ThrottleOrOff = Annotated[
+    Annotated[AdaptiveThrottleSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+RetryOrOff = Annotated[
+    Annotated[RetrySpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+BreakerOrOff = Annotated[
+    Annotated[CircuitBreakerSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+OutlierOrOff = Annotated[
+    Annotated[OutlierDetectionSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+LimitOrOff = Annotated[
+    Annotated[PositiveInt, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+
+
+class EdgePolicySpec(SpecModel):
+    """What a caller applies to an upstream; every field optional (inherited when absent)."""
+
+    timeout: Duration | None = None
+    """The whole call, retries included."""
+    retry: RetryOrOff | None = None
+    adaptive_throttle: ThrottleOrOff | None = None
+    circuit_breaker: BreakerOrOff | None = None
+    load_balancer: LoadBalancerSpec | None = None
+    outlier_detection: OutlierOrOff | None = None
+    concurrency_limit: LimitOrOff | None = None
+    objective: ObjectiveSpec | None = None
+
+
+# --- health checks --------------------------------------------------------------------------
+
+HEALTH_CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
+
+
+class HealthCheckSpec(SpecModel):
+    """At most one kind (http, tcp, grpc, ttl) per level; a service's kind replaces the
+    default's, the timings merge field by field."""
+
+    http: Annotated[str, StringConstraints(pattern=HTTP_PATH_PATTERN, max_length=512)] | None = None
+    """The path to GET on each instance, e.g. /healthz."""
+    tcp: Literal[True] | None = None
+    """``true``: connect to the instance's port."""
+    grpc: Annotated[str, StringConstraints(pattern=GRPC_SERVICE_PATTERN)] | None = None
+    """The gRPC health service name to ask for ("" for the whole server)."""
+    ttl: Duration | None = None
+    """The instance reports in itself at least this often."""
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    deregister_after: DurationOrOff | None = None
+    success_threshold: PositiveInt | None = None
+    failure_threshold: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HealthCheckSpec:
+        kinds = [kind for kind in HEALTH_CHECK_KINDS if getattr(self, kind) is not None]
+        if len(kinds) > 1:
+            raise PydanticCustomError(
+                "health_check_kind",
+                "expected one kind of health check (http, tcp, grpc or ttl), found {found}",
+                {"found": " and ".join(kinds)},
+            )
+        return self
+
+    def kind(self) -> str | None:
+        return next((k for k in HEALTH_CHECK_KINDS if getattr(self, k) is not None), None)
+
+
+HealthCheckOrOff = Annotated[
+    Annotated[HealthCheckSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
+    Discriminator(_off_tag),
+]
+
+
+# --- services and the mesh ------------------------------------------------------------------
+
+
+class InstanceSpec(SpecModel):
+    address: Address
+    port: Port | None = None
+    """``None``: the service's port."""
+    weight: PositiveInt = 1
+    id: InstanceId | None = None
+    """Stable identifier; ``<service>-<index>`` when absent."""
+
+
+class ServiceSpec(SpecModel):
+    port: Port
+    protocol: Literal["http", "grpc", "tcp"] = "http"
+    tags: list[SafeText] = Field(default_factory=list)
+    meta: dict[MetaKey, MetaValue] = Field(default_factory=dict)
+    instances: Annotated[list[InstanceSpec], Field(min_length=1)]
+    health_check: HealthCheckOrOff | None = None
+    defaults: EdgePolicySpec | None = None
+    """Policies for all of this service's upstream edges, over the mesh defaults."""
+    upstreams: dict[DnsLabel, EdgePolicySpec | None] = Field(default_factory=dict)
+    """Upstream service name -> per-edge overrides (``{}`` or empty: inherit everything)."""
+
+
+class MeshDefaults(EdgePolicySpec):
+    """Mesh-wide defaults: every edge's policies, and every service's health check."""
+
+    health_check: HealthCheckOrOff | None = None
+
+
+class DnsSpec(SpecModel):
+    zone: DnsName
+    ttl: WholeSeconds = 30
+    """Seconds."""
+
+
+class MeshSettings(SpecModel):
+    name: DnsLabel
+    datacenter: DnsLabel = "dc1"
+    dns: DnsSpec
+
+
+class EnvironmentOverlay(SpecModel):
+    """A partial spec merged onto the base (see docs/spec.md); checked after merging."""
+
+    mesh: dict[str, Any] | None = None
+    defaults: dict[str, Any] | None = None
+    services: dict[str, dict[str, Any] | None] | None = None
+
+
+class MeshSpec(SpecModel):
+    """A whole mesh spec document."""
+
+    api_version: Literal["meshspec/v1"] = Field(alias="apiVersion")
+    mesh: MeshSettings
+    defaults: MeshDefaults = MeshDefaults()
+    services: dict[DnsLabel, ServiceSpec]
+    environments: dict[DnsLabel, EnvironmentOverlay] = Field(default_factory=dict)
+
+    def edge_count(self) -> int:
+        return sum(len(service.upstreams) for service in self.services.values())
+
+
+register_pattern(
+    DNS_LABEL_PATTERN,
+    "E0108",
+    "a DNS label (lowercase letters, digits and '-', starting with a letter, not ending "
+    "with '-', at most 63 characters)",
+)
+register_pattern(
+    DNS_NAME_PATTERN, "E0113", "a DNS name (dot-separated DNS labels, lowercase, e.g. shop.mesh)"
+)
+register_pattern(SAFE_TEXT_PATTERN, "E0109", "text of the characters A-Z a-z 0-9 . _ : / = + @ -")
+register_pattern(
+    SAFE_TEXT_OR_EMPTY_PATTERN, "E0109", "text of the characters A-Z a-z 0-9 . _ : / = + @ -"
+)
+register_pattern(
+    META_KEY_PATTERN,
+    "E0109",
+    "a meta key (a letter, then letters, digits, '_' or '-', at most 128 characters)",
+)
+register_pattern(
+    INSTANCE_ID_PATTERN, "E0109", "an id of letters, digits, '.', '_' and '-' (at most 128)"
+)
+register_pattern(HTTP_PATH_PATTERN, "E0109", "an HTTP path starting with '/' (no spaces or quotes)")
+register_pattern(GRPC_SERVICE_PATTERN, "E0109", "a gRPC service name such as pkg.v1.Health")

@@ -1,0 +1,168 @@
+"""Values with explicit units: durations (``250ms``, ``1m30s``), ratios (``0.2``, ``20%``) and
+rates (``200/s``).
+
+Each is an ``Annotated`` type for pydantic that parses the friendly text into a plain number
+(seconds, a fraction, events per second), raises a ``PydanticCustomError`` whose type names the
+unit (the diagnostics layer maps it to a stable code), and publishes a JSON Schema that
+editors can check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
+# seconds = number * multiplier / divisor (dividing keeps 700ms at exactly 0.7)
+_UNITS = {"ms": (1, 1000), "s": (1, 1), "m": (60, 1), "h": (3600, 1)}
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
+RATE_PATTERN = r"^[0-9]+(\.[0-9]+)?/(s|m)$"
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def parse_duration(value: Any) -> float:
+    """``"1m30s"`` -> ``90.0``; bare numbers are refused with a hint."""
+    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+        seconds = sum(
+            float(number) * _UNITS[unit][0] / _UNITS[unit][1]
+            for number, unit in _DURATION_PART.findall(value.strip())
+        )
+        if seconds > 0 and math.isfinite(seconds):
+            return seconds
+        raise PydanticCustomError(
+            "duration", "expected a duration above zero, found {found}", {"found": repr(value)}
+        )
+    hint = ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        hint = f" (add a unit: '{value}s' or '{value}ms')"
+    raise PydanticCustomError(
+        "duration",
+        "expected a duration with a unit such as 250ms, 2s or 1m30s, found {found}{hint}",
+        {"found": _shown(value), "hint": hint},
+    )
+
+
+def parse_whole_seconds(value: Any) -> int:
+    seconds = parse_duration(value)
+    if seconds < 1 or seconds != int(seconds):
+        raise PydanticCustomError(
+            "duration",
+            "expected a whole number of seconds (at least 1s), found {found}",
+            {"found": _shown(value)},
+        )
+    return int(seconds)
+
+
+def parse_ratio(value: Any) -> float:
+    """``0.2`` or ``"20%"`` -> ``0.2``; must lie within 0-100%."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 0 <= value <= 1:
+            return float(value)
+        hint = f" (did you mean {value}%?)" if 1 < value <= 100 else ""
+        raise PydanticCustomError(
+            "ratio",
+            "expected a ratio between 0 and 1 or a percentage such as 20%, found {found}{hint}",
+            {"found": _shown(value), "hint": hint},
+        )
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number = value.strip()[:-1].strip()
+        try:
+            percent = float(number)
+        except ValueError:
+            percent = math.nan
+        if 0 <= percent <= 100:
+            return percent / 100
+        raise PydanticCustomError(
+            "ratio", "expected a percentage within 0-100%, found {found}", {"found": repr(value)}
+        )
+    raise PydanticCustomError(
+        "ratio",
+        "expected a ratio between 0 and 1 or a percentage such as 20%, found {found}",
+        {"found": _shown(value)},
+    )
+
+
+def parse_rate(value: Any) -> float:
+    """``"200/s"`` -> ``200.0``, ``"60/m"`` -> ``1.0``; a bare number is per second."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        number, _, unit = value.strip().partition("/")
+        try:
+            count = float(number)
+        except ValueError:
+            count = math.nan
+        if unit in ("s", "m") and 0 <= count < math.inf:
+            return count if unit == "s" else count / 60
+    raise PydanticCustomError(
+        "rate",
+        "expected a rate such as 200/s (or a number per second), found {found}",
+        {"found": _shown(value)},
+    )
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "description": "e.g. 250ms, 2s, 1m30s"}
+    ),
+]
+"""A positive duration, in seconds once parsed."""
+
+WholeSeconds = Annotated[
+    int,
+    BeforeValidator(parse_whole_seconds),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "description": "whole seconds, e.g. 30s"}
+    ),
+]
+
+Ratio = Annotated[
+    float,
+    BeforeValidator(parse_ratio),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 1},
+                {"type": "string", "pattern": PERCENT_PATTERN},
+            ],
+            "description": "a fraction (0.2) or a percentage (20%)",
+        }
+    ),
+]
+"""A fraction in [0, 1] once parsed."""
+
+Rate = Annotated[
+    float,
+    BeforeValidator(parse_rate),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": RATE_PATTERN},
+            ],
+            "description": "events per second: 200/s, 600/m, or a number",
+        }
+    ),
+]
+"""Events per second once parsed."""
+
+
+def format_seconds(seconds: float) -> str:
+    """``1.5`` -> ``1.5s``, ``0.25`` -> ``250ms``, ``90`` -> ``1m30s`` (for messages)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000, 3):g}ms"
+    if seconds < 60 or seconds != int(seconds):
+        return f"{seconds:g}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest}s" if rest else f"{minutes}m"
