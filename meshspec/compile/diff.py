@@ -20,6 +20,7 @@ import orjson
 POLICY = "policy.json"
 MANIFEST = "manifest.json"
 CONSUL_SERVICES = "consul/services/"
+CONSUL_ENTRIES = "consul/config-entries/"
 _MESH_FIELDS_IN_ZONE = re.compile(rb"^\$(ORIGIN|TTL) (\S+)", re.MULTILINE)
 _INTERNAL_META = ("meshspec_",)
 
@@ -84,7 +85,11 @@ def diff_views(old: View, new: View) -> list[Change]:
         for c in changes
         if ENABLED in (c.old, c.new) and None in (c.old, c.new)
     }
-    return [c for c in changes if not _within(c, toggled)]
+    changes = [c for c in changes if not _within(c, toggled)]
+    if not changes and old.version != new.version:
+        # Nothing the view reads changed, yet some file did: say so rather than "no changes".
+        changes.append(Change("changed", "setting", "bundle", "version", old.version, new.version))
+    return changes
 
 
 def _within(change: Change, toggled: set[tuple[str, str | None]]) -> bool:
@@ -96,7 +101,7 @@ def _within(change: Change, toggled: set[tuple[str, str | None]]) -> bool:
 def view(files: Mapping[str, bytes]) -> View:
     manifest = orjson.loads(files[MANIFEST])
     policy = orjson.loads(files[POLICY])
-    subjects: dict[str, str] = {"mesh": "mesh"}
+    subjects: dict[str, str] = {"mesh": "mesh", "bundle": "bundle"}
     settings: dict[tuple[str, str], Scalar] = {("mesh", "name"): manifest["mesh"]}
     for path, content in files.items():
         if path.startswith("dns/") and path.endswith(".zone"):
@@ -112,9 +117,17 @@ def view(files: Mapping[str, bytes]) -> View:
             subjects[subject] = "edge"
             for field, value in _flatten(edge["policy"]):
                 settings[subject, field] = value
-    for path, content in files.items():
+    for path, content in sorted(files.items()):
         if path.startswith(CONSUL_SERVICES) and path.endswith(".json"):
             _consul_view(orjson.loads(content)["services"], subjects, settings)
+        elif path.startswith(CONSUL_ENTRIES) and path.endswith(".json"):
+            entry = orjson.loads(content)
+            subject = f"consul {entry['Kind']} {entry['Name']}"
+            subjects[subject] = "consul config entry"
+            for field, value in _flatten(entry):
+                if field not in ("Kind", "Name"):
+                    settings[subject, field] = value
+    settings["bundle", "generator"] = manifest["generator"]
     return View(manifest["version"], subjects, settings)
 
 
@@ -173,8 +186,12 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Scalar]]:
             out.extend(_flatten(item, f"{prefix}.{key}" if prefix else key))
         return out
     if isinstance(value, list):
-        return [(prefix, ", ".join(str(item) for item in value))]
+        return [(prefix, ", ".join(_item(item) for item in value))]
     return [(prefix, value)]
+
+
+def _item(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def _show(value: Scalar) -> str:

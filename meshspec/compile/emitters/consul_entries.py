@@ -115,4 +115,7 @@ def load_balancer(config: LoadBalancerConfig) -> dict[str, Any] | None:
             "MinimumRingSize": config.ring_size,
             "MaximumRingSize": max(config.ring_size, CONSUL_DEFAULT_MAX_RING),
         }
+    if config.hash_on is not None and config.strategy in (Strategy.RING_HASH, Strategy.MAGLEV):
+        # the spec's hash_on names the request header to hash on
+        balancer["HashPolicies"] = [{"Field": "header", "FieldValue": config.hash_on}]
     return balancer
