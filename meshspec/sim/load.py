@@ -23,6 +23,7 @@ E_UNKNOWN_SERVICE = "E0501"
 E_UNKNOWN_EDGE = "E0502"
 E_EXPECTATION = "E0503"
 E_OUTSIDE_RUN = "E0504"
+E_NO_MESH = "E0505"
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class LoadedScenario:
     path: Path
     scenario: Scenario
     expectations: tuple[Expectation, ...]
-    mesh_path: Path
+    mesh_path: Path | None
 
 
 def read_scenario(path: Path) -> tuple[Scenario, Provenance]:
@@ -44,8 +45,16 @@ def read_scenario(path: Path) -> tuple[Scenario, Provenance]:
 def load_scenario(path: Path, mesh: MeshModel | None = None) -> tuple[LoadedScenario, MeshModel]:
     """The scenario and the mesh it names (or ``mesh``, when given: ``--compare``)."""
     scenario, provenance = read_scenario(path)
-    mesh_path = (path.parent / scenario.mesh).resolve()
+    mesh_path = (path.parent / scenario.mesh).resolve() if scenario.mesh else None
     if mesh is None:
+        if mesh_path is None:
+            raise SpecError(
+                [
+                    provenance.diagnostic(
+                        (), E_NO_MESH, "no mesh: name one with 'mesh:' or give SPEC on the command line"
+                    )
+                ]
+            )
         mesh = load_mesh(mesh_path, scenario.env)
     problems: list[Diagnostic] = []
     expectations = check(scenario, mesh, provenance, problems)

@@ -290,8 +290,8 @@ class Scenario(ScenarioModel):
     kind: Literal["Scenario"]
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     description: str = ""
-    mesh: str
-    """Path of the mesh spec, relative to the scenario file."""
+    mesh: str | None = None
+    """Path of the mesh spec, relative to the scenario file (the command line may give one)."""
     env: str | None = None
     duration: PositiveDuration
     seed: Annotated[int, Field(ge=0)] = 0

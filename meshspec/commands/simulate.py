@@ -1,0 +1,150 @@
+"""``meshspec simulate [SPEC] SCENARIO``: replay a failure scenario against the policy code.
+
+Exit codes: 0 every expectation passed; 1 an expectation failed; 2 the input is invalid (a
+located error for each problem) or the options are wrong.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from meshspec.sim.console import print_summary
+from meshspec.sim.report import to_json, write_report
+from meshspec.sim.runner import Source, build_report, compare_runs, run_seeds, verdicts
+from meshspec.spec.diagnostics import SpecError
+
+PathArg = click.Path(exists=False, dir_okay=False, path_type=Path)
+
+
+@click.command("simulate")
+@click.argument("paths", nargs=-1, required=True, type=PathArg, metavar="[SPEC] SCENARIO")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write report.json, report.html and plots/ into this folder.",
+)
+@click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run this many seeds (seed, seed+1, ...) and report means with 95% CIs.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes for --seeds.",
+)
+@click.option(
+    "--compare",
+    "compare_spec",
+    type=PathArg,
+    help="Also run this spec under the same scenario and seeds; show the deltas.",
+)
+@click.option("--env", help="Environment overlay of the spec.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a spec value (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead.")
+def command(
+    paths: tuple[Path, ...],
+    report_dir: Path | None,
+    seed: int | None,
+    seeds: int,
+    jobs: int,
+    compare_spec: Path | None,
+    env: str | None,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Replay SCENARIO against SPEC (default: the mesh the scenario names)."""
+    if len(paths) > 2:
+        raise click.UsageError("expected [SPEC] SCENARIO")
+    spec_path, scenario_path = (paths[0], paths[1]) if len(paths) == 2 else (None, paths[0])
+    err = Console(stderr=True, highlight=False)
+    source = Source(scenario_path, spec_path, env, overrides)
+    try:
+        loaded, mesh = source.load()
+        other = None
+        if compare_spec is not None:
+            other_source = Source(scenario_path, compare_spec, env, overrides)
+            other = other_source.load()
+    except SpecError as error:
+        for diagnostic in error.diagnostics:
+            err.print(diagnostic.format(), markup=False)
+        sys.exit(2)
+    first = seed if seed is not None else loaded.scenario.seed
+    seed_list = list(range(first, first + seeds))
+    # Wide enough for the tables when piped into a CI log.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    show_progress = console.is_terminal and not as_json
+    runs = len(seed_list) * (2 if other is not None else 1)
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not show_progress,
+    ) as progress:
+        duration = loaded.scenario.duration
+        single = runs == 1 or jobs <= 1
+        total = duration * runs if single else runs
+        task = progress.add_task(f"simulating {loaded.scenario.name}", total=total)
+        done = [0.0]
+
+        def tick(now: float) -> None:
+            # Show the bar only once the run has taken more than a moment.
+            if time.monotonic() - started > 1.0:
+                progress.update(task, completed=done[0] + now)
+
+        def finished() -> None:
+            done[0] += duration if single else 1
+            progress.update(task, completed=done[0])
+
+        summaries = run_seeds(
+            source,
+            seed_list,
+            jobs,
+            loaded=(loaded, mesh),
+            progress=tick if single and show_progress else None,
+            on_done=finished,
+        )
+        compare = None
+        if other is not None:
+            other_summaries = run_seeds(
+                Source(scenario_path, compare_spec, env, overrides),
+                seed_list,
+                jobs,
+                loaded=other,
+                progress=tick if single and show_progress else None,
+                on_done=finished,
+            )
+            compare = compare_runs(summaries, other_summaries)
+    results = verdicts(loaded, summaries)
+    report = build_report(loaded, mesh, seed_list, summaries, results, compare)
+    if as_json:
+        click.echo(to_json(report), nl=False)
+    else:
+        print_summary(console, report, results)
+    if report_dir is not None:
+        html = write_report(report_dir, report)
+        (err if as_json else console).print(f"report: {html}")
+    sys.exit(0 if report["passed"] else 1)
