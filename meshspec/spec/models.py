@@ -13,6 +13,7 @@ call; checks that need more than one field after merging live in :mod:`meshspec.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 
 from meshspec_runtime.policy.config import (
@@ -26,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     StringConstraints,
     Tag,
     WithJsonSchema,
@@ -109,7 +111,14 @@ _CONDITION_SCHEMA: dict[str, Any] = {
 Condition = Annotated[str, BeforeValidator(_condition), WithJsonSchema(_CONDITION_SCHEMA)]
 
 
+_PLAIN_IPV4 = re.compile(
+    r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+
+
 def _address(value: Any) -> str:
+    if isinstance(value, str) and _PLAIN_IPV4.fullmatch(value):
+        return value  # already canonical; the common case, kept off ipaddress's slow path
     if isinstance(value, str):
         try:
             return str(ipaddress.ip_address(value))
@@ -394,6 +403,8 @@ class MeshSpec(SpecModel):
     defaults: MeshDefaults = MeshDefaults()
     services: dict[DnsLabel, ServiceSpec]
     environments: dict[DnsLabel, EnvironmentOverlay] = Field(default_factory=dict)
+    # Memoised resolution (meshspec.spec.resolve.Resolver); not part of the spec.
+    _resolver: Any = PrivateAttr(default=None)
 
     def edge_count(self) -> int:
         return sum(len(service.upstreams) for service in self.services.values())

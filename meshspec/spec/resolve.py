@@ -18,6 +18,7 @@ pass can point at the line that set an offending value.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,9 +55,10 @@ def _merge(
     target: dict[str, Any],
     layer: dict[str, Any],
     layer_path: SpecPath,
-    origins: dict[SpecPath, SpecPath],
+    origins: dict[SpecPath, SpecPath] | None,
     at: SpecPath = (),
 ) -> None:
+    """Merge ``layer`` onto ``target``; with ``origins``, record which layer set what."""
     for key, value in layer.items():
         here = (*at, key)
         current = target.get(key)
@@ -64,9 +66,10 @@ def _merge(
             _merge(current, value, layer_path, origins, here)
             continue
         target[key] = _copy(value)
-        for path in [p for p in origins if p[: len(here)] == here]:
-            del origins[path]
-        _record(value, here, layer_path, origins)
+        if origins is not None:
+            for path in [p for p in origins if p[: len(here)] == here]:
+                del origins[path]
+            _record(value, here, layer_path, origins)
 
 
 def _copy(value: Any) -> Any:
@@ -145,18 +148,111 @@ def _without_off(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, An
     return lowered
 
 
+class Resolver:
+    """Resolves every edge of one spec quickly: the spec is dumped once, each caller's base
+    layers are merged once, and the runtime policy is built once per distinct merged value
+    (a large mesh has many edges but few distinct policies)."""
+
+    def __init__(self, spec: MeshSpec) -> None:
+        self.spec = spec
+        policies = {"__all__": {"defaults", "upstreams", "health_check"}}
+        self._services: dict[str, Any] = spec.model_dump(
+            exclude_none=True, include={"services": policies}
+        )["services"]
+        self._defaults: dict[str, Any] = spec.defaults.model_dump(
+            exclude_none=True, exclude={"health_check"}
+        )
+        self._bases: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._values: dict[tuple[str, str], dict[str, Any]] = {}
+        self._policies: dict[tuple[str, str], UpstreamPolicy] = {}
+        self._health_values: dict[str, dict[str, Any]] = {}
+        self._health: dict[str, ResolvedHealthCheck | None] = {}
+
+    @classmethod
+    def of(cls, spec: MeshSpec) -> Resolver:
+        """The spec's resolver, made on first use and kept with the spec."""
+        resolver = spec._resolver
+        if not isinstance(resolver, Resolver):
+            resolver = cls(spec)
+            spec._resolver = resolver
+        return resolver
+
+    def _base(self, caller: str) -> tuple[str, dict[str, Any]]:
+        found = self._bases.get(caller)
+        if found is None:
+            own = self._services[caller].get("defaults")
+            if not own:
+                found = ("", self._defaults)
+            else:
+                values = _copy(self._defaults)
+                _merge(values, own, (), None)
+                found = (_key(own), values)
+            self._bases[caller] = found
+        return found
+
+    def key(self, caller: str, upstream: str) -> tuple[str, str]:
+        """Equal keys mean equal merged values."""
+        edge = self._services[caller]["upstreams"].get(upstream)
+        return self._base(caller)[0], _key(edge) if edge else ""
+
+    def values(self, caller: str, upstream: str) -> dict[str, Any]:
+        """The merged (not yet lowered) policy values of the edge; do not modify."""
+        key = self.key(caller, upstream)
+        values = self._values.get(key)
+        if values is None:
+            base = self._base(caller)[1]
+            edge = self._services[caller]["upstreams"].get(upstream)
+            if edge:
+                values = _copy(base)
+                _merge(values, edge, (), None)
+            else:
+                values = base
+            self._values[key] = values
+        return values
+
+    def policy(self, caller: str, upstream: str) -> UpstreamPolicy:
+        key = self.key(caller, upstream)
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = UpstreamPolicy.model_validate(lower_edge(self.values(caller, upstream)))
+            self._policies[key] = policy
+        return policy
+
+    def health_key(self, service: str) -> str:
+        """Equal keys mean equal merged health checks."""
+        own = self._services[service].get("health_check")
+        return _key(own) if own is not None else ""
+
+    def health_values(self, service: str) -> dict[str, Any]:
+        key = self.health_key(service)
+        values = self._health_values.get(key)
+        if values is None:
+            values = self._health_values[key] = merged_health_check(self.spec, service).values
+        return values
+
+    def health(self, service: str) -> ResolvedHealthCheck | None:
+        key = self.health_key(service)
+        if key not in self._health:
+            self._health[key] = lower_health_check(self.health_values(service))
+        return self._health[key]
+
+
+def _key(values: Any) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
 def edge_policy(spec: MeshSpec, caller: str, upstream: str) -> UpstreamPolicy:
     """The fully resolved policy that ``caller`` applies to ``upstream``.
 
     Raises ``pydantic.ValidationError`` only for a spec that did not pass
     :func:`meshspec.spec.load_spec` (which reports such conflicts as located diagnostics).
     """
-    return UpstreamPolicy.model_validate(lower_edge(merged_edge(spec, caller, upstream).values))
+    return Resolver.of(spec).policy(caller, upstream)
 
 
 def edge_objective(spec: MeshSpec, caller: str, upstream: str) -> float:
     """The edge's success-rate objective as a fraction (default 99.9%)."""
-    objective = merged_edge(spec, caller, upstream).values.get("objective", {})
+    objective = Resolver.of(spec).values(caller, upstream).get("objective", {})
     rate = objective.get("success_rate") if isinstance(objective, dict) else None
     return float(rate) if rate is not None else DEFAULT_OBJECTIVE
 
@@ -241,4 +337,4 @@ def lower_health_check(values: dict[str, Any]) -> ResolvedHealthCheck | None:
 
 def health_check(spec: MeshSpec, service: str) -> ResolvedHealthCheck | None:
     """The service's resolved health check, or None when it has none (or it is off)."""
-    return lower_health_check(merged_health_check(spec, service).values)
+    return Resolver.of(spec).health(service)

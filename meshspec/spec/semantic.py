@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,8 +20,8 @@ from meshspec.spec.models import OFF, MeshSpec
 from meshspec.spec.resolve import (
     HEALTH_CHECK_KINDS,
     MergedLayers,
+    Resolver,
     SpecPath,
-    lower_edge,
     lower_health_check,
     merged_edge,
     merged_health_check,
@@ -120,145 +122,211 @@ def _instances(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
                     )
 
 
-def _located(
-    provenance: Provenance, merged: MergedLayers, field: SpecPath, fallback: SpecPath
-) -> SpecPath:
-    origin = merged.origin(field)
-    return origin if origin is not None else fallback
-
-
 def _health_checks(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
+    resolver = Resolver.of(spec)
+    memo: dict[str, list[_Finding]] = {}
     for name in spec.services:
+        key = resolver.health_key(name)
+        findings = memo.get(key)
+        if findings is None:
+            findings = memo[key] = _health_findings(resolver.health_values(name))
+        if not findings:
+            continue
         merged = merged_health_check(spec, name)
-        values = merged.values
-        if not values or OFF in values:
-            continue
-        fallback: SpecPath = ("services", name)
-        if not any(kind in values for kind in HEALTH_CHECK_KINDS):
-            where = merged.origin(next(iter(merged.origins))) if merged.origins else None
-            yield provenance.diagnostic(
-                (where or fallback)[:-1] if where else fallback,
+        own = spec.services[name].health_check is not None
+        fallback: SpecPath = ("services", name, "health_check") if own else ("services", name)
+        for finding in findings:
+            where = _most_specific(merged, finding.fields) or fallback
+            yield provenance.diagnostic(where, finding.code, finding.message.format(service=name))
+
+
+def _health_findings(values: dict[str, Any]) -> list[_Finding]:
+    if not values or OFF in values:
+        return []
+    if not any(kind in values for kind in HEALTH_CHECK_KINDS):
+        return [
+            _Finding(
                 "E0116",
-                f"health check of {name!r} has no kind; expected one of http, tcp, grpc, ttl",
+                (),
+                "the health check of {service} has no kind; expected one of http, tcp, grpc, "
+                "ttl (here or in defaults.health_check)",
             )
-            continue
-        resolved = lower_health_check(values)
-        if resolved is None:
-            continue
-        if resolved.kind != "ttl" and resolved.timeout >= resolved.interval:
-            field = ("timeout",) if "timeout" in values else ("interval",)
-            yield provenance.diagnostic(
-                _located(provenance, merged, field, fallback),
+        ]
+    resolved = lower_health_check(values)
+    findings: list[_Finding] = []
+    if resolved is None:
+        return findings
+    if resolved.kind != "ttl" and resolved.timeout >= resolved.interval:
+        findings.append(
+            _Finding(
                 "E0204",
+                (("timeout",), ("interval",)),
                 f"health check timeout ({format_seconds(resolved.timeout)}) is not below its "
-                f"interval ({format_seconds(resolved.interval)}) for service {name!r}",
+                f"interval ({format_seconds(resolved.interval)}) for service {{service}}",
             )
-        after = resolved.deregister_after
-        if after is not None and after < MIN_DEREGISTER_AFTER:
-            yield provenance.diagnostic(
-                _located(provenance, merged, ("deregister_after",), fallback),
+        )
+    after = resolved.deregister_after
+    if after is not None and after < MIN_DEREGISTER_AFTER:
+        findings.append(
+            _Finding(
                 "E0205",
-                f"deregister_after is {format_seconds(after)}; expected at least 1m "
-                "(Consul's minimum)",
+                (("deregister_after",),),
+                f"deregister_after is {format_seconds(after)} for service {{service}}; "
+                "expected at least 1m (Consul's minimum)",
             )
+        )
+    return findings
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    code: str
+    fields: tuple[SpecPath, ...]
+    """The conflicting fields; the one set by the most specific layer is reported."""
+    message: str
+    """With ``{edge}`` standing for the edge's name."""
 
 
 def _edges(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
+    resolver = Resolver.of(spec)
+    memo: dict[tuple[str, str], list[_Finding]] = {}
+    out: list[Diagnostic] = []
     for caller, service in spec.services.items():
         for upstream in service.upstreams:
             if upstream not in spec.services or upstream == caller:
                 continue
-            yield from _edge(spec, provenance, caller, upstream)
+            key = resolver.key(caller, upstream)
+            findings = memo.get(key)
+            if findings is None:
+                findings = memo[key] = _edge_findings(resolver, caller, upstream)
+            if not findings:
+                continue
+            # only an edge with a problem pays for tracking which layer set each value
+            merged = merged_edge(spec, caller, upstream)
+            edge_path: SpecPath = ("services", caller, "upstreams", upstream)
+            for finding in findings:
+                where = _most_specific(merged, finding.fields) or edge_path
+                out.append(
+                    provenance.diagnostic(
+                        where,
+                        finding.code,
+                        finding.message.format(edge=f"{caller} -> {upstream}"),
+                        key=where == edge_path,
+                    )
+                )
+    yield from _collapse(out)
 
 
-def _edge(
-    spec: MeshSpec, provenance: Provenance, caller: str, upstream: str
-) -> Iterator[Diagnostic]:
-    merged = merged_edge(spec, caller, upstream)
-    values = merged.values
-    edge_path: SpecPath = ("services", caller, "upstreams", upstream)
-    label = f"edge {caller} -> {upstream}"
-    found = False
+def _collapse(diagnostics: list[Diagnostic]) -> Iterator[Diagnostic]:
+    """One diagnostic per place and code: an inherited mistake is reported once, with the
+    number of other edges it breaks."""
+    groups: dict[tuple[str, int, int, str], list[Diagnostic]] = {}
+    for diagnostic in diagnostics:
+        place = (diagnostic.file, diagnostic.line, diagnostic.column, diagnostic.code)
+        groups.setdefault(place, []).append(diagnostic)
+    for group in groups.values():
+        first = group[0]
+        if len(group) == 1:
+            yield first
+            continue
+        others = len(group) - 1
+        yield Diagnostic(
+            first.file,
+            first.line,
+            first.column,
+            first.code,
+            first.path,
+            f"{first.message} (and {others} other edge{'s' if others > 1 else ''})",
+            first.severity,
+        )
+
+
+def _edge_findings(resolver: Resolver, caller: str, upstream: str) -> list[_Finding]:
+    values = resolver.values(caller, upstream)
+    findings: list[_Finding] = []
     retry = values.get("retry")
     timeout = values.get("timeout", 2.0)
     if isinstance(retry, dict):
         per_try = retry.get("per_try_timeout")
         if isinstance(per_try, float) and per_try > timeout:
-            found = True
-            later = _more_specific(merged, ("retry", "per_try_timeout"), ("timeout",))
-            yield provenance.diagnostic(
-                _located(provenance, merged, later, edge_path),
-                "E0207",
-                f"retry.per_try_timeout ({format_seconds(per_try)}) is above the call's "
-                f"timeout ({format_seconds(timeout)}) on {label}; expected at most the timeout",
+            findings.append(
+                _Finding(
+                    "E0207",
+                    (("retry", "per_try_timeout"), ("timeout",)),
+                    f"retry.per_try_timeout ({format_seconds(per_try)}) is above the call's "
+                    f"timeout ({format_seconds(timeout)}) on edge {{edge}}; expected at most "
+                    "the timeout",
+                )
             )
         backoff = retry.get("backoff")
         if isinstance(backoff, dict) and backoff.get("base", 0.025) > backoff.get("max", 1.0):
-            found = True
-            later = _more_specific(
-                merged, ("retry", "backoff", "base"), ("retry", "backoff", "max")
-            )
-            yield provenance.diagnostic(
-                _located(provenance, merged, later, edge_path),
-                "E0208",
-                f"retry.backoff.base ({format_seconds(backoff.get('base', 0.025))}) is above "
-                f"its max ({format_seconds(backoff.get('max', 1.0))}) on {label}",
+            findings.append(
+                _Finding(
+                    "E0208",
+                    (("retry", "backoff", "base"), ("retry", "backoff", "max")),
+                    f"retry.backoff.base ({format_seconds(backoff.get('base', 0.025))}) is above "
+                    f"its max ({format_seconds(backoff.get('max', 1.0))}) on edge {{edge}}",
+                )
             )
     breaker = values.get("circuit_breaker")
     if isinstance(breaker, dict):
-        window = breaker.get("window", {"kind": "count", "size": 100})
-        minimum = breaker.get("minimum_calls", 20)
-        if window.get("kind") == "count" and minimum > window.get("size", 100):
-            found = True
-            later = _more_specific(
-                merged, ("circuit_breaker", "minimum_calls"), ("circuit_breaker", "window")
-            )
-            yield provenance.diagnostic(
-                _located(provenance, merged, later, edge_path),
-                "E0206",
-                f"circuit_breaker.minimum_calls ({minimum}) is above the count window's size "
-                f"({window.get('size', 100)}) on {label}: the breaker could never trip",
-            )
-        open_for = breaker.get("open_for", 30.0)
-        open_max = breaker.get("open_for_max")
-        if isinstance(open_max, float) and open_max < open_for:
-            found = True
-            yield provenance.diagnostic(
-                _located(provenance, merged, ("circuit_breaker", "open_for_max"), edge_path),
-                "E0209",
-                f"circuit_breaker.open_for_max ({format_seconds(open_max)}) is below open_for "
-                f"({format_seconds(open_for)}) on {label}",
-            )
-        if isinstance(breaker.get("slow_calls"), dict) and "over" not in breaker["slow_calls"]:
-            found = True
-            yield provenance.diagnostic(
-                _located(provenance, merged, ("circuit_breaker", "slow_calls"), edge_path),
-                "E0211",
-                f"circuit_breaker.slow_calls needs 'over' (a duration) on {label}",
-            )
-    if found:
-        return
+        findings.extend(_breaker_findings(breaker))
+    if findings:
+        return findings
     try:
-        from meshspec_runtime.policy.config import UpstreamPolicy
-
-        UpstreamPolicy.model_validate(lower_edge(values))
+        resolver.policy(caller, upstream)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        yield provenance.diagnostic(
-            edge_path,
-            "E0212",
-            f"the resolved policy of {label} is rejected by the runtime: "
-            f"{first['msg'].removeprefix('Value error, ')}",
-            key=True,
+        reason = first["msg"].removeprefix("Value error, ").replace("{", "{{").replace("}", "}}")
+        findings.append(
+            _Finding("E0212", (), f"the resolved policy of edge {{edge}} is invalid: {reason}")
         )
+    return findings
 
 
-def _more_specific(merged: MergedLayers, first: SpecPath, second: SpecPath) -> SpecPath:
-    """Of two fields in conflict, the one set by the more specific layer (ties: the first)."""
-    a = merged.origin(first)
-    b = merged.origin(second)
-    if a is None:
-        return second
-    if b is None:
-        return first
-    return second if len(b) - len(second) > len(a) - len(first) else first
+def _breaker_findings(breaker: dict[str, Any]) -> list[_Finding]:
+    findings: list[_Finding] = []
+    window = breaker.get("window", {"kind": "count", "size": 100})
+    minimum = breaker.get("minimum_calls", 20)
+    if window.get("kind") == "count" and minimum > window.get("size", 100):
+        findings.append(
+            _Finding(
+                "E0206",
+                (("circuit_breaker", "minimum_calls"), ("circuit_breaker", "window")),
+                f"circuit_breaker.minimum_calls ({minimum}) is above the count window's size "
+                f"({window.get('size', 100)}) on edge {{edge}}: the breaker could never trip",
+            )
+        )
+    open_for = breaker.get("open_for", 30.0)
+    open_max = breaker.get("open_for_max")
+    if isinstance(open_max, float) and open_max < open_for:
+        findings.append(
+            _Finding(
+                "E0209",
+                (("circuit_breaker", "open_for_max"), ("circuit_breaker", "open_for")),
+                f"circuit_breaker.open_for_max ({format_seconds(open_max)}) is below open_for "
+                f"({format_seconds(open_for)}) on edge {{edge}}",
+            )
+        )
+    slow = breaker.get("slow_calls")
+    if isinstance(slow, dict) and "over" not in slow:
+        findings.append(
+            _Finding(
+                "E0211",
+                (("circuit_breaker", "slow_calls"),),
+                "circuit_breaker.slow_calls needs 'over' (a duration) on edge {edge}",
+            )
+        )
+    return findings
+
+
+def _most_specific(merged: MergedLayers, fields: tuple[SpecPath, ...]) -> SpecPath | None:
+    """Of conflicting fields, the full path of the one set by the most specific layer (ties:
+    the first listed)."""
+    best: SpecPath | None = None
+    depth = -1
+    for field in fields:
+        origin = merged.origin(field)
+        if origin is not None and len(origin) - len(field) > depth:
+            best, depth = origin, len(origin) - len(field)
+    return best

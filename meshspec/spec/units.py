@@ -9,6 +9,7 @@ editors can check.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Annotated, Any
@@ -29,13 +30,20 @@ def _shown(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _duration_text(text: str) -> float | None:
+    if not _DURATION.fullmatch(text):
+        return None
+    return sum(
+        float(number) * _UNITS[unit][0] / _UNITS[unit][1]
+        for number, unit in _DURATION_PART.findall(text)
+    )
+
+
 def parse_duration(value: Any) -> float:
     """``"1m30s"`` -> ``90.0``; bare numbers are refused with a hint."""
-    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
-        seconds = sum(
-            float(number) * _UNITS[unit][0] / _UNITS[unit][1]
-            for number, unit in _DURATION_PART.findall(value.strip())
-        )
+    seconds = _duration_text(value.strip()) if isinstance(value, str) else None
+    if seconds is not None:
         if seconds > 0 and math.isfinite(seconds):
             return seconds
         raise PydanticCustomError(

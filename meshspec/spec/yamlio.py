@@ -34,6 +34,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _PARSE_POSITION = re.compile(r"line (\d+), column (\d+)")
 _DUPLICATE_KEY = re.compile(r"duplicate mapping key: (.*)$")
 _INVALID_TAG = re.compile(r"Invalid tag: '(.*)'")
+# Block nesting deeper than MAX_DEPTH needs a line indented at least that far (flow nesting
+# is bounded by the parser itself), so most documents skip the walk that measures depth.
+_DEEP_INDENT = re.compile(rf"^[ \t-]{{{MAX_DEPTH},}}", re.MULTILINE)
 
 
 class PositionLookup:
@@ -194,7 +197,7 @@ def parse_text(text: str, display: str) -> tuple[Any, PositionLookup]:
         raise _decode_failure(str(error), display, text, lookup) from None
     except (RecursionError, MemoryError, OverflowError):
         raise fail("E0013", f"nesting is deeper than {MAX_DEPTH} levels", 1, 1) from None
-    if _too_deep(data):
+    if _DEEP_INDENT.search(text) and _too_deep(data):
         raise fail("E0013", f"nesting is deeper than {MAX_DEPTH} levels", 1, 1)
     return data, lookup
 

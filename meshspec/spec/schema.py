@@ -1,0 +1,31 @@
+"""The JSON Schema of mesh spec documents, generated from :class:`MeshSpec`.
+
+The schema checks shapes, names, units and ranges; rules that need more than one value
+(upstreams naming declared services, cycles, duplicates, timeouts after merging...) are left
+to the semantic pass (docs/spec.md lists them).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from meshspec.spec.models import MeshSpec
+
+SCHEMA_ID = "https://meshspec.dev/schemas/meshspec.schema.json"
+SCHEMA_FILE = "meshspec.schema.json"
+
+
+def mesh_schema() -> dict[str, Any]:
+    schema = MeshSpec.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "meshspec mesh spec (apiVersion meshspec/v1)",
+        **{key: value for key, value in schema.items() if key != "title"},
+    }
+
+
+def schema_text() -> str:
+    """The schema as stable JSON text (sorted keys, trailing newline)."""
+    return json.dumps(mesh_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
