@@ -16,9 +16,13 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.config import LoadBalancerConfig
+
+if TYPE_CHECKING:
+    from meshspec_runtime.policy.call import Attempt
 
 
 class Host:
@@ -28,7 +32,7 @@ class Host:
     latency estimates are not lost on a discovery refresh.
     """
 
-    __slots__ = ("active", "endpoint", "ewma", "id", "stamp", "weight")
+    __slots__ = ("active", "attempt", "endpoint", "ewma", "id", "stamp", "weight")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -40,6 +44,8 @@ class Host:
         """peak_ewma's latency estimate, seconds (0 until the first observation)."""
         self.stamp = 0.0
         """When ``ewma`` was last updated."""
+        self.attempt: Attempt | None = None
+        """The last ``Attempt`` step made for this host, reused by calls when it matches."""
 
     def __repr__(self) -> str:
         return f"Host({self.id!r}, active={self.active})"
@@ -84,6 +90,7 @@ class Balancer(ABC):
             else:
                 host.endpoint = endpoint
                 host.weight = endpoint.weight
+                host.attempt = None
             hosts[endpoint.id] = host
         self._hosts = hosts
         self._all = tuple(hosts.values())

@@ -13,14 +13,26 @@ from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
 class LeastRequest(Balancer):
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         self._draw = sampler(pool, self._rng) if pool else None
+        self._uniform = len({h.weight for h in pool}) <= 1
+        self._size = len(pool)
+        self._random = self._rng.random
+        self._fast = bool(pool) and self._uniform and self.config.choices == 2
         self._extra = range(self.config.choices - 1)
 
+    def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
+        if self._fast and avoid is None:  # the common case, inlined: two uniform draws
+            pool, size, draw = self.pool, self._size, self._random
+            first = pool[int(draw() * size)]
+            second = pool[int(draw() * size)]
+            return second if second.active < first.active else first
+        return super().pick(now, key, avoid)
+
     def _pick(self, now: float, key: str | None) -> Host:
-        draw = self._draw
-        assert draw is not None  # the base never picks from an empty pool
-        best = draw()
+        sample = self._draw
+        assert sample is not None  # the base never picks from an empty pool
+        best = sample()
         for _ in self._extra:
-            candidate = draw()
+            candidate = sample()
             if candidate.active < best.active:
                 best = candidate
         return best

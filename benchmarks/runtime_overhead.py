@@ -1,0 +1,117 @@
+"""Cost per successful call of the meshspec runtime's full call path, next to a bare call and
+the resilience libraries a service would otherwise use.
+
+Measured in one run, each candidate wrapping the same trivial function:
+
+- ``bare``: the function called directly;
+- ``meshspec``: ``call_sync`` through one ``UpstreamPolicies`` with a balancer (least request,
+  P2C, 3 endpoints), circuit breaker, retry budget and the call state machine (metrics off);
+- ``pybreaker``: ``CircuitBreaker.call``;
+- ``tenacity``: ``retry(stop=stop_after_attempt(3))``;
+- ``purgatory``: its sync breaker, from ``SyncCircuitBreakerFactory``.
+
+Each figure is the median over ``--repeats`` rounds of the mean over ``--calls`` calls, rounds
+interleaved across candidates so that machine noise hits them alike. Time is the CPU time of
+the benchmarking thread (``time.thread_time_ns``), so that other processes on a busy machine
+do not count; ``--wall`` measures elapsed time instead. Prints one JSON object.
+
+    python benchmarks/runtime_overhead.py [--calls 20000] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import pybreaker
+import tenacity
+from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.drivers.sync import call_sync
+from meshspec_runtime.policy.config import (
+    CircuitBreakerConfig,
+    RetryBudgetConfig,
+    RetryConfig,
+    UpstreamPolicy,
+)
+from meshspec_runtime.policy.upstream import UpstreamPolicies
+from purgatory import SyncCircuitBreakerFactory
+
+
+def work() -> int:
+    return 42
+
+
+def candidates() -> dict[str, Callable[[], object]]:
+    policy = UpstreamPolicy(
+        circuit_breaker=CircuitBreakerConfig(),
+        retry=RetryConfig(budget=RetryBudgetConfig()),
+    )
+    endpoints = [Endpoint(id=f"e{i}", address=f"10.0.0.{i + 1}", port=80) for i in range(3)]
+    upstream = UpstreamPolicies(policy, endpoints, rng=random.Random(7))
+
+    def attempt(endpoint: Endpoint, timeout: float) -> int:
+        return work()
+
+    breaker = pybreaker.CircuitBreaker()
+    retrying = tenacity.retry(stop=tenacity.stop_after_attempt(3))(work)
+    purgatory_breaker = SyncCircuitBreakerFactory().get_breaker("bench")
+
+    def purgatory_call() -> int:
+        with purgatory_breaker:
+            return work()
+
+    return {
+        "bare": work,
+        "meshspec": lambda: call_sync(upstream, attempt),
+        "pybreaker": lambda: breaker.call(work),
+        "tenacity": retrying,
+        "purgatory": purgatory_call,
+    }
+
+
+def ns_per_call(fn: Callable[[], object], calls: int, clock: Callable[[], int]) -> float:
+    loop = range(calls)
+    started = clock()
+    for _ in loop:
+        fn()
+    return (clock() - started) / calls
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=20000, help="calls per round")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds per candidate")
+    parser.add_argument("--wall", action="store_true", help="elapsed time, not CPU time")
+    args = parser.parse_args(argv)
+    clock = time.perf_counter_ns if args.wall else time.thread_time_ns
+    subjects = candidates()
+    for fn in subjects.values():  # warm up every code path once before timing
+        ns_per_call(fn, min(args.calls, 2000), clock)
+    rounds: dict[str, list[float]] = {name: [] for name in subjects}
+    for _ in range(args.repeats):
+        for name, fn in subjects.items():
+            rounds[name].append(ns_per_call(fn, args.calls, clock))
+    medians = {name: statistics.median(values) for name, values in rounds.items()}
+    report = {
+        "unit": "ns per successful call (median of rounds)",
+        "clock": "wall" if args.wall else "thread CPU time",
+        "python": platform.python_version(),
+        "calls_per_round": args.calls,
+        "rounds": args.repeats,
+        **{name: round(value) for name, value in medians.items()},
+        "meshspec_over_bare_ns": round(medians["meshspec"] - medians["bare"]),
+        "ratio_meshspec_per_pybreaker": round(medians["meshspec"] / medians["pybreaker"], 3),
+        "ratio_tenacity_per_meshspec": round(medians["tenacity"] / medians["meshspec"], 2),
+    }
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Driving a call with asyncio: ``await call_async(upstream, afn)``.
+
+``afn(endpoint, timeout)`` performs one attempt; the driver also bounds it with
+``asyncio.wait_for``, so an attempt that overruns is cancelled and recorded as a timeout. If the
+task running the call is cancelled (or ``afn`` raises something that is not an attempt outcome,
+such as ``KeyboardInterrupt``), the call is cancelled too: its bulkhead permit, breaker probe
+slot and balancer active count are given back before the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify
+from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
+from meshspec_runtime.policy.upstream import UpstreamPolicies
+
+T = TypeVar("T")
+
+
+async def call_async(
+    upstream: UpstreamPolicies,
+    afn: Callable[[Endpoint, float], Awaitable[T]],
+    *,
+    key: str | None = None,
+    classify: Classifier = classify,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> T:
+    """Run one logical request through ``upstream``'s policies; return ``afn``'s last result.
+
+    Raises :class:`CallFailed` when the policies end the call without a usable answer.
+    """
+    now = clock()
+    call = upstream.start(now, key)
+    result: T | None = None
+    error: BaseException | None = None
+    try:
+        while True:
+            step = call.next(now)
+            if isinstance(step, Attempt):
+                try:
+                    result = await asyncio.wait_for(afn(step.endpoint, step.timeout), step.timeout)
+                    error = None
+                except Exception as raised:  # TimeoutError from wait_for included
+                    result, error = None, raised
+                ended = clock()
+                call.record(ended, classify(result if error is None else error, ended - now))
+                now = ended
+            elif isinstance(step, Done):
+                return result  # type: ignore[return-value]  # Done follows a returned result
+            elif isinstance(step, Wait):
+                await sleep(step.delay)
+                now = clock()
+            else:
+                assert isinstance(step, Fail)
+                raise CallFailed(step, result) from error
+    except BaseException:
+        call.cancel(clock())
+        raise

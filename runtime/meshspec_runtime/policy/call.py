@@ -1,0 +1,360 @@
+"""One logical request to an upstream, as a sans-I/O state machine (in the style of h11).
+
+The driver asks :meth:`Call.next` what to do and reports what happened with
+:meth:`Call.record`; the call never sleeps, reads a clock or touches a socket. Threads, asyncio
+and the simulator's SimPy processes all drive this same code::
+
+    call = upstream.start(now)
+    while True:
+        step = call.next(now)
+        if isinstance(step, Attempt):  # perform it, then: call.record(now, outcome)
+        elif isinstance(step, Wait):   # sleep step.delay
+        else:                          # Done or Fail: the call is over
+            break
+
+Order of checks
+---------------
+``UpstreamPolicies.start(now)``:
+
+1. bulkhead: take a concurrency permit, held until the call ends -> ``CONCURRENCY_LIMIT``;
+2. retry budget: deposit for this logical request (only calls that got a permit).
+
+``next(now)`` when an attempt is due (the first one, or a retry after its wait):
+
+1. a Wait not yet over (``now`` before its end) -> ``Wait(rest)``;
+2. overall deadline (``policy.timeout`` from start): no time left -> ``DEADLINE_EXCEEDED``;
+3. circuit breaker admission (one breaker per upstream, every attempt) -> ``BREAKER_OPEN``;
+4. adaptive throttle (counts the attempt as a request) -> ``THROTTLED``, giving back the
+   breaker admission;
+5. balancer pick, skipping unhealthy and ejected endpoints (unless in panic mode) and, on a
+   retry, the endpoint that just failed when another is available -> ``NO_ENDPOINT``, giving
+   back the breaker admission;
+6. ``Attempt(endpoint, timeout=min(per_try_timeout, time left), number)``.
+
+``record(now, outcome)``:
+
+1. feedback: balancer (active count, latency), outlier detector and breaker (failure per the
+   breaker's ``failure_on``, default connect-failure/timeout/reset/5xx), throttle (an answer
+   that is not an overload signal - 429, 503, grpc RESOURCE_EXHAUSTED/UNAVAILABLE - counts
+   as accepted);
+2. not matched by ``retry.on`` (nor the user's predicate): an answer is ``Done(outcome)``, a
+   failed attempt (connect-failure, timeout, reset, error) is ``Fail(NOT_RETRYABLE)``;
+3. retryable, but ``retry.attempts`` reached -> ``ATTEMPTS_EXHAUSTED``;
+4. backoff delay for this retry; the retry could not start before the deadline ->
+   ``DEADLINE_EXCEEDED``;
+5. retry budget withdrawal refused -> ``BUDGET_EXHAUSTED`` (``retries_denied`` = 1);
+6. otherwise the next ``next()`` returns ``Wait(delay)`` (when delay > 0), then the attempt.
+
+Every terminal step releases the bulkhead permit. ``cancel(now)`` (the driver gave up: an
+exception, a cancellation) releases whatever is held: the balancer's active count, the
+breaker's admission (a half-open probe slot), the permit. It is idempotent.
+
+Steps are built on the hot path without their dataclass ``__init__`` (see ``fastbuild``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.policy.fastbuild import builder
+from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
+
+if TYPE_CHECKING:
+    from meshspec_runtime.policy.balancer import Host
+    from meshspec_runtime.policy.upstream import UpstreamPolicies
+
+
+class FailReason(StrEnum):
+    BREAKER_OPEN = "breaker_open"
+    THROTTLED = "throttled"
+    CONCURRENCY_LIMIT = "concurrency_limit"
+    NO_ENDPOINT = "no_endpoint"
+    NOT_RETRYABLE = "not_retryable"
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """Perform one try on ``endpoint`` within ``timeout`` seconds, then ``record`` it."""
+
+    endpoint: Endpoint
+    timeout: float
+    number: int
+    """1-based: 1 is the first try, 2 the first retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Sleep ``delay`` seconds, then call ``next`` again."""
+
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """The call is over without a usable answer."""
+
+    reason: FailReason
+    last: Outcome | None
+    """The outcome of the last attempt, if one was made."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The call is over: ``outcome`` is the upstream's answer (possibly a non-retryable 404)."""
+
+    outcome: Outcome
+
+
+Step = Attempt | Wait | Fail | Done
+
+
+class CallStateError(RuntimeError):
+    """The driver broke the protocol (e.g. ``next`` while an attempt is in flight)."""
+
+
+_attempt: Callable[[Endpoint, float, int], Attempt] = builder(
+    Attempt, "endpoint", "timeout", "number"
+)
+_wait: Callable[[float], Wait] = builder(Wait, "delay")
+_fail: Callable[[FailReason, Outcome | None], Fail] = builder(Fail, "reason", "last")
+_done: Callable[[Outcome], Done] = builder(Done, "outcome")
+_new = object.__new__
+_set_done_outcome = getattr(Done, "outcome").__set__  # noqa: B009  # a slot descriptor
+
+
+# call states
+_READY: Final = 0  # an attempt is due
+_WAIT_DUE: Final = 1  # next() returns the Wait before the next attempt
+_WAITING: Final = 2  # an attempt is due once ``_resume_at`` is reached
+_IN_ATTEMPT: Final = 3  # waiting for record()
+_FINISHED: Final = 4  # the final Done or Fail is decided
+_CANCELLED: Final = 5
+
+_SUCCESS: Final = OutcomeKind.SUCCESS
+_REJECTED: Final = 0  # CircuitBreaker.admit's refusal
+_OVERLOAD_STATUSES: Final = frozenset({429, 503})
+_OVERLOAD_GRPC: Final = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
+
+
+class Call:
+    """One logical request: attempts, waits between them, and the final verdict.
+
+    Made by :meth:`UpstreamPolicies.start`. Not thread-safe: one driver drives one call (the
+    shared state it touches, in ``UpstreamPolicies``, is).
+    """
+
+    __slots__ = (
+        "_deadline",
+        "_delay",
+        "_final",
+        "_host",
+        "_key",
+        "_last",
+        "_permit",
+        "_resume_at",
+        "_state",
+        "_ticket",
+        "_up",
+        "attempts",
+        "retries_denied",
+    )
+
+    def __init__(
+        self, upstream: UpstreamPolicies, now: float, key: str | None, final: Fail | None
+    ) -> None:
+        self._up = upstream
+        self._deadline = now + upstream.timeout
+        self._key = key
+        self._host: Host | None = None
+        """The host of the attempt in flight; after it, the one to avoid on a retry."""
+        self._last: Outcome | None = None
+        self._delay = 0.0
+        """The last backoff delay (decorrelated jitter builds on it)."""
+        if final is None:
+            self._permit = upstream.bulkhead is not None
+            self._state = _READY
+        else:
+            self._permit = False
+            self._final: Fail | Done = final
+            self._state = _FINISHED
+        self.attempts = 0
+        """Attempts started so far."""
+        self.retries_denied = 0
+        """Retries the budget refused (0 or 1)."""
+        # set before they are read: _ticket (by next), _resume_at (by _retry)
+
+    @property
+    def finished(self) -> bool:
+        """Done or Fail is decided (or the call was cancelled)."""
+        return self._state >= _FINISHED
+
+    @property
+    def deadline(self) -> float:
+        return self._deadline
+
+    # -- the driver's side ------------------------------------------------------------------
+
+    def next(self, now: float) -> Step:
+        """What to do now: after ``start``, after ``record``, or after a ``Wait`` elapsed."""
+        state = self._state
+        if state:
+            if state == _FINISHED:
+                return self._final
+            if state == _WAIT_DUE:
+                self._state = _WAITING
+                wait: Wait = _wait(self._delay)
+                return wait
+            if state == _WAITING:
+                if now < self._resume_at:
+                    rest: Wait = _wait(self._resume_at - now)
+                    return rest
+            else:
+                raise CallStateError(
+                    "next() while an attempt is in flight: record() its outcome first"
+                    if state == _IN_ATTEMPT
+                    else "next() on a cancelled call"
+                )
+        up = self._up
+        left = self._deadline - now
+        if left <= 0.0:
+            return self._finish(_fail(FailReason.DEADLINE_EXCEEDED, self._last))
+        breaker = up.breaker
+        ticket = 0
+        if breaker is not None:
+            ticket = breaker.admit(now)
+            if ticket == _REJECTED:
+                return self._finish(_fail(FailReason.BREAKER_OPEN, self._last))
+        throttle = up.throttle
+        if throttle is not None and throttle.should_reject(now, up.rng):
+            if breaker is not None:
+                breaker.on_cancel(now, ticket)
+            return self._finish(_fail(FailReason.THROTTLED, self._last))
+        host = up.pick_and_start(now, self._key, self._host)
+        if host is None:
+            if breaker is not None:
+                breaker.on_cancel(now, ticket)
+            return self._finish(_fail(FailReason.NO_ENDPOINT, self._last))
+        self._host = host
+        self._ticket = ticket
+        self._state = _IN_ATTEMPT
+        number = self.attempts = self.attempts + 1
+        per_try = up.per_try_timeout
+        timeout = per_try if per_try < left else left
+        # Attempts are immutable: the last one made for this host is reused when it matches
+        # (a first attempt with a fixed timeout, the common case), sparing an allocation.
+        attempt = host.attempt
+        if attempt is None or attempt.timeout != timeout or attempt.number != number:
+            attempt = host.attempt = _attempt(host.endpoint, timeout, number)
+        return attempt
+
+    def record(self, now: float, outcome: Outcome) -> None:
+        """The outcome of the attempt ``next`` returned last."""
+        if self._state != _IN_ATTEMPT:
+            raise CallStateError("record() without an attempt in flight")
+        up = self._up
+        host = self._host
+        assert host is not None
+        latency = outcome.latency
+        breaker = up.breaker
+        throttle = up.throttle
+        if outcome.kind is _SUCCESS and outcome.status is None and outcome.grpc_status is None:
+            # a plain answer: no failure condition can match it, only the user's predicate
+            if up.plain_finish:
+                lock = up.lock
+                lock.acquire()
+                host.active -= 1  # Balancer.on_finish, inlined; cannot raise
+                lock.release()
+            else:
+                up.finish_attempt(now, host, latency, False)
+            if breaker is not None:
+                breaker.on_success(now, latency, self._ticket)
+            if throttle is not None:
+                throttle.on_accept(now)
+            predicate = up.retry_predicate
+            if predicate is None or not predicate(outcome):
+                self._state = _FINISHED
+                done = _new(Done)  # _done(outcome), inlined
+                _set_done_outcome(done, outcome)
+                self._final = done
+                if self._permit:
+                    self._release()
+                return
+        else:
+            failed = up.failure_on.matches(outcome)
+            up.finish_attempt(now, host, latency, failed)
+            if breaker is not None:
+                if failed:
+                    breaker.on_failure(now, latency, self._ticket)
+                else:
+                    breaker.on_success(now, latency, self._ticket)
+            if (
+                throttle is not None
+                and outcome.kind is _SUCCESS
+                and outcome.status not in _OVERLOAD_STATUSES
+                and outcome.grpc_status not in _OVERLOAD_GRPC
+            ):
+                throttle.on_accept(now)
+            if not up.retry_on.matches(outcome):
+                if outcome.kind is _SUCCESS:
+                    self._finish(_done(outcome))
+                else:
+                    self._finish(_fail(FailReason.NOT_RETRYABLE, outcome))
+                return
+        self._retry(now, outcome)
+
+    def cancel(self, now: float) -> None:
+        """The driver gives up: release every permit and slot held. Idempotent."""
+        state = self._state
+        if state >= _FINISHED:
+            return
+        self._state = _CANCELLED
+        if state == _IN_ATTEMPT:
+            host = self._host
+            assert host is not None
+            self._up.cancel_attempt(host)
+            breaker = self._up.breaker
+            if breaker is not None:
+                breaker.on_cancel(now, self._ticket)
+        self._release()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _retry(self, now: float, outcome: Outcome) -> None:
+        """A retryable outcome: schedule a retry, or end the call saying why not."""
+        self._last = outcome
+        up = self._up
+        if self.attempts >= up.max_attempts:
+            self._finish(_fail(FailReason.ATTEMPTS_EXHAUSTED, outcome))
+            return
+        delay = up.backoff.delay(self.attempts, self._delay, up.rng)
+        if now + delay >= self._deadline:
+            self._finish(_fail(FailReason.DEADLINE_EXCEEDED, outcome))
+            return
+        budget = up.budget
+        if budget is not None and not budget.try_withdraw(now):
+            self.retries_denied = 1
+            self._finish(_fail(FailReason.BUDGET_EXHAUSTED, outcome))
+            return
+        self._resume_at = now + delay
+        self._delay = delay
+        self._state = _WAIT_DUE if delay > 0.0 else _READY
+
+    def _finish(self, step: Fail | Done) -> Fail | Done:
+        self._final = step
+        self._state = _FINISHED
+        self._release()
+        return step
+
+    def _release(self) -> None:
+        if self._permit:
+            self._permit = False
+            bulkhead = self._up.bulkhead
+            assert bulkhead is not None
+            bulkhead.release()

@@ -1,0 +1,181 @@
+"""The policy state one client keeps for one upstream, shared by every call to it.
+
+Built once per (caller, upstream) pair from the bundle's resolved ``UpstreamPolicy``: every
+setting is turned into plain attributes and policy objects here, at construction, so the call
+path never touches pydantic. Thread-safe: the breaker, budget, throttle, bulkhead and outlier
+detector guard themselves; the balancer and the availability bookkeeping are guarded by one
+lock held only for a pick or a feedback update (never while calling user code or listeners).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Iterable, Sequence
+
+from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.policy.backoff import backoff_for
+from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
+from meshspec_runtime.policy.breaker import BreakerListener, CircuitBreaker
+from meshspec_runtime.policy.budget import RetryBudget
+from meshspec_runtime.policy.bulkhead import Bulkhead
+from meshspec_runtime.policy.call import Call, Fail, FailReason
+from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, UpstreamPolicy
+from meshspec_runtime.policy.outcome import ConditionSet, OutcomePredicate
+from meshspec_runtime.policy.outlier import OutlierDetector
+from meshspec_runtime.policy.throttle import AdaptiveThrottle
+
+
+class UpstreamPolicies:
+    """Balancer, breaker, retry budget, adaptive throttle, outlier detector and bulkhead of one
+    upstream, and :meth:`start` to begin a call through them."""
+
+    __slots__ = (
+        "_ejected",
+        "_unhealthy",
+        "backoff",
+        "balancer",
+        "breaker",
+        "budget",
+        "bulkhead",
+        "failure_on",
+        "lock",
+        "max_attempts",
+        "outlier",
+        "per_try_timeout",
+        "plain_finish",
+        "policy",
+        "retry_on",
+        "retry_predicate",
+        "rng",
+        "throttle",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        policy: UpstreamPolicy,
+        endpoints: Sequence[Endpoint],
+        *,
+        rng: random.Random,
+        retry_predicate: OutcomePredicate | None = None,
+        breaker_listeners: Iterable[BreakerListener] = (),
+    ) -> None:
+        self.policy = policy
+        self.rng = rng
+        retry = policy.retry
+        self.timeout = policy.timeout
+        self.per_try_timeout = (
+            retry.per_try_timeout if retry.per_try_timeout is not None else math.inf
+        )
+        self.max_attempts = retry.attempts
+        self.backoff = backoff_for(retry.backoff)
+        self.retry_on = ConditionSet(retry.on, retry_predicate)
+        self.retry_predicate = retry_predicate
+        self.balancer: Balancer = balancer_for(policy.load_balancer, endpoints, rng)
+        cb = policy.circuit_breaker
+        breaker = CircuitBreaker(cb, listeners=breaker_listeners) if cb is not None else None
+        self.breaker = breaker
+        self.failure_on = (
+            breaker.is_failure if breaker is not None else ConditionSet(DEFAULT_FAILURE_ON)
+        )
+        """What counts as a failure for the breaker and the outlier detector."""
+        self.budget = RetryBudget(retry.budget) if retry.budget is not None else None
+        throttle = policy.adaptive_throttle
+        self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
+        outlier = policy.outlier_detection
+        self.outlier = OutlierDetector(outlier) if outlier is not None else None
+        limit = policy.concurrency_limit
+        self.bulkhead = Bulkhead(limit) if limit is not None else None
+        self.lock = threading.Lock()
+        """Guards the balancer and the availability sets; held for short updates only."""
+        self.plain_finish = (
+            self.outlier is None and type(self.balancer).on_finish is Balancer.on_finish
+        )
+        """A successful attempt's feedback is only the balancer's active count (fast path)."""
+        self._unhealthy: frozenset[str] = frozenset()
+        self._ejected: frozenset[str] = frozenset()
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def set_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
+        """A discovery update. Surviving endpoints keep their state (active counts, latency,
+        outlier history); departed ones are forgotten."""
+        ids = {e.id for e in endpoints}
+        with self.lock:
+            gone = [h.id for h in self.balancer.hosts if h.id not in ids]
+            self.balancer.set_endpoints(endpoints)
+            self._unhealthy = self._unhealthy & ids
+            if self.outlier is not None:
+                for endpoint_id in gone:
+                    self.outlier.forget(endpoint_id)
+            self._publish_unavailable()
+
+    def set_healthy(self, endpoint_id: str, healthy: bool) -> None:
+        """A health-check result: unhealthy endpoints are skipped while enough others are up."""
+        with self.lock:
+            if healthy:
+                self._unhealthy = self._unhealthy - {endpoint_id}
+            else:
+                self._unhealthy = self._unhealthy | {endpoint_id}
+            self._publish_unavailable()
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(h.endpoint for h in self.balancer.hosts)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def start(self, now: float, key: str | None = None) -> Call:
+        """Begin one logical request; ``key`` feeds the hash balancers."""
+        bulkhead = self.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            return Call(self, now, key, Fail(FailReason.CONCURRENCY_LIMIT, None))
+        budget = self.budget
+        if budget is not None:
+            budget.on_request(now)
+        return Call(self, now, key, None)
+
+    # -- used by Call -----------------------------------------------------------------------
+
+    def pick_and_start(self, now: float, key: str | None, avoid: Host | None) -> Host | None:
+        """Pick a host for an attempt and count it as active."""
+        lock = self.lock
+        lock.acquire()  # not ``with``: a third of the cost, and try/finally is free
+        try:
+            outlier = self.outlier
+            if outlier is not None:
+                ejected = outlier.ejected(now)
+                if ejected is not self._ejected:
+                    self._ejected = ejected
+                    self._publish_unavailable()
+            host = self.balancer.pick(now, key, avoid)
+            if host is not None:
+                host.active += 1  # Balancer.on_start, inlined
+            return host
+        finally:
+            lock.release()
+
+    def finish_attempt(self, now: float, host: Host, latency: float, failed: bool) -> None:
+        """Feedback from an attempt's outcome to the balancer and the outlier detector."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            self.balancer.on_finish(host, latency, now)
+        finally:
+            lock.release()
+        outlier = self.outlier
+        if outlier is not None:
+            if failed:
+                outlier.on_failure(now, host.id, len(self.balancer.hosts))
+            else:
+                outlier.on_success(now, host.id)
+
+    def cancel_attempt(self, host: Host) -> None:
+        with self.lock:
+            self.balancer.on_cancel(host)
+
+    def _publish_unavailable(self) -> None:
+        """Called with the lock held."""
+        self.balancer.set_unavailable(self._unhealthy | self._ejected)
