@@ -47,13 +47,14 @@ def classify_error(error: BaseException, latency: float) -> Outcome:
     if isinstance(error, RESET_ERRORS):
         return outcome(OutcomeKind.RESET, latency)
     response: Any = getattr(error, "response", None)
-    status = _status_of(response) if response is not None else None
+    status = status_of(response) if response is not None else None
     if status is not None:
         return outcome(_SUCCESS, latency, status)
     return outcome(OutcomeKind.ERROR, latency)
 
 
-def _status_of(value: object) -> int | None:
+def status_of(value: object) -> int | None:
+    """The integer ``status_code`` or ``status`` attribute of a response, else None."""
     status = getattr(value, "status_code", None)
     if status is None:
         status = getattr(value, "status", None)

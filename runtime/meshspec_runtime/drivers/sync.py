@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify
+from meshspec_runtime.drivers.classify import classify as default_classify
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
@@ -36,26 +37,36 @@ def call_sync(
     """
     now = clock()
     call = upstream.start(now, key)
+    plain = classify is default_classify
     result: T | None = None
-    error: BaseException | None = None
+    error: Exception | None = None
     try:
         while True:
             step = call.next(now)
-            kind = type(step)
-            if kind is Attempt:
-                assert isinstance(step, Attempt)
+            if type(step) is Attempt:
                 try:
                     result = fn(step.endpoint, step.timeout)
-                    error = None
                 except Exception as raised:
                     result, error = None, raised
+                    ended = clock()
+                    call.record(ended, classify(raised, ended - now))
+                    now = ended
+                    continue
+                error = None
                 ended = clock()
-                call.record(ended, classify(result if error is None else error, ended - now))
+                if (  # the default classifier's common case: an answer without a status
+                    plain
+                    and getattr(result, "status_code", None) is None
+                    and getattr(result, "status", None) is None
+                ):
+                    if call.record_success(ended, ended - now):
+                        return result
+                else:
+                    call.record(ended, classify(result, ended - now))
                 now = ended
-            elif kind is Done:
+            elif type(step) is Done:
                 return result  # type: ignore[return-value]  # Done follows a returned result
-            elif kind is Wait:
-                assert isinstance(step, Wait)
+            elif type(step) is Wait:
                 sleep(step.delay)
                 now = clock()
             else:

@@ -126,19 +126,21 @@ _wait: Callable[[float], Wait] = builder(Wait, "delay")
 _fail: Callable[[FailReason, Outcome | None], Fail] = builder(Fail, "reason", "last")
 _done: Callable[[Outcome], Done] = builder(Done, "outcome")
 _new = object.__new__
+_outcome: Callable[[OutcomeKind, float, int | None, str | None], Outcome] = builder(
+    Outcome, "kind", "latency", "status", "grpc_status"
+)
 _set_done_outcome = getattr(Done, "outcome").__set__  # noqa: B009  # a slot descriptor
 
 
 # call states
-_READY: Final = 0  # an attempt is due
+READY: Final = 0  # an attempt is due
 _WAIT_DUE: Final = 1  # next() returns the Wait before the next attempt
 _WAITING: Final = 2  # an attempt is due once ``_resume_at`` is reached
 _IN_ATTEMPT: Final = 3  # waiting for record()
-_FINISHED: Final = 4  # the final Done or Fail is decided
+FINISHED: Final = 4  # the final Done or Fail is decided
 _CANCELLED: Final = 5
 
 _SUCCESS: Final = OutcomeKind.SUCCESS
-_REJECTED: Final = 0  # CircuitBreaker.admit's refusal
 _OVERLOAD_STATUSES: Final = frozenset({429, 503})
 _OVERLOAD_GRPC: Final = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
 
@@ -157,6 +159,7 @@ class Call:
         "_host",
         "_key",
         "_last",
+        "_latency",
         "_permit",
         "_resume_at",
         "_state",
@@ -166,34 +169,33 @@ class Call:
         "retries_denied",
     )
 
-    def __init__(
-        self, upstream: UpstreamPolicies, now: float, key: str | None, final: Fail | None
-    ) -> None:
-        self._up = upstream
-        self._deadline = now + upstream.timeout
-        self._key = key
-        self._host: Host | None = None
-        """The host of the attempt in flight; after it, the one to avoid on a retry."""
-        self._last: Outcome | None = None
-        self._delay = 0.0
-        """The last backoff delay (decorrelated jitter builds on it)."""
-        if final is None:
-            self._permit = upstream.bulkhead is not None
-            self._state = _READY
-        else:
-            self._permit = False
-            self._final: Fail | Done = final
-            self._state = _FINISHED
-        self.attempts = 0
-        """Attempts started so far."""
-        self.retries_denied = 0
-        """Retries the budget refused (0 or 1)."""
-        # set before they are read: _ticket (by next), _resume_at (by _retry)
+    _up: UpstreamPolicies
+    _deadline: float
+    _key: str | None
+    _host: Host | None
+    """The host of the attempt in flight; after it, the one to avoid on a retry."""
+    _last: Outcome | None
+    _delay: float
+    """The last backoff delay (decorrelated jitter builds on it)."""
+    _permit: bool
+    _state: int
+    _final: Fail | Done | None
+    """Set when finished; None for a success recorded by ``record_success`` (built lazily)."""
+    _latency: float
+    _ticket: int
+    _resume_at: float
+    attempts: int
+    """Attempts started so far."""
+    retries_denied: int
+    """Retries the budget refused (0 or 1)."""
+
+    def __init__(self) -> None:
+        raise TypeError("calls are made by UpstreamPolicies.start()")
 
     @property
     def finished(self) -> bool:
         """Done or Fail is decided (or the call was cancelled)."""
-        return self._state >= _FINISHED
+        return self._state >= FINISHED
 
     @property
     def deadline(self) -> float:
@@ -205,8 +207,11 @@ class Call:
         """What to do now: after ``start``, after ``record``, or after a ``Wait`` elapsed."""
         state = self._state
         if state:
-            if state == _FINISHED:
-                return self._final
+            if state == FINISHED:
+                final = self._final
+                if final is None:  # a success recorded by record_success()
+                    final = self._final = _done(_outcome(_SUCCESS, self._latency, None, None))
+                return final
             if state == _WAIT_DUE:
                 self._state = _WAITING
                 wait: Wait = _wait(self._delay)
@@ -229,14 +234,23 @@ class Call:
         ticket = 0
         if breaker is not None:
             ticket = breaker.admit(now)
-            if ticket == _REJECTED:
+            if ticket == 0:  # CircuitBreaker.REJECTED
                 return self._finish(_fail(FailReason.BREAKER_OPEN, self._last))
         throttle = up.throttle
         if throttle is not None and throttle.should_reject(now, up.rng):
             if breaker is not None:
                 breaker.on_cancel(now, ticket)
             return self._finish(_fail(FailReason.THROTTLED, self._last))
-        host = up.pick_and_start(now, self._key, self._host)
+        lock = up.lock  # UpstreamPolicies.pick_and_start, inlined
+        lock.acquire()
+        try:
+            if up.outlier is not None:
+                up.refresh_ejections(now)
+            host = up.balancer.pick(now, self._key, self._host)
+            if host is not None:
+                host.active += 1  # Balancer.on_start
+        finally:
+            lock.release()
         if host is None:
             if breaker is not None:
                 breaker.on_cancel(now, ticket)
@@ -279,7 +293,7 @@ class Call:
                 throttle.on_accept(now)
             predicate = up.retry_predicate
             if predicate is None or not predicate(outcome):
-                self._state = _FINISHED
+                self._state = FINISHED
                 done = _new(Done)  # _done(outcome), inlined
                 _set_done_outcome(done, outcome)
                 self._final = done
@@ -309,10 +323,41 @@ class Call:
                 return
         self._retry(now, outcome)
 
+    def record_success(self, now: float, latency: float) -> bool:
+        """``record(now, Outcome(SUCCESS, latency))`` - an answer without a status - for
+        drivers' common case, without building the outcome. True when the call is done."""
+        if self._state != _IN_ATTEMPT:
+            raise CallStateError("record_success() without an attempt in flight")
+        up = self._up
+        if up.retry_predicate is not None:
+            self.record(now, _outcome(_SUCCESS, latency, None, None))
+            return self._state == FINISHED
+        host = self._host
+        assert host is not None
+        if up.plain_finish:
+            lock = up.lock
+            lock.acquire()
+            host.active -= 1  # Balancer.on_finish, inlined; cannot raise
+            lock.release()
+        else:
+            up.finish_attempt(now, host, latency, False)
+        breaker = up.breaker
+        if breaker is not None:
+            breaker.on_success(now, latency, self._ticket)
+        throttle = up.throttle
+        if throttle is not None:
+            throttle.on_accept(now)
+        self._state = FINISHED
+        self._final = None
+        self._latency = latency
+        if self._permit:
+            self._release()
+        return True
+
     def cancel(self, now: float) -> None:
         """The driver gives up: release every permit and slot held. Idempotent."""
         state = self._state
-        if state >= _FINISHED:
+        if state >= FINISHED:
             return
         self._state = _CANCELLED
         if state == _IN_ATTEMPT:
@@ -344,11 +389,11 @@ class Call:
             return
         self._resume_at = now + delay
         self._delay = delay
-        self._state = _WAIT_DUE if delay > 0.0 else _READY
+        self._state = _WAIT_DUE if delay > 0.0 else READY
 
     def _finish(self, step: Fail | Done) -> Fail | Done:
         self._final = step
-        self._state = _FINISHED
+        self._state = FINISHED
         self._release()
         return step
 

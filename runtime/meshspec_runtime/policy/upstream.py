@@ -20,11 +20,13 @@ from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
 from meshspec_runtime.policy.breaker import BreakerListener, CircuitBreaker
 from meshspec_runtime.policy.budget import RetryBudget
 from meshspec_runtime.policy.bulkhead import Bulkhead
-from meshspec_runtime.policy.call import Call, Fail, FailReason
+from meshspec_runtime.policy.call import FINISHED, READY, Call, Fail, FailReason
 from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, UpstreamPolicy
 from meshspec_runtime.policy.outcome import ConditionSet, OutcomePredicate
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
+
+_new = object.__new__
 
 
 class UpstreamPolicies:
@@ -129,13 +131,27 @@ class UpstreamPolicies:
 
     def start(self, now: float, key: str | None = None) -> Call:
         """Begin one logical request; ``key`` feeds the hash balancers."""
+        call: Call = _new(Call)  # Call's fields, set here: one frame less on every call
+        call._up = self
+        call._deadline = now + self.timeout
+        call._key = key
+        call._host = None
+        call._last = None
+        call._delay = 0.0
+        call.attempts = 0
+        call.retries_denied = 0
         bulkhead = self.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
-            return Call(self, now, key, Fail(FailReason.CONCURRENCY_LIMIT, None))
+            call._permit = False
+            call._final = Fail(FailReason.CONCURRENCY_LIMIT, None)
+            call._state = FINISHED
+            return call
+        call._permit = bulkhead is not None
+        call._state = READY
         budget = self.budget
         if budget is not None:
             budget.on_request(now)
-        return Call(self, now, key, None)
+        return call
 
     # -- used by Call -----------------------------------------------------------------------
 
@@ -144,18 +160,22 @@ class UpstreamPolicies:
         lock = self.lock
         lock.acquire()  # not ``with``: a third of the cost, and try/finally is free
         try:
-            outlier = self.outlier
-            if outlier is not None:
-                ejected = outlier.ejected(now)
-                if ejected is not self._ejected:
-                    self._ejected = ejected
-                    self._publish_unavailable()
+            if self.outlier is not None:
+                self.refresh_ejections(now)
             host = self.balancer.pick(now, key, avoid)
             if host is not None:
                 host.active += 1  # Balancer.on_start, inlined
             return host
         finally:
             lock.release()
+
+    def refresh_ejections(self, now: float) -> None:
+        """Tell the balancer about ejections that began or ended; called with the lock held."""
+        assert self.outlier is not None
+        ejected = self.outlier.ejected(now)
+        if ejected is not self._ejected:  # the detector returns the same set until it changes
+            self._ejected = ejected
+            self._publish_unavailable()
 
     def finish_attempt(self, now: float, host: Host, latency: float, failed: bool) -> None:
         """Feedback from an attempt's outcome to the balancer and the outlier detector."""
