@@ -222,6 +222,8 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         return "E0100", f"unknown field {name!r}{hint}{listing}"
     if kind == "missing":
         return "E0102", f"missing required field {str(path[-1]) if path else ''!r}"
+    if kind == "window":
+        return "E0104", f"{error['msg']}, found {found(value)}"
     if kind in _CUSTOM_CODES:
         return _CUSTOM_CODES[kind], error["msg"]
     if kind in _TYPE_NAMES:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from meshspec.spec.diagnostics import Diagnostic
 from meshspec.spec.document import Provenance
@@ -34,12 +34,51 @@ MIN_DEREGISTER_AFTER = 60.0
 def check(spec: MeshSpec, provenance: Provenance) -> list[Diagnostic]:
     """Every semantic problem of ``spec``."""
     out: list[Diagnostic] = []
+    out.extend(_explicit_nulls(spec, provenance))
     out.extend(_upstream_names(spec, provenance))
     out.extend(_cycles(spec, provenance))
     out.extend(_instances(spec, provenance))
     out.extend(_health_checks(spec, provenance))
     out.extend(_edges(spec, provenance))
     return out
+
+
+def _explicit_nulls(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
+    """``circuit_breaker: null`` would silently inherit; the one way to switch off is ``off``."""
+    layers: list[tuple[SpecPath, BaseModel | None]] = [(("defaults",), spec.defaults)]
+    for name, service in spec.services.items():
+        layers.append((("services", name), service))
+        layers.append((("services", name, "defaults"), service.defaults))
+        layers.extend(
+            (("services", name, "upstreams", upstream), edge)
+            for upstream, edge in service.upstreams.items()
+        )
+    for path, layer in layers:
+        if layer is None:
+            continue
+        for field in layer.model_fields_set:
+            if field in _SWITCHABLE and getattr(layer, field) is None:
+                yield provenance.diagnostic(
+                    (*path, field),
+                    "E0115",
+                    f"{field} is null; expected off to switch it off, or no key to inherit",
+                )
+
+
+_SWITCHABLE = frozenset(
+    {
+        "timeout",
+        "retry",
+        "adaptive_throttle",
+        "circuit_breaker",
+        "load_balancer",
+        "outlier_detection",
+        "concurrency_limit",
+        "objective",
+        "health_check",
+        "defaults",
+    }
+)
 
 
 def _upstream_names(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
@@ -123,6 +162,10 @@ def _instances(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
 
 
 def _health_checks(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
+    yield from _collapse(list(_health_check_problems(spec, provenance)), "service")
+
+
+def _health_check_problems(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
     resolver = Resolver.of(spec)
     memo: dict[str, list[_Finding]] = {}
     for name in spec.services:
@@ -214,12 +257,12 @@ def _edges(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
                         key=where == edge_path,
                     )
                 )
-    yield from _collapse(out)
+    yield from _collapse(out, "edge")
 
 
-def _collapse(diagnostics: list[Diagnostic]) -> Iterator[Diagnostic]:
+def _collapse(diagnostics: list[Diagnostic], noun: str) -> Iterator[Diagnostic]:
     """One diagnostic per place and code: an inherited mistake is reported once, with the
-    number of other edges it breaks."""
+    number of other edges (or services) it breaks."""
     groups: dict[tuple[str, int, int, str], list[Diagnostic]] = {}
     for diagnostic in diagnostics:
         place = (diagnostic.file, diagnostic.line, diagnostic.column, diagnostic.code)
@@ -236,7 +279,7 @@ def _collapse(diagnostics: list[Diagnostic]) -> Iterator[Diagnostic]:
             first.column,
             first.code,
             first.path,
-            f"{first.message} (and {others} other edge{'s' if others > 1 else ''})",
+            f"{first.message} (and {others} other {noun}{'s' if others > 1 else ''})",
             first.severity,
         )
 

@@ -34,6 +34,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _PARSE_POSITION = re.compile(r"line (\d+), column (\d+)")
 _DUPLICATE_KEY = re.compile(r"duplicate mapping key: (.*)$")
 _INVALID_TAG = re.compile(r"Invalid tag: '(.*)'")
+# The parser never builds Python objects; a Python tag is refused outright all the same,
+# since it only ever appears in an attack or a mistake.
+_PYTHON_TAG = re.compile(r"!!python/[^\s\[\]{},]*|tag:yaml\.org,2002:python/[^\s\[\]{},]*")
 # Block nesting deeper than MAX_DEPTH needs a line indented at least that far (flow nesting
 # is bounded by the parser itself), so most documents skip the walk that measures depth.
 _DEEP_INDENT = re.compile(rf"^[ \t-]{{{MAX_DEPTH},}}", re.MULTILINE)
@@ -186,6 +189,15 @@ def parse_text(text: str, display: str) -> tuple[Any, PositionLookup]:
 
     if not text.strip() or _only_comments(text):
         raise fail("E0005", "the document is empty; expected a mapping with apiVersion", 1, 1)
+    python_tag = _PYTHON_TAG.search(text)
+    if python_tag is not None:
+        line, column = _line_column(text, python_tag.start())
+        raise fail(
+            "E0015",
+            f"unsupported YAML tag {python_tag.group()!r}; expected plain YAML data",
+            line,
+            column,
+        )
     try:
         data = yaml_rs.loads(
             text,
