@@ -4,8 +4,8 @@ Each host keeps an exponentially weighted moving average of its latency that jum
 higher observation at once (peak-sensitive) and decays towards new, lower observations with
 time constant ``ewma_decay``; reading the cost also decays it, so a host that was slow long ago
 gets another chance. Cost = ewma x (active + 1); a host with no measurement yet but attempts
-in flight costs a large penalty so that a cold host is not flooded. The pick is the cheaper of
-``choices`` weighted random candidates (P2C by default).
+in flight costs a large penalty so that a cold host is not flooded. The pick is the cheapest of
+``choices`` distinct weighted random candidates (P2C by default), as in Finagle.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class PeakEwma(Balancer):
         self._draw = sampler(pool, self._rng) if pool else None
         self._extra = range(self.config.choices - 1)
         self._decay = self.config.ewma_decay
+        self._uniform_pair = self.config.choices == 2 and len({h.weight for h in pool}) <= 1
 
     def _observe(self, host: Host, latency: float, now: float) -> None:
         elapsed = now - host.stamp
@@ -40,14 +41,28 @@ class PeakEwma(Balancer):
         return host.ewma * (host.active + 1)
 
     def _pick(self, now: float, key: str | None) -> Host:
+        pool = self.pool
+        size = len(pool)
+        if self._uniform_pair and size > 1:  # two distinct hosts, drawn exactly
+            draw_float = self._rng.random
+            i = int(draw_float() * size)
+            j = (i + 1 + int(draw_float() * (size - 1))) % size
+            first, second = pool[i], pool[j]
+            return second if self.cost(second, now) < self.cost(first, now) else first
         draw = self._draw
         assert draw is not None  # the base never picks from an empty pool
         best = draw()
         best_cost = self.cost(best, now)
+        seen = [best]
         for _ in self._extra:
             candidate = draw()
-            if candidate is best:
+            for _ in range(8):  # distinct candidates; a few redraws are enough (else settle)
+                if candidate not in seen:
+                    break
+                candidate = draw()
+            else:
                 continue
+            seen.append(candidate)
             cost = self.cost(candidate, now)
             if cost < best_cost:
                 best, best_cost = candidate, cost

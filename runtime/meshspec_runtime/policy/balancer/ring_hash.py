@@ -1,9 +1,12 @@
 """Ring hash (ketama-style consistent hashing).
 
-Each host owns points on a 64-bit ring, about ``ring_size`` in all, in proportion to its weight;
-a key goes to the owner of the first point at or after the key's hash. Adding or removing a
-host only moves the keys whose nearest point changed owner. A call without a key gets a random
-position. On a retry the walk continues to the next point owned by a different host.
+Each host owns ``scale x weight`` points on a 64-bit ring, ``scale`` being the largest power of
+two that keeps the ring within ``ring_size`` points (at least 1); a key goes to the owner of the
+first point at or after the key's hash. A host's points depend only on its id, weight and the
+scale, and the scale only changes when the total weight crosses a power of two, so adding or
+removing a host moves exactly the keys won or lost by that host's points, as in ketama. A call
+without a key gets a random position. On a retry the walk continues to the next point owned by
+a different host.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from meshspec_runtime.policy.balancer.hashing import hash64
 class RingHash(Balancer):
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         total = sum(h.weight for h in pool)
-        size = self.config.ring_size
+        scale = 1 << max(0, (self.config.ring_size // total).bit_length() - 1) if pool else 1
         points: list[tuple[int, str, Host]] = []
         for host in pool:
-            count = max(1, round(size * host.weight / total))
+            count = scale * host.weight
             points.extend((hash64(f"{host.id}_{i}"), host.id, host) for i in range(count))
         points.sort(key=lambda p: (p[0], p[1]))
         self._hashes = [p[0] for p in points]

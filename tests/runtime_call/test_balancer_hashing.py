@@ -1,0 +1,117 @@
+"""Consistent hashing: stable across processes, minimal movement when endpoints change."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+from meshspec_runtime.policy.balancer import Balancer, balancer_for
+from meshspec_runtime.policy.balancer.hashing import hash64
+from meshspec_runtime.policy.balancer.maglev import is_prime
+from meshspec_runtime.policy.config import LoadBalancerConfig, Strategy
+from runtime_call_kit import endpoints
+
+HASHED = [Strategy.RING_HASH, Strategy.MAGLEV]
+KEYS = [f"user-{i}" for i in range(4000)]
+
+
+def make(strategy: Strategy, n: int, weights: list[int] | None = None) -> Balancer:
+    config = LoadBalancerConfig(strategy=strategy, ring_size=2048, maglev_table_size=4099)
+    return balancer_for(config, endpoints(n, weights), random.Random(0))
+
+
+def mapping(balancer: Balancer) -> dict[str, str]:
+    result = {}
+    for key in KEYS:
+        host = balancer.pick(0.0, key)
+        assert host is not None
+        result[key] = host.id
+    return result
+
+
+def test_hash64_is_fixed() -> None:
+    # BLAKE2b-64 of "user-1": a constant, whatever PYTHONHASHSEED says
+    assert hash64("user-1") == hash64("user-1")
+    assert hash64("user-1") != hash64("user-2")
+    assert 0 <= hash64("x") < 2**64
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_same_key_same_endpoint_across_processes(strategy: Strategy) -> None:
+    here = mapping(make(strategy, 5))
+    program = (
+        "import random, json\n"
+        "from meshspec_runtime.policy.balancer import balancer_for\n"
+        "from meshspec_runtime.policy.config import LoadBalancerConfig\n"
+        "from meshspec_runtime.bundle import Endpoint\n"
+        f"config = LoadBalancerConfig(strategy={strategy.value!r}, ring_size=2048,"
+        " maglev_table_size=4099)\n"
+        "eps = [Endpoint(id=f'ep-{i}', address=f'10.0.0.{i + 1}', port=8080) for i in range(5)]\n"
+        "b = balancer_for(config, eps, random.Random(99))\n"
+        "print(json.dumps({f'user-{i}': b.pick(0.0, f'user-{i}').id for i in range(4000)}))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
+    )
+    import json
+
+    assert json.loads(out.stdout) == here
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_keys_spread_over_endpoints_by_weight(strategy: Strategy) -> None:
+    counts: dict[str, int] = {}
+    for endpoint_id in mapping(make(strategy, 4, weights=[1, 1, 1, 3])).values():
+        counts[endpoint_id] = counts.get(endpoint_id, 0) + 1
+    assert counts["ep-3"] / len(KEYS) == pytest.approx(0.5, abs=0.08)
+    for light in ("ep-0", "ep-1", "ep-2"):
+        assert counts[light] / len(KEYS) == pytest.approx(1 / 6, abs=0.06)
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_adding_an_endpoint_moves_only_keys_to_it(strategy: Strategy) -> None:
+    balancer = make(strategy, 5)
+    before = mapping(balancer)
+    balancer.set_endpoints(endpoints(6))
+    after = mapping(balancer)
+    moved = [k for k in KEYS if before[k] != after[k]]
+    to_new = [k for k in moved if after[k] == "ep-5"]
+    share = len(moved) / len(KEYS)
+    assert share == pytest.approx(1 / 6, abs=0.06)
+    if strategy is Strategy.RING_HASH:
+        assert to_new == moved  # exact for a ring
+    else:
+        assert len(to_new) >= 0.95 * len(moved)  # Maglev: near-minimal disruption
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_removing_an_endpoint_moves_only_its_keys(strategy: Strategy) -> None:
+    balancer = make(strategy, 6)
+    before = mapping(balancer)
+    balancer.set_endpoints(endpoints(6)[:2] + endpoints(6)[3:])  # ep-2 leaves
+    after = mapping(balancer)
+    kept = [k for k in KEYS if before[k] != "ep-2"]
+    stayed = sum(before[k] == after[k] for k in kept)
+    assert all(after[k] != "ep-2" for k in KEYS)
+    if strategy is Strategy.RING_HASH:
+        assert stayed == len(kept)
+    else:
+        assert stayed >= 0.95 * len(kept)
+
+
+def test_maglev_needs_a_prime_table() -> None:
+    assert [n for n in range(2, 30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
+    config = LoadBalancerConfig(strategy=Strategy.MAGLEV, maglev_table_size=1000)
+    with pytest.raises(ValueError, match="maglev_table_size must be prime, got 1000"):
+        balancer_for(config, endpoints(3), random.Random(0))
+
+
+def test_calls_without_a_key_are_spread() -> None:
+    for strategy in HASHED:
+        balancer = make(strategy, 4)
+        seen = {balancer.pick(0.0).id for _ in range(400)}  # type: ignore[union-attr]
+        assert seen == {"ep-0", "ep-1", "ep-2", "ep-3"}
