@@ -1,0 +1,213 @@
+"""8 threads hammer one shared policy object (100,000 operations in all); every count adds up.
+
+Each thread runs the same plan against the same object; the checks are conservation laws
+(nothing lost or double-counted) and the limits no interleaving may break.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+from meshspec_runtime.policy.breaker import REJECTED, BreakerState, CircuitBreaker
+from meshspec_runtime.policy.budget import RetryBudget
+from meshspec_runtime.policy.bulkhead import Bulkhead
+from meshspec_runtime.policy.config import (
+    CircuitBreakerConfig,
+    CountWindow,
+    OutlierDetectionConfig,
+    RetryBudgetConfig,
+)
+from meshspec_runtime.policy.outlier import OutlierDetector
+
+THREADS = 8
+OPERATIONS = 100_000
+PER_THREAD = OPERATIONS // THREADS
+
+
+@pytest.fixture(autouse=True)
+def frequent_thread_switches() -> Iterator[None]:
+    """Switch threads every few microseconds instead of 5 ms, so interleavings really happen."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(previous)
+
+
+def hammer(work: Callable[[int], None]) -> None:
+    """Run ``work(thread_index)`` on 8 threads released together; re-raise any failure."""
+    start = threading.Barrier(THREADS)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            work(index)
+        except BaseException as error:  # surfaced in the main thread below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a worker hung"
+    assert not errors, errors
+
+
+def test_breaker_counts_add_up_and_half_open_never_overflows() -> None:
+    config = CircuitBreakerConfig(
+        window=CountWindow(size=20),
+        minimum_calls=10,
+        failure_rate=0.5,
+        open_for=0.05,
+        half_open_calls=3,
+    )
+    states: list[BreakerState] = [BreakerState.CLOSED]  # states[e - 1] is epoch e's state
+
+    def listener(old: BreakerState, new: BreakerState, now: float) -> None:
+        assert old is states[-1], "listeners must see transitions in order"
+        states.append(new)
+
+    breaker = CircuitBreaker(config, listeners=[listener])
+    clock = itertools.count()
+    guard = threading.Lock()
+    admitted_by_epoch: Counter[int] = Counter()
+    cancelled_by_epoch: Counter[int] = Counter()
+    tallies = {"admitted": 0, "rejected": 0}
+
+    def work(index: int) -> None:
+        rng = random.Random(index)
+        admitted = rejected = 0
+        for _ in range(PER_THREAD):
+            now = next(clock) * 0.0001
+            ticket = breaker.admit(now)
+            if ticket == REJECTED:
+                rejected += 1
+                continue
+            admitted += 1
+            with guard:
+                admitted_by_epoch[ticket] += 1
+            roll = rng.random()
+            later = now + 0.0001
+            if roll < 0.1:
+                with guard:
+                    cancelled_by_epoch[ticket] += 1
+                breaker.on_cancel(later, ticket)
+            elif roll < 0.55:
+                breaker.on_failure(later, 0.001, ticket)
+            else:
+                breaker.on_success(later, 0.001, ticket)
+        with guard:
+            tallies["admitted"] += admitted
+            tallies["rejected"] += rejected
+
+    hammer(work)
+    assert tallies["admitted"] + tallies["rejected"] == OPERATIONS
+    assert breaker.rejected_total == tallies["rejected"]
+    assert len(states) > 10, "the run should cycle through the states many times"
+    half_open_epochs = [e for e, s in enumerate(states, start=1) if s is BreakerState.HALF_OPEN]
+    assert half_open_epochs
+    for epoch in half_open_epochs:
+        net = admitted_by_epoch[epoch] - cancelled_by_epoch[epoch]
+        assert net <= config.half_open_calls, (epoch, net)
+    assert sum(admitted_by_epoch.values()) == tallies["admitted"]
+
+
+def test_budget_never_grants_beyond_its_tokens() -> None:
+    """Phase 1 deposits, phase 2 withdraws: exactly floor(tokens) retries may be granted."""
+    config = RetryBudgetConfig(ratio=0.25, min_per_second=5, window=10)
+    budget = RetryBudget(config)
+    deposited = threading.Barrier(THREADS)
+    guard = threading.Lock()
+    totals = {"requests": 0, "granted": 0, "denied": 0}
+
+    def work(index: int) -> None:
+        half = PER_THREAD // 2
+        for _ in range(half):
+            budget.on_request(1.0)
+        deposited.wait()
+        granted = sum(budget.try_withdraw(1.0) for _ in range(PER_THREAD - half))
+        with guard:
+            totals["requests"] += half
+            totals["granted"] += granted
+            totals["denied"] += PER_THREAD - half - granted
+
+    hammer(work)
+    assert sum(totals.values()) == OPERATIONS
+    tokens = config.ratio * totals["requests"] + config.min_per_second * config.window
+    assert totals["granted"] == int(tokens)  # more would be an over-grant, fewer a lost deposit
+    assert budget.window_counts(1.0) == (totals["requests"], totals["granted"])
+    assert budget.denied_total == totals["denied"]
+    assert budget.balance(1.0) == tokens - totals["granted"]
+
+
+def test_bulkhead_permits_never_exceed_the_limit_and_return_to_zero() -> None:
+    limit = 5
+    bulkhead = Bulkhead(limit)
+    guard = threading.Lock()
+    held = {"now": 0, "max": 0, "acquired": 0, "rejected": 0}
+
+    def work(index: int) -> None:
+        rng = random.Random(index)
+        mine = 0
+        acquired = rejected = 0
+        for _ in range(PER_THREAD):
+            if mine and rng.random() < 0.5:
+                with guard:
+                    held["now"] -= 1
+                bulkhead.release()
+                mine -= 1
+            elif bulkhead.try_acquire():
+                acquired += 1
+                mine += 1
+                with guard:
+                    held["now"] += 1
+                    held["max"] = max(held["max"], held["now"])
+            else:
+                rejected += 1
+        for _ in range(mine):
+            with guard:
+                held["now"] -= 1
+            bulkhead.release()
+        with guard:
+            held["acquired"] += acquired
+            held["rejected"] += rejected
+
+    hammer(work)
+    assert bulkhead.in_use == 0
+    assert 0 < held["max"] <= limit
+    assert bulkhead.rejected_total == held["rejected"]
+    assert held["acquired"] > 0 and held["rejected"] > 0
+
+
+def test_outlier_detector_loses_no_failure() -> None:
+    endpoints = 500
+    per_endpoint = OPERATIONS // endpoints  # every endpoint fails exactly this often
+    detector = OutlierDetector(
+        OutlierDetectionConfig(
+            consecutive_failures=per_endpoint,
+            base_ejection=1e9,
+            max_ejection=1e9,
+            max_ejected=1.0,
+        )
+    )
+    names = [f"e{i}" for i in range(endpoints)]
+
+    def work(index: int) -> None:
+        for step in range(PER_THREAD):
+            name = names[(step + index * 7) % endpoints]
+            detector.on_failure(1.0, name, endpoints)
+            if step % 97 == 0:
+                assert len(detector.ejected(1.0)) <= endpoints
+
+    hammer(work)
+    # a single lost increment would leave its endpoint one failure short of ejection
+    assert detector.ejections_total == endpoints
+    assert detector.ejected(1.0) == frozenset(names)
+    assert {detector.ejection_count(n) for n in names} == {1}
