@@ -14,7 +14,7 @@ from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.config import UpstreamPolicy
 
 from meshspec.compile.ir import Edge, HealthCheck, ResolvedMesh, Service
-from meshspec.spec import MeshSpec, ServiceSpec
+from meshspec.spec import EdgePolicySpec, MeshSpec, ServiceSpec
 from meshspec.spec.resolve import (
     DEFAULT_OBJECTIVE,
     ResolvedHealthCheck,
@@ -25,16 +25,17 @@ from meshspec.spec.resolve import (
 
 
 def resolve_mesh(spec: MeshSpec) -> ResolvedMesh:
+    edges = _EdgeResolver(spec)
     return ResolvedMesh(
         name=spec.mesh.name,
         datacenter=spec.mesh.datacenter,
         zone=spec.mesh.dns.zone.rstrip("."),
         dns_ttl=int(spec.mesh.dns.ttl),
-        services=tuple(_service(spec, name) for name in sorted(spec.services)),
+        services=tuple(_service(spec, name, edges) for name in sorted(spec.services)),
     )
 
 
-def _service(spec: MeshSpec, name: str) -> Service:
+def _service(spec: MeshSpec, name: str, edges: _EdgeResolver) -> Service:
     service = spec.services[name]
     check = health_check(spec, name)
     return Service(
@@ -45,7 +46,7 @@ def _service(spec: MeshSpec, name: str) -> Service:
         meta=tuple(sorted(service.meta.items())),
         endpoints=endpoints(name, service),
         health_check=None if check is None else _health_check(check),
-        edges=tuple(_edge(spec, name, upstream) for upstream in sorted(service.upstreams)),
+        edges=tuple(edges.resolve(name, upstream) for upstream in sorted(service.upstreams)),
     )
 
 
@@ -61,12 +62,33 @@ def endpoints(name: str, service: ServiceSpec) -> tuple[Endpoint, ...]:
     )
 
 
-def _edge(spec: MeshSpec, caller: str, upstream: str) -> Edge:
-    # One merge gives both the policy and the objective (edge_policy and edge_objective would
-    # each merge the layers again).
-    values = merged_edge(spec, caller, upstream).values
-    policy = UpstreamPolicy.model_validate(lower_edge(values))
-    return Edge(upstream, policy, _objective(values))
+class _EdgeResolver:
+    """Resolves edges, once per distinct (caller defaults, edge override) pair.
+
+    An edge's policy is a function of three layers: the mesh defaults (one per spec), the
+    caller's defaults and the edge's override. Large meshes repeat a few override styles
+    thousands of times, so each distinct pair is merged and validated once and its policy
+    object shared (the policy emitter then dumps it once too). One merge gives both the policy
+    and the objective; edge_policy and edge_objective would each merge again.
+    """
+
+    def __init__(self, spec: MeshSpec) -> None:
+        self._spec = spec
+        self._resolved: dict[tuple[str | None, str | None], tuple[UpstreamPolicy, float]] = {}
+
+    def resolve(self, caller: str, upstream: str) -> Edge:
+        service = self._spec.services[caller]
+        key = (_fingerprint(service.defaults), _fingerprint(service.upstreams[upstream]))
+        found = self._resolved.get(key)
+        if found is None:
+            values = merged_edge(self._spec, caller, upstream).values
+            found = (UpstreamPolicy.model_validate(lower_edge(values)), _objective(values))
+            self._resolved[key] = found
+        return Edge(upstream, *found)
+
+
+def _fingerprint(layer: EdgePolicySpec | None) -> str | None:
+    return None if layer is None else layer.model_dump_json(exclude_none=True)
 
 
 def _objective(values: dict[str, Any]) -> float:

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import functools
-import json
+import re
 
 import jinja2
 
 from meshspec.resources import templates
 
+_NEEDS_ESCAPING = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\U0010ffff]")
+
 
 def yaml_string(value: str) -> str:
-    """A YAML double-quoted scalar (a JSON string is one), whatever ``value`` holds."""
-    return json.dumps(value, ensure_ascii=False)
+    """A YAML double-quoted scalar holding exactly ``value``, whatever it holds: quotes and
+    backslashes escaped, anything outside printable ASCII as a \\u or \\U escape."""
+    if _NEEDS_ESCAPING.search(value) is None:
+        return f'"{value}"'
+    if _UNPRINTABLE.search(value) is None:  # quotes and backslashes only: PromQL expressions
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _NEEDS_ESCAPING.sub(_escape, value) + '"'
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in '"\\':
+        return "\\" + char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def promql_string(value: str) -> str:

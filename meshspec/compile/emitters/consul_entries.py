@@ -89,7 +89,8 @@ def service_resolver(upstream: str, policies: list[UpstreamPolicy]) -> dict[str,
     """The resolver every caller agrees on, or None when they disagree (or nothing maps)."""
     first = policies[0]
     if any(
-        p.timeout != first.timeout or p.load_balancer != first.load_balancer for p in policies[1:]
+        p is not first and (p.timeout != first.timeout or p.load_balancer != first.load_balancer)
+        for p in policies[1:]
     ):
         return None
     entry: dict[str, Any] = {

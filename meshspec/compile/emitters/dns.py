@@ -9,6 +9,7 @@ let through. The SOA serial is the ``stamp.SERIAL`` placeholder: the pipeline fi
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 from meshspec.compile import stamp
@@ -61,8 +62,9 @@ def records(mesh: ResolvedMesh) -> list[Record]:
             instance_names.append(f"{escape_label(endpoint.id)}.{label}")
             out.append(_address_record(instance_names[-1], endpoint.address))
         for endpoint in service.endpoints:
-            if _is_ip(endpoint.address):
-                out.append(_address_record(label, endpoint.address))
+            record = _address_record(label, endpoint.address)
+            if record.rtype != "CNAME":  # a name has one CNAME or addresses, not both
+                out.append(record)
         for endpoint, name in zip(service.endpoints, instance_names, strict=True):
             out.append(
                 Record(f"_{label}._tcp", "SRV", f"0 {endpoint.weight} {endpoint.port} {name}")
@@ -70,20 +72,18 @@ def records(mesh: ResolvedMesh) -> list[Record]:
     return out
 
 
-def _is_ip(address: str) -> bool:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
-
-
 def _address_record(owner: str, address: str) -> Record:
+    try:  # inet_pton: the C parser, much faster than ipaddress on tens of thousands of records
+        socket.inet_pton(socket.AF_INET, address)
+    except OSError:
+        pass
+    else:
+        return Record(owner, "A", address)
     try:
-        parsed = ipaddress.ip_address(address)
+        parsed = ipaddress.IPv6Address(address)
     except ValueError:  # a host name: the instance name is an alias of it
         return Record(owner, "CNAME", escape_name(address.rstrip(".")) + ".")
-    return Record(owner, "A" if parsed.version == 4 else "AAAA", parsed.compressed)
+    return Record(owner, "AAAA", parsed.compressed)
 
 
 def escape_name(name: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from meshspec_runtime.bundle import BUNDLE_FORMAT, Endpoint
-from meshspec_runtime.policy.config import UpstreamPolicy
 
 from meshspec.compile import stamp
 from meshspec.compile.ir import ResolvedMesh
@@ -24,7 +23,7 @@ def document(mesh: ResolvedMesh) -> dict[str, Any]:
     Edges share policy objects (most use the defaults) and every caller of a service shares its
     endpoints, so each is dumped once and the dumps are reused.
     """
-    policies: dict[UpstreamPolicy, dict[str, Any]] = {}
+    policies: dict[int, dict[str, Any]] = {}  # by id: the IR shares equal policies
     endpoints = {
         service.name: [_endpoint(endpoint) for endpoint in service.endpoints]
         for service in mesh.services
@@ -33,9 +32,9 @@ def document(mesh: ResolvedMesh) -> dict[str, Any]:
     for service in mesh.services:
         upstreams: dict[str, Any] = {}
         for edge in service.edges:
-            dumped = policies.get(edge.policy)
+            dumped = policies.get(id(edge.policy))
             if dumped is None:
-                dumped = policies[edge.policy] = edge.policy.model_dump(mode="json")
+                dumped = policies[id(edge.policy)] = edge.policy.model_dump(mode="json")
             upstreams[edge.upstream] = {
                 "service": edge.upstream,
                 "endpoints": endpoints[edge.upstream],
