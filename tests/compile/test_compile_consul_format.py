@@ -1,0 +1,174 @@
+"""The Consul files follow Consul's documented format exactly (the Consul helper's tests then
+feed them to a real agent): field names, value types, Go durations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+from compile_support import ir_mesh
+
+from meshspec.compile.durations import go_duration
+from meshspec.compile.pipeline import BuiltBundle, build_bundle
+
+# From Consul's service definition and health check configuration references.
+SERVICE_FIELDS = {"ID", "Name", "Address", "Port", "Tags", "Meta", "Weights", "Checks"}
+CHECK_FIELDS = {
+    "Name",
+    "HTTP",
+    "GRPC",
+    "GRPCUseTLS",
+    "TCP",
+    "TTL",
+    "Interval",
+    "Timeout",
+    "DeregisterCriticalServiceAfter",
+    "SuccessBeforePassing",
+    "FailuresBeforeCritical",
+}
+CHECK_DURATIONS = {"Interval", "Timeout", "TTL", "DeregisterCriticalServiceAfter"}
+# From the service-defaults and service-resolver configuration entry references.
+DEFAULTS_FIELDS = {"Kind", "Name", "Protocol", "UpstreamConfig"}
+OVERRIDE_FIELDS = {"Name", "Limits", "PassiveHealthCheck"}
+LIMITS_FIELDS = {"MaxConnections", "MaxPendingRequests", "MaxConcurrentRequests"}
+PASSIVE_FIELDS = {
+    "Interval",
+    "MaxFailures",
+    "EnforcingConsecutive5xx",
+    "MaxEjectionPercent",
+    "BaseEjectionTime",
+}
+RESOLVER_FIELDS = {"Kind", "Name", "RequestTimeout", "LoadBalancer"}
+LB_FIELDS = {"Policy", "LeastRequestConfig", "RingHashConfig", "HashPolicies"}
+LB_POLICIES = {"round_robin", "least_request", "ring_hash", "maglev", "random"}
+GO_DURATION = re.compile(r"^(0s|(\d+h)?(\d+m)?(\d+(\.\d+)?(s|ms|µs|ns))?)$")
+
+
+def parse_go_duration(text: str) -> float:
+    assert GO_DURATION.match(text) and text, text
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|ms|µs|ns|m|s)", text))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (0.5, "500ms"),
+        (10, "10s"),
+        (60, "1m0s"),
+        (90, "1m30s"),
+        (3600, "1h0m0s"),
+        (5400.25, "1h30m0.25s"),
+        (0.0015, "1.5ms"),
+        (2e-6, "2µs"),
+        (1.5, "1.5s"),
+    ],
+)
+def test_go_duration_spells_durations_as_go_does(seconds: float, text: str) -> None:
+    assert go_duration(seconds) == text
+    assert parse_go_duration(text) == pytest.approx(seconds)
+
+
+def test_service_definitions_use_consuls_fields(built: BuiltBundle) -> None:
+    mesh = ir_mesh()
+    for service in mesh.services:
+        document = json.loads(built.files[f"consul/services/{service.name}.json"])
+        assert set(document) == {"services"}
+        entries = document["services"]
+        assert [e["ID"] for e in entries] == [e.id for e in service.endpoints]
+        for entry, endpoint in zip(entries, service.endpoints, strict=True):
+            assert set(entry) <= SERVICE_FIELDS
+            assert entry["Name"] == service.name
+            assert (entry["Address"], entry["Port"]) == (endpoint.address, endpoint.port)
+            assert entry["Weights"] == {"Passing": endpoint.weight, "Warning": 1}
+            assert entry["Meta"]["meshspec_bundle_version"] == built.version
+            assert all(isinstance(v, str) for v in entry["Meta"].values())
+            (check,) = entry["Checks"]
+            assert set(check) <= CHECK_FIELDS
+            for field in CHECK_DURATIONS & set(check):
+                parse_go_duration(check[field])
+
+
+def test_checks_follow_the_spec(built: BuiltBundle) -> None:
+    def first_check(name: str) -> dict[str, object]:
+        check: dict[str, object] = json.loads(built.files[f"consul/services/{name}.json"])[
+            "services"
+        ][0]["Checks"][0]
+        return check
+
+    assert first_check("checkout") == {
+        "Name": "checkout http health (checkout-0)",
+        "HTTP": "http://10.0.1.10:8080/healthz",
+        "Interval": "10s",
+        "Timeout": "2s",
+        "DeregisterCriticalServiceAfter": "1m0s",
+        "SuccessBeforePassing": 1,
+        "FailuresBeforeCritical": 3,
+    }
+    assert first_check("payments")["GRPC"] == "10.0.2.10:9090/payments.v1.Health"
+    assert first_check("inventory")["TCP"] == "[fd00::7]:7000"  # IPv6 in brackets
+
+
+def test_config_entries_use_consuls_fields(built: BuiltBundle) -> None:
+    entries = {
+        path.rsplit("/", 1)[1]: json.loads(content)
+        for path, content in built.files.items()
+        if path.startswith("consul/config-entries/")
+    }
+    for name, entry in entries.items():
+        if entry["Kind"] == "service-defaults":
+            assert set(entry) <= DEFAULTS_FIELDS
+            assert name == f"service-defaults-{entry['Name']}.json"
+            for override in entry.get("UpstreamConfig", {}).get("Overrides", []):
+                assert set(override) <= OVERRIDE_FIELDS
+                assert set(override.get("Limits", {})) <= LIMITS_FIELDS
+                passive = override.get("PassiveHealthCheck", {})
+                assert set(passive) <= PASSIVE_FIELDS
+                if "BaseEjectionTime" in passive:
+                    parse_go_duration(passive["BaseEjectionTime"])
+        else:
+            assert entry["Kind"] == "service-resolver"
+            assert set(entry) <= RESOLVER_FIELDS
+            parse_go_duration(entry["RequestTimeout"])
+            balancer = entry.get("LoadBalancer", {"Policy": "round_robin"})
+            assert set(balancer) <= LB_FIELDS and balancer["Policy"] in LB_POLICIES
+    checkout = entries["service-defaults-checkout.json"]["UpstreamConfig"]["Overrides"]
+    assert checkout == [
+        {
+            "Name": "payments",
+            "Limits": {"MaxConnections": 64, "MaxConcurrentRequests": 64},
+            "PassiveHealthCheck": {
+                "MaxFailures": 5,
+                "EnforcingConsecutive5xx": 100,
+                "MaxEjectionPercent": 50,
+                "BaseEjectionTime": "30s",
+            },
+        }
+    ]
+    assert entries["service-resolver-payments.json"]["LoadBalancer"] == {
+        "Policy": "least_request",
+        "LeastRequestConfig": {"ChoiceCount": 2},
+    }
+    # inventory is balanced with peak_ewma, which Consul cannot express: no LoadBalancer
+    assert "LoadBalancer" not in entries["service-resolver-inventory.json"]
+
+
+def test_a_resolver_is_left_out_when_callers_disagree() -> None:
+    base = ir_mesh()
+    checkout = base.services[0]
+    other = dataclasses.replace(
+        checkout,
+        name="admin",
+        edges=(
+            dataclasses.replace(
+                checkout.edges[1], upstream="payments", policy=checkout.edges[0].policy
+            ),
+        ),
+    )
+    mesh = dataclasses.replace(base, services=(other, *base.services))
+    files = build_bundle(mesh, "0" * 64).files
+    assert "consul/config-entries/service-resolver-payments.json" not in files
+    assert "consul/config-entries/service-resolver-inventory.json" in files
