@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from meshspec.sim.scenario import Behaviour, BehaviourSection, Latency
+from meshspec.sim.scenario import Behaviour, Latency
 
 DEFAULT_LATENCY = Latency(fixed="1ms")
 _T = TypeVar("_T")
@@ -41,11 +41,14 @@ class ServiceBehaviour:
         return lambda: draw(mu, sigma)
 
 
+DEFAULT_KEY = "default"
+
+
 def resolve_behaviour(
-    section: BehaviourSection, service: str, upstreams: list[str]
+    section: dict[str, Behaviour], service: str, upstreams: list[str]
 ) -> ServiceBehaviour:
-    own = section.services.get(service, Behaviour())
-    base = section.default
+    own = section.get(service, Behaviour())
+    base = section.get(DEFAULT_KEY, Behaviour())
 
     return ServiceBehaviour(
         latency=_pick(own.latency, base.latency, DEFAULT_LATENCY),

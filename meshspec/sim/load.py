@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshspec.sim.behaviour import DEFAULT_KEY
 from meshspec.sim.expect import Expectation, ExpectationError, parse
 from meshspec.sim.mesh import MeshModel, mesh_from_spec
 from meshspec.sim.scenario import Partition, Scenario
@@ -90,7 +91,8 @@ def check(
     for i, traffic in enumerate(scenario.traffic):
         service(traffic.to, ("traffic", i, "to"))
     behaviour = scenario.behaviour
-    if behaviour.default.calls:
+    default = behaviour.get(DEFAULT_KEY)
+    if default is not None and default.calls:
         problems.append(
             provenance.diagnostic(
                 ("behaviour", "default", "calls"),
@@ -99,7 +101,9 @@ def check(
                 key=True,
             )
         )
-    for name, item in behaviour.services.items():
+    for name, item in behaviour.items():
+        if name == DEFAULT_KEY:
+            continue
         if name not in services:
             service(name, ("behaviour", name), key=True)
             continue

@@ -32,6 +32,7 @@ class EdgeCounters:
         "breakers",
         "calls",
         "caller",
+        "completed_attempts",
         "ejected",
         "ejections",
         "failures",
@@ -51,6 +52,9 @@ class EdgeCounters:
         self.ok = _zeros(seconds)
         self.attempts = _zeros(seconds)
         """Attempts started in that second."""
+        self.completed_attempts = 0
+        """Attempts of the logical requests that ended (amplification counts these, so a run's
+        cut-off does not skew it)."""
         self.retries_denied = 0
         self.failures: Counter[str] = Counter()
         self.latency = array("d")
@@ -98,6 +102,9 @@ class Recorder:
 
     duration: float
     seconds: int
+    """Length of the time series: the run's whole seconds."""
+    slots: int
+    """Length of the counter arrays: the run plus the drain after traffic stops."""
     services: dict[str, ServiceCounters] = field(default_factory=dict)
     edges: dict[str, EdgeCounters] = field(default_factory=dict)
     faults: list[FaultWindow] = field(default_factory=list)
@@ -105,11 +112,11 @@ class Recorder:
     def service(self, name: str) -> ServiceCounters:
         counters = self.services.get(name)
         if counters is None:
-            counters = self.services[name] = ServiceCounters(name, self.seconds)
+            counters = self.services[name] = ServiceCounters(name, self.slots)
         return counters
 
     def edge(self, caller: str, upstream: str) -> EdgeCounters:
-        counters = EdgeCounters(caller, upstream, self.seconds)
+        counters = EdgeCounters(caller, upstream, self.slots)
         return self.edges.setdefault(counters.name, counters)
 
 
@@ -194,7 +201,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "success_rate": _ratio(ok, calls),
             "goodput": ok / d,
             "offered": attempts / d,
-            "load_amplification": _ratio(attempts, calls),
+            "load_amplification": _ratio(e.completed_attempts, calls),
             "retries_denied": e.retries_denied,
             "breaker_open_time": sum(e.breaker_open),
             "breaker_trips": e.trips,
@@ -203,21 +210,23 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             **_percentiles(lat),
         }
         edge_series[name] = {
-            "requests": e.calls,
-            "success_rate": _success_series(e.calls, e.ok),
-            "attempts": e.attempts,
-            "breaker_open": e.breaker_open,
-            "breaker_half_open": e.breaker_half_open,
-            "ejected": e.ejected,
+            "requests": e.calls[:n],
+            "success_rate": _success_series(e.calls[:n], e.ok[:n]),
+            "attempts": e.attempts[:n],
+            "breaker_open": e.breaker_open[:n],
+            "breaker_half_open": e.breaker_half_open[:n],
+            "ejected": e.ejected[:n],
         }
     services: dict[str, dict[str, Any]] = {}
     service_series: dict[str, dict[str, Any]] = {}
     for name, s in rec.services.items():
         inbound = into.get(name, [])
-        calls_s = [sum(col) for col in zip(*(e.calls for e in inbound), strict=True)] or [0] * n
-        ok_s = [sum(col) for col in zip(*(e.ok for e in inbound), strict=True)] or [0] * n
-        att_s = [sum(col) for col in zip(*(e.attempts for e in inbound), strict=True)] or [0] * n
+        slots = rec.slots
+        calls_s = [sum(c) for c in zip(*(e.calls for e in inbound), strict=True)] or [0] * slots
+        ok_s = [sum(c) for c in zip(*(e.ok for e in inbound), strict=True)] or [0] * slots
+        att_s = [sum(c) for c in zip(*(e.attempts for e in inbound), strict=True)] or [0] * slots
         calls, ok, attempts = sum(calls_s), sum(ok_s), sum(att_s)
+        completed = sum(e.completed_attempts for e in inbound)
         lat = np.concatenate(
             [np.frombuffer(e.latency, dtype=np.float64) for e in inbound] or [np.empty(0)]
         )
@@ -230,6 +239,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             sum(e.breaker_open[i] * e.breakers for e in inbound) / breakers if breakers else 0.0
             for i in range(n)
         ]
+        # Series cover the run; totals also count what ended while the run drained.
         failures: Counter[str] = Counter()
         for e in inbound:
             failures.update(e.failures)
@@ -241,23 +251,23 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "received": sum(s.received) / d,
             "served": sum(s.served) / d,
             "rejected": sum(s.rejected),
-            "load_amplification": _ratio(attempts, calls),
-            "relative_load": _ratio(attempts, entry_requests),
+            "load_amplification": _ratio(completed, calls),
+            "relative_load": _ratio(completed, entry_requests),
             "retries_denied": sum(e.retries_denied for e in inbound),
             "breaker_open_time": sum(open_s),
             "breaker_trips": sum(e.trips for e in inbound),
             "ejections": sum(e.ejections for e in inbound),
-            "recovery_time": recovery_time(calls_s, ok_s, rec.faults, ratio, floor),
+            "recovery_time": recovery_time(calls_s[:n], ok_s[:n], rec.faults, ratio, floor),
             "failures": dict(sorted(failures.items())),
             **_percentiles(lat),
         }
         service_series[name] = {
-            "requests": calls_s,
-            "success_rate": _success_series(calls_s, ok_s),
-            "goodput": ok_s,
-            "offered": att_s,
-            "received": s.received,
-            "served": s.served,
+            "requests": calls_s[:n],
+            "success_rate": _success_series(calls_s[:n], ok_s[:n]),
+            "goodput": ok_s[:n],
+            "offered": att_s[:n],
+            "received": s.received[:n],
+            "served": s.served[:n],
             "latency_p50": _series_percentiles(lat, sec, n, 0.5),
             "latency_p99": _series_percentiles(lat, sec, n, 0.99),
             "breaker_open": open_s,

@@ -38,8 +38,6 @@ class Source:
     overrides: tuple[str, ...] = ()
 
     def load(self) -> tuple[LoadedScenario, MeshModel]:
-        if self.spec is None and not self.overrides:
-            return load_scenario(self.scenario)
         scenario, _ = read_scenario(self.scenario)
         spec = self.spec
         if spec is None and scenario.mesh is not None:

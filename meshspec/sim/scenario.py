@@ -151,24 +151,6 @@ class Behaviour(ScenarioModel):
     """Fan-out probability per upstream edge of the spec (default 100% for every edge)."""
 
 
-class BehaviourSection(ScenarioModel):
-    default: Behaviour = Behaviour()
-    services: dict[str, Behaviour] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _services_inline(cls, data: object) -> object:
-        # Written as ``behaviour: {default: ..., payments: ...}``: every key but default is a
-        # service.
-        if isinstance(data, dict) and "services" not in data:
-            rest = {k: v for k, v in data.items() if k != "default"}
-            out: dict[str, object] = {"services": rest}
-            if "default" in data:
-                out["default"] = data["default"]
-            return out
-        return data
-
-
 # --- faults ----------------------------------------------------------------------------------
 
 
@@ -296,7 +278,8 @@ class Scenario(ScenarioModel):
     duration: PositiveDuration
     seed: Annotated[int, Field(ge=0)] = 0
     traffic: Annotated[tuple[Traffic, ...], Field(min_length=1)]
-    behaviour: BehaviourSection = BehaviourSection()
+    behaviour: dict[str, Behaviour] = Field(default_factory=dict)
+    """Per service; the key ``default`` applies to every service that does not say."""
     faults: tuple[Fault, ...] = ()
     discovery: Discovery = Discovery()
     recovery: Recovery = Recovery()

@@ -17,7 +17,7 @@ from typing import Any
 
 import simpy
 from meshspec_runtime.bundle import Endpoint
-from meshspec_runtime.policy.call import Attempt, Call, Wait
+from meshspec_runtime.policy.call import Attempt, Call, Done, Wait
 from meshspec_runtime.policy.config import LoadBalancerConfig, RetryConfig, Strategy, UpstreamPolicy
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
@@ -32,6 +32,7 @@ from meshspec.sim.scenario import Scenario, Traffic
 Process = Generator[Event, Any, Any]
 
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
+_SUCCESS = OutcomeKind.SUCCESS
 
 
 def _expire(timeout: Event) -> None:
@@ -158,7 +159,11 @@ class World:
         self.env = simpy.Environment()
         self.duration = scenario.duration
         seconds = max(1, math.ceil(scenario.duration))
-        self.recorder = Recorder(duration=scenario.duration, seconds=seconds)
+        # After the traffic stops, requests in flight may finish: every one an outside client
+        # started is counted, so ratios (amplification, load) are not skewed by the cut-off.
+        self.drain = max(t.timeout for t in scenario.traffic)
+        slots = seconds + math.ceil(self.drain) + 1
+        self.recorder = Recorder(duration=scenario.duration, seconds=seconds, slots=slots)
         self._progress = progress
         # Separate random streams, so changing a policy does not change the arrivals or the
         # service times a comparison run sees.
@@ -222,7 +227,7 @@ class World:
         env.process(self._sample_policies())
         if self._progress is not None:
             env.process(self._report_progress(self._progress))
-        env.run(until=self.duration)
+        env.run(until=self.duration + self.drain)
         return self.recorder
 
     def _start_traffic(self, index: int, traffic: Traffic) -> None:
@@ -283,13 +288,14 @@ class World:
         env = self.env
         counters = edge.counters
         upstream = edge.upstream
+        leaf = not upstream.edges
         start = env.now
         call: Call = policies.start(start)
         while True:
-            step = call.next(env.now)
+            now = env.now
+            step = call.next(now)
             kind = type(step)
             if kind is Attempt:
-                now = env.now
                 counters.attempts[int(now)] += 1
                 instance = upstream.by_id[step.endpoint.id]  # type: ignore[union-attr]
                 timeout: float = step.timeout  # type: ignore[union-attr]
@@ -298,11 +304,30 @@ class World:
                 elif instance.hung or edge.partitioned:
                     yield Timeout(env, timeout)
                     call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
+                elif leaf and instance.inflight < instance.limit:
+                    # A leaf with a free slot answers after exactly its work time, known now:
+                    # wait for the sooner of that and the timeout without a server process.
+                    upstream.counters.received[int(now)] += 1
+                    instance.inflight += 1
+                    work = self._work(instance)
+                    if work < timeout:
+                        epoch = instance.epoch
+                        yield Timeout(env, work)
+                        if instance.epoch != epoch:
+                            call.record(env.now, Outcome(OutcomeKind.RESET, work))
+                        else:
+                            self._release(instance)
+                            call.record(env.now, self._answer(instance, True, work))
+                    else:
+                        Timeout(env, work, (instance, instance.epoch)).callbacks.append(
+                            self._finish_abandoned
+                        )
+                        yield Timeout(env, timeout)
+                        call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 else:
                     reply = Event(env)
                     env.process(self._serve(instance, reply))
-                    if timeout < math.inf:
-                        Timeout(env, timeout, reply).callbacks.append(_expire)  # type: ignore[union-attr]
+                    Timeout(env, timeout, reply).callbacks.append(_expire)
                     outcome = yield reply
                     call.record(env.now, outcome)
             elif kind is Wait:
@@ -310,22 +335,54 @@ class World:
             else:
                 return self._finish(call, step, counters, start)
 
+    def _finish_abandoned(self, event: Event) -> None:
+        """A leaf's work, whose caller timed out, is done: free its slot (unless it crashed)."""
+        instance, epoch = event.value
+        if instance.epoch == epoch:
+            self._release(instance)
+
     def _finish(self, call: Call, step: Any, counters: EdgeCounters, start: float) -> bool:
         now = self.env.now
         second = int(now)
         counters.calls[second] += 1
-        counters.retries_denied += call.retries_denied
-        outcome: Outcome | None = getattr(step, "outcome", None)
-        if outcome is not None and _succeeded(outcome):
-            counters.ok[second] += 1
-            counters.latency.append(now - start)
-            counters.latency_second.append(second)
-            return True
-        reason = getattr(step, "reason", None)
-        if reason is None and outcome is not None:
-            reason = str(outcome.status or outcome.kind)
-        counters.failures[str(reason)] += 1
+        counters.completed_attempts += call.attempts
+        if call.retries_denied:
+            counters.retries_denied += 1
+        if type(step) is Done:
+            outcome: Outcome = step.outcome
+            if outcome.kind is _SUCCESS and (outcome.status or 200) < 400:
+                counters.ok[second] += 1
+                counters.latency.append(now - start)
+                counters.latency_second.append(second)
+                return True
+            counters.failures[str(outcome.status or outcome.kind)] += 1
+            return False
+        counters.failures[str(step.reason)] += 1
         return False
+
+    def _work(self, instance: Instance) -> float:
+        """Service time of a request starting now at ``instance`` (load and faults included)."""
+        service = instance.service
+        work = service.sample() + instance.added_latency
+        slope = service.behaviour.latency.slope
+        if slope:
+            work += slope * instance.inflight
+        if instance.capacity < 1.0 and instance.limit == math.inf:
+            work /= instance.capacity
+        return work
+
+    def _answer(self, instance: Instance, ok: bool, latency: float) -> Outcome:
+        """The instance's answer once its work (and its own calls) are done."""
+        service = instance.service
+        if ok and instance.error_rate and self.behaviour_rng.random() < instance.error_rate:
+            status, grpc = service.error_outcomes[instance.error_status]
+            return Outcome(OutcomeKind.SUCCESS, latency, status, grpc)
+        if ok:
+            # An answer without a status is a success to the call machine (its fast path).
+            service.counters.served[int(self.env.now)] += 1
+            return Outcome(OutcomeKind.SUCCESS, latency)
+        status, grpc = service.error_outcomes[503]
+        return Outcome(OutcomeKind.SUCCESS, latency, status, grpc)
 
     def _serve(self, instance: Instance, reply: Event) -> Process:
         """One attempt at one instance: queue, work, call the upstreams, answer."""
@@ -350,13 +407,7 @@ class World:
                 return
         else:
             instance.inflight += 1
-        work = service.sample() + instance.added_latency
-        slope = service.behaviour.latency.slope
-        if slope:
-            work += slope * instance.inflight
-        if instance.capacity < 1.0 and instance.limit == math.inf:
-            work /= instance.capacity
-        yield Timeout(env, work)
+        yield Timeout(env, self._work(instance))
         ok = True
         rng = self.behaviour_rng
         for index, edge in enumerate(service.edges):
@@ -368,18 +419,8 @@ class World:
         if instance.epoch != epoch:
             return self._reset(reply, arrived)
         self._release(instance)
-        if reply.triggered:
-            return
-        if ok and instance.error_rate and rng.random() < instance.error_rate:
-            status, grpc = service.error_outcomes[instance.error_status]
-            reply.succeed(Outcome(OutcomeKind.SUCCESS, env.now - arrived, status, grpc))
-        elif ok:
-            # An answer without a status is a success to the call machine (its fast path).
-            counters.served[int(env.now)] += 1
-            reply.succeed(Outcome(OutcomeKind.SUCCESS, env.now - arrived))
-        else:
-            status, grpc = service.error_outcomes[503]
-            reply.succeed(Outcome(OutcomeKind.SUCCESS, env.now - arrived, status, grpc))
+        if not reply.triggered:
+            reply.succeed(self._answer(instance, ok, env.now - arrived))
 
     def _reset(self, reply: Event, arrived: float) -> None:
         if not reply.triggered:
@@ -436,13 +477,5 @@ class World:
 
     def _report_progress(self, progress: Callable[[float], None]) -> Process:
         while True:
-            progress(self.env.now)
+            progress(min(self.env.now, self.duration))
             yield Timeout(self.env, 1.0)
-
-
-def _succeeded(outcome: Outcome) -> bool:
-    return outcome.kind is OutcomeKind.SUCCESS and (outcome.status or 200) < 400
-
-
-def iter_instances(world: World, service: str) -> Iterator[Instance]:
-    yield from world.services[service].instances
