@@ -65,6 +65,11 @@ class Provenance:
                     return source, source.prefix + parts[cut:]
         return Source(self.file, self.lookup, ()), parts
 
+    def is_overlaid(self, path: Sequence[str | int]) -> bool:
+        """True when ``path`` was written by an overlay or override, not the base document."""
+        source, _ = self.source_of(path)
+        return source.lookup is not self.lookup or bool(source.prefix)
+
     def diagnostic(
         self,
         path: Sequence[str | int],

@@ -148,7 +148,9 @@ class SpecModel(BaseModel):
     """Base of the spec models: immutable, unknown fields rejected."""
 
     # strict: "3" is not an integer and true is not 1, as in the JSON Schema
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+    )
 
 
 # --- policies -----------------------------------------------------------------------------

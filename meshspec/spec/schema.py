@@ -16,8 +16,21 @@ SCHEMA_ID = "https://meshspec.dev/schemas/meshspec.schema.json"
 SCHEMA_FILE = "meshspec.schema.json"
 
 
+def _closed_maps(node: Any) -> None:
+    """Maps with constrained keys (service names, meta keys) allow no other key."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _closed_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_maps(value)
+
+
 def mesh_schema() -> dict[str, Any]:
     schema = MeshSpec.model_json_schema(by_alias=True, mode="validation")
+    _closed_maps(schema)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -179,7 +179,7 @@ def _health_check_problems(spec: MeshSpec, provenance: Provenance) -> Iterator[D
         own = spec.services[name].health_check is not None
         fallback: SpecPath = ("services", name, "health_check") if own else ("services", name)
         for finding in findings:
-            where = _most_specific(merged, finding.fields) or fallback
+            where = _most_specific(merged, finding.fields, provenance) or fallback
             yield provenance.diagnostic(where, finding.code, finding.message.format(service=name))
 
 
@@ -248,7 +248,7 @@ def _edges(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
             merged = merged_edge(spec, caller, upstream)
             edge_path: SpecPath = ("services", caller, "upstreams", upstream)
             for finding in findings:
-                where = _most_specific(merged, finding.fields) or edge_path
+                where = _most_specific(merged, finding.fields, provenance) or edge_path
                 out.append(
                     provenance.diagnostic(
                         where,
@@ -363,13 +363,19 @@ def _breaker_findings(breaker: dict[str, Any]) -> list[_Finding]:
     return findings
 
 
-def _most_specific(merged: MergedLayers, fields: tuple[SpecPath, ...]) -> SpecPath | None:
-    """Of conflicting fields, the full path of the one set by the most specific layer (ties:
-    the first listed)."""
+def _most_specific(
+    merged: MergedLayers, fields: tuple[SpecPath, ...], provenance: Provenance
+) -> SpecPath | None:
+    """Of conflicting fields, the full path of the one that made the conflict: set by the
+    most specific layer, or else by an overlay or override rather than the base document
+    (still tied: the first listed)."""
     best: SpecPath | None = None
-    depth = -1
+    rank = (-1, -1)
     for field in fields:
         origin = merged.origin(field)
-        if origin is not None and len(origin) - len(field) > depth:
-            best, depth = origin, len(origin) - len(field)
+        if origin is None:
+            continue
+        candidate = (len(origin) - len(field), int(provenance.is_overlaid(origin)))
+        if candidate > rank:
+            best, rank = origin, candidate
     return best

@@ -21,7 +21,10 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 # seconds = number * multiplier / divisor (dividing keeps 700ms at exactly 0.7)
 _UNITS = {"ms": (1, 1000), "s": (1, 1), "m": (60, 1), "h": (3600, 1)}
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+# The lookahead (JSON Schema regexes are ECMA-262) keeps 0s out, as the parser does.
+DURATION_PATTERN = r"^(?=[0-9.hms]*[1-9])([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+WHOLE_SECONDS_PATTERN = r"^(?=[0-9hms]*[1-9])([0-9]+(h|m|s))+$"
+_WHOLE_SECONDS = re.compile(r"(?:\d+(?:h|m|s))+")
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
 RATE_PATTERN = r"^[0-9]+(\.[0-9]+)?/(s|m)$"
 
@@ -60,8 +63,9 @@ def parse_duration(value: Any) -> float:
 
 
 def parse_whole_seconds(value: Any) -> int:
+    """``"1m30s"`` -> ``90``: whole numbers of hours, minutes and seconds only."""
     seconds = parse_duration(value)
-    if seconds < 1 or seconds != int(seconds):
+    if not _WHOLE_SECONDS.fullmatch(str(value).strip()):
         raise PydanticCustomError(
             "duration",
             "expected a whole number of seconds (at least 1s), found {found}",
@@ -131,7 +135,11 @@ WholeSeconds = Annotated[
     int,
     BeforeValidator(parse_whole_seconds),
     WithJsonSchema(
-        {"type": "string", "pattern": DURATION_PATTERN, "description": "whole seconds, e.g. 30s"}
+        {
+            "type": "string",
+            "pattern": WHOLE_SECONDS_PATTERN,
+            "description": "whole seconds, e.g. 30s",
+        }
     ),
 ]
 
