@@ -108,6 +108,7 @@ class CircuitBreaker:
         "_events",
         "_failure_rate",
         "_failures_in_row",
+        "_full",
         "_half_open_at",
         "_half_open_calls",
         "_listeners",
@@ -119,6 +120,7 @@ class CircuitBreaker:
         "_probes_admitted",
         "_probes_in_flight",
         "_probes_recorded",
+        "_quiet",
         "_rejected",
         "_slow_over",
         "_slow_rate",
@@ -160,6 +162,12 @@ class CircuitBreaker:
         self._probe_failures = 0
         self._probe_slow = 0
         self._rejected = 0
+        # "A success that is not slow would change nothing": consecutive mode with no failure
+        # in a row, or a full count window holding only fast successes. Lets on_success skip
+        # the lock on the healthy path. Only ever True in CLOSED.
+        self._quiet = self._consecutive
+        # the count window's size; the time window is never "full" (its calls expire)
+        self._full = window.size if isinstance(window, CountWindow) else -1
         self._minimum_calls = config.minimum_calls
         self._consecutive_failures = config.consecutive_failures
         self._half_open_calls = config.half_open_calls
@@ -241,8 +249,8 @@ class CircuitBreaker:
     def on_success(self, now: float, duration: float, ticket: int | None = None) -> None:
         """An admitted call succeeded after ``duration`` seconds; releases its probe slot."""
         slow = duration > self._slow_over
-        if self._consecutive and not slow and self._state is CLOSED and not self._failures_in_row:
-            return  # nothing to reset: the healthy path of consecutive mode takes no lock
+        if not slow and self._quiet:
+            return  # a fast success would change nothing: the healthy path takes no lock
         self._record(now, False, slow, ticket)
 
     def on_failure(self, now: float, duration: float, ticket: int | None = None) -> None:
@@ -265,6 +273,9 @@ class CircuitBreaker:
         try:
             if ticket is not None and ticket != self._epoch:
                 return  # admitted under an earlier state: not evidence about this one
+            # Cleared before any change, set again only once the state is consistent: a
+            # lock-free reader that sees it set may treat its fast success as a no-op.
+            self._quiet = False
             state = self._state
             if state is CLOSED:
                 if self._consecutive:
@@ -274,6 +285,7 @@ class CircuitBreaker:
                             self._to_open(now, after_probe=False)
                     else:
                         self._failures_in_row = 0
+                        self._quiet = True
                 else:
                     calls, failures, slow_calls = self._window.record(now, failed, slow)
                     if calls >= self._minimum_calls and (
@@ -281,6 +293,9 @@ class CircuitBreaker:
                         or slow_calls / calls >= self._slow_rate
                     ):
                         self._to_open(now, after_probe=False)
+                    elif calls == self._full and not failures and not slow_calls:
+                        # a full count window of fast successes: another one changes nothing
+                        self._quiet = True
             elif state is HALF_OPEN and self._probes_in_flight > 0:
                 self._probes_in_flight -= 1
                 self._probes_recorded += 1
@@ -336,6 +351,7 @@ class CircuitBreaker:
 
     def _to_closed(self, now: float) -> None:
         self._window.reset()
+        self._quiet = self._consecutive
         self._failures_in_row = 0
         self._open_time = self.config.open_for
         self._half_open_at = math.inf

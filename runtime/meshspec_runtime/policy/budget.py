@@ -43,8 +43,10 @@ class RetryBudget:
         lock = self._lock
         lock.acquire()
         try:
+            # SlidingCounters.bump, inlined: this runs once per logical request
             slot = counters.slot if now < counters.edge else counters.advance(now)
-            counters.bump(slot, _REQUESTS)
+            counters.buckets[slot * 2 + _REQUESTS] += 1
+            counters.totals[_REQUESTS] += 1
         finally:
             lock.release()
 

@@ -13,7 +13,7 @@ import math
 
 
 class SlidingCounters:
-    __slots__ = ("_buckets", "_channels", "_head", "_slices", "_totals", "_width", "edge", "slot")
+    __slots__ = ("_channels", "_head", "_slices", "_totals", "_width", "buckets", "edge", "slot")
 
     def __init__(self, window: float, slices: int, channels: int) -> None:
         if window <= 0 or slices < 1 or channels < 1:
@@ -21,8 +21,8 @@ class SlidingCounters:
         self._width = window / slices
         self._slices = slices
         self._channels = channels
-        # bucket b, channel c lives at _buckets[b * channels + c]
-        self._buckets = [0] * (slices * channels)
+        self.buckets = [0] * (slices * channels)
+        """Bucket ``b``, channel ``c`` is ``buckets[b * channels + c]``."""
         self._totals = [0] * channels
         self._head: int | None = None
         self.slot = 0
@@ -51,7 +51,7 @@ class SlidingCounters:
         if head is not None:
             gap = index - head
             channels = self._channels
-            buckets = self._buckets
+            buckets = self.buckets
             if gap >= self._slices:
                 buckets[:] = [0] * len(buckets)
                 self._totals[:] = [0] * channels
@@ -71,12 +71,12 @@ class SlidingCounters:
 
     def add(self, now: float, channel: int, amount: int = 1) -> None:
         slot = self.advance(now)
-        self._buckets[slot * self._channels + channel] += amount
+        self.buckets[slot * self._channels + channel] += amount
         self._totals[channel] += amount
 
     def bump(self, slot: int, channel: int, amount: int = 1) -> None:
         """Add to ``slot`` as returned by the last :meth:`advance` (saves a second advance)."""
-        self._buckets[slot * self._channels + channel] += amount
+        self.buckets[slot * self._channels + channel] += amount
         self._totals[channel] += amount
 
     @property
@@ -89,7 +89,7 @@ class SlidingCounters:
         return self._totals[channel]
 
     def reset(self) -> None:
-        self._buckets[:] = [0] * len(self._buckets)
+        self.buckets[:] = [0] * len(self.buckets)
         self._totals[:] = [0] * self._channels
         self._head = None
         self.slot = 0
