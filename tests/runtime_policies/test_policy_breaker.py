@@ -136,6 +136,30 @@ def test_slow_successes_trip_the_breaker() -> None:
     assert breaker.state(0.0) is OPEN  # 3 slow of 5 = 60%, no failure at all
 
 
+def test_a_window_full_of_fast_successes_still_records_slow_calls_and_failures() -> None:
+    """The lock-free healthy path must not swallow what changes the window."""
+    slow = SlowCallConfig(over=1.0, rate=0.5)
+    config = rate_config(window=CountWindow(size=4), minimum_calls=4, slow_calls=slow)
+    breaker = CircuitBreaker(config)
+    for _ in range(10):
+        call(breaker, 0.0, failed=False)  # full of fast successes
+    call(breaker, 0.0, failed=False, duration=2.0)
+    assert breaker.state(0.0) is CLOSED  # 1 slow of 4
+    call(breaker, 0.0, failed=False, duration=2.0)
+    assert breaker.state(0.0) is OPEN  # 2 slow of 4
+
+    breaker = CircuitBreaker(config)
+    for _ in range(10):
+        call(breaker, 0.0, failed=False)
+    for failed in (True, False, False, False, True):
+        call(breaker, 0.0, failed)
+    # [F S S S] + F = [S S S F]: 25%. Had the successes after the first failure been
+    # skipped, the window would be [S S F F] and open.
+    assert breaker.state(0.0) is CLOSED
+    call(breaker, 0.0, failed=True)
+    assert breaker.state(0.0) is OPEN  # [S S F F]
+
+
 def test_slow_failures_count_for_both_rates() -> None:
     slow = SlowCallConfig(over=1.0, rate=0.5)
     breaker = CircuitBreaker(rate_config(slow_calls=slow, failure_rate=0.9))
