@@ -160,6 +160,17 @@ def test_a_window_full_of_fast_successes_still_records_slow_calls_and_failures()
     assert breaker.state(0.0) is OPEN  # [S S F F]
 
 
+def test_fast_successes_push_slow_calls_out_of_the_window() -> None:
+    slow = SlowCallConfig(over=1.0, rate=0.5)
+    breaker = CircuitBreaker(
+        rate_config(window=CountWindow(size=4), minimum_calls=4, slow_calls=slow)
+    )
+    for duration in (0.1, 0.1, 0.1, 2.0, 0.1, 0.1, 0.1, 0.1):
+        call(breaker, 0.0, failed=False, duration=duration)
+    call(breaker, 0.0, failed=False, duration=2.0)
+    assert breaker.state(0.0) is CLOSED  # [S S S slow]: the first slow call has left
+
+
 def test_slow_failures_count_for_both_rates() -> None:
     slow = SlowCallConfig(over=1.0, rate=0.5)
     breaker = CircuitBreaker(rate_config(slow_calls=slow, failure_rate=0.9))
