@@ -18,12 +18,14 @@ from meshspec_runtime.policy.breaker import REJECTED, BreakerState, CircuitBreak
 from meshspec_runtime.policy.budget import RetryBudget
 from meshspec_runtime.policy.bulkhead import Bulkhead
 from meshspec_runtime.policy.config import (
+    AdaptiveThrottleConfig,
     CircuitBreakerConfig,
     CountWindow,
     OutlierDetectionConfig,
     RetryBudgetConfig,
 )
 from meshspec_runtime.policy.outlier import OutlierDetector
+from meshspec_runtime.policy.throttle import AdaptiveThrottle
 
 THREADS = 8
 OPERATIONS = 100_000
@@ -211,3 +213,28 @@ def test_outlier_detector_loses_no_failure() -> None:
     assert detector.ejections_total == endpoints
     assert detector.ejected(1.0) == frozenset(names)
     assert {detector.ejection_count(n) for n in names} == {1}
+
+
+def test_throttle_counts_every_request_and_accept() -> None:
+    throttle = AdaptiveThrottle(AdaptiveThrottleConfig(k=1.2, window=60))
+    guard = threading.Lock()
+    totals = {"requests": 0, "accepts": 0, "rejected": 0}
+
+    def work(index: int) -> None:
+        rng = random.Random(index)
+        requests = accepts = rejected = 0
+        for _ in range(PER_THREAD // 2):
+            requests += 1
+            if throttle.should_reject(5.0, rng):
+                rejected += 1
+            elif rng.random() < 0.5:
+                throttle.on_accept(5.0)
+                accepts += 1
+        with guard:
+            totals["requests"] += requests
+            totals["accepts"] += accepts
+            totals["rejected"] += rejected
+
+    hammer(work)
+    assert throttle.window_counts(5.0) == (totals["requests"], totals["accepts"])
+    assert throttle.rejected_total == totals["rejected"] > 0
