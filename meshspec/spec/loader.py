@@ -68,15 +68,18 @@ def _load(
     shown: str,
     env: str | None,
     overrides: Sequence[str],
+    *,
+    base_checked: bool = False,
 ) -> MeshSpec:
     provenance = Provenance(shown, lookup)
     if env is None and not overrides:
         return _validate(data, provenance)
     base_problems: list[Diagnostic] = []
-    try:
-        _validate(data, Provenance(shown, lookup))
-    except SpecError as error:
-        base_problems = error.diagnostics
+    if not base_checked:
+        try:
+            _validate(data, Provenance(shown, lookup))
+        except SpecError as error:
+            base_problems = error.diagnostics
     merged = apply_environment(data, env, provenance) if env is not None else data
     merged = apply_overrides(merged, overrides, provenance) if overrides else merged
     try:
@@ -111,7 +114,7 @@ def check_spec_file(
     if env is None and spec is not None:
         for name in sorted(spec.environments):
             try:
-                _load(data, lookup, shown, name, overrides)
+                _load(data, lookup, shown, name, overrides, base_checked=True)
             except SpecError as error:
                 problems.extend(error.diagnostics)
     if problems or spec is None:
