@@ -5,10 +5,13 @@ One spelling for every duration the bundle writes: ``500ms``, ``10s``, ``1m0s``,
 
 from __future__ import annotations
 
+import functools
+
 _NS_PER = {"h": 3_600_000_000_000, "m": 60_000_000_000, "s": 1_000_000_000}
 _SUB_SECOND = (("ms", 1_000_000), ("µs", 1_000), ("ns", 1))
 
 
+@functools.lru_cache(maxsize=4096)  # a mesh repeats a handful of durations thousands of times
 def go_duration(seconds: float) -> str:
     """``seconds`` as Go formats a ``time.Duration`` (rounded to whole nanoseconds)."""
     nanos = round(seconds * 1_000_000_000)

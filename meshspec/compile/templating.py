@@ -10,15 +10,14 @@ import jinja2
 from meshspec.resources import templates
 
 _NEEDS_ESCAPING = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\U0010ffff]")
 
 
 def yaml_string(value: str) -> str:
     """A YAML double-quoted scalar holding exactly ``value``, whatever it holds: quotes and
     backslashes escaped, anything outside printable ASCII as a \\u or \\U escape."""
-    if _NEEDS_ESCAPING.search(value) is None:
-        return f'"{value}"'
-    if _UNPRINTABLE.search(value) is None:  # quotes and backslashes only: PromQL expressions
+    if value.isascii() and value.isprintable():  # C-speed checks first: the common case
+        if '"' not in value and "\\" not in value:
+            return f'"{value}"'
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return '"' + _NEEDS_ESCAPING.sub(_escape, value) + '"'
 

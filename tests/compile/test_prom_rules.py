@@ -9,10 +9,13 @@ from pathlib import Path
 
 import yaml
 from compile_support import PROMTOOL_DIRS, ir_mesh
+from hypothesis import given
+from hypothesis import strategies as st
 from support import REPO, require_binary
 
 from meshspec.compile.emitters import prometheus
 from meshspec.compile.pipeline import BuiltBundle, build_bundle
+from meshspec.compile.templating import yaml_string
 
 
 def promtool_check(rules: Path) -> str:
@@ -47,14 +50,14 @@ def test_rules_follow_each_edges_policy_and_objective(built: BuiltBundle) -> Non
 
 def test_label_values_are_quoted_and_escaped(tmp_path: Path) -> None:
     base = ir_mesh()
-    checkout = dataclasses.replace(base.services[0], name='check"out\\x')
+    checkout = dataclasses.replace(base.services[0], name='check"out\\x\né\t')
     mesh = dataclasses.replace(base, services=(checkout, *base.services[1:]))
     rules = tmp_path / "rules.yml"
     rules.write_bytes(build_bundle(mesh, "0" * 64).files[prometheus.PATH])
     promtool_check(rules)
     rule = yaml.safe_load(rules.read_text())["groups"][0]["rules"][0]
-    assert rule["labels"]["caller"] == 'check"out\\x'
-    assert 'caller="check\\"out\\\\x"' in rule["expr"]
+    assert rule["labels"]["caller"] == 'check"out\\x\né\t'
+    assert 'caller="check\\"out\\\\x\\né\t"' in rule["expr"]
 
 
 def test_every_metric_the_rules_use_is_documented(built: BuiltBundle) -> None:
@@ -66,3 +69,8 @@ def test_every_metric_the_rules_use_is_documented(built: BuiltBundle) -> None:
         "meshspec_retry_budget_exhausted_total",
     }
     assert used <= documented
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_yaml_string_holds_any_text(text: str) -> None:
+    assert yaml.safe_load("value: " + yaml_string(text))["value"] == text
