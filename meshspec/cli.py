@@ -42,3 +42,7 @@ def _command_module_exists(module: str) -> bool:
 @click.version_option(package_name="meshspec")
 def main() -> None:
     """Declare, compile and rehearse a service mesh's resilience policies."""
+
+
+if __name__ == "__main__":
+    main()
