@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from meshspec.spec.units import DURATION_PATTERN, Duration, Rate, parse_duration
+from meshspec.spec.units import Duration, Rate, parse_duration
 from meshspec.spec.units import Ratio as Percent
 
 _ZERO = re.compile(r"^0+(\.0+)?(ms|h|m|s)?$")
+OFFSET_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
+"""Like the spec's duration pattern, zero included."""
 
 
 def parse_offset(value: Any) -> float:
@@ -32,7 +34,7 @@ Offset = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": DURATION_PATTERN,
+            "pattern": OFFSET_PATTERN,
             "description": "a time or length, possibly zero: 0s, 250ms, 1m30s",
         }
     ),

@@ -26,7 +26,7 @@ from simpy.events import Event, Timeout
 from meshspec.sim.behaviour import ServiceBehaviour, resolve_behaviour
 from meshspec.sim.faults import FaultSchedule
 from meshspec.sim.mesh import MeshModel, ServiceModel
-from meshspec.sim.metrics import ENTRY, EdgeCounters, Recorder, ServiceCounters
+from meshspec.sim.metrics import ENTRY, EdgeCounters, FaultWindow, Recorder, ServiceCounters
 from meshspec.sim.scenario import Scenario, Traffic
 
 Process = Generator[Event, Any, Any]
@@ -240,6 +240,10 @@ class World:
         )
         self.subscribers.setdefault(service.name, []).append(policies)
         edge = Edge(service, 1.0, counters)
+        for spike in traffic.spikes:
+            # A traffic spike is a disturbance too: shaded in plots, recovery counts from it.
+            end = min(self.duration, spike.at + spike.for_)
+            self.recorder.faults.append(FaultWindow("spike", traffic.to, spike.at, end))
         if traffic.clients is not None:
             for _ in range(traffic.clients):
                 self.env.process(self._closed_loop(traffic, policies, edge))
