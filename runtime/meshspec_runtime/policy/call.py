@@ -21,7 +21,7 @@ Order of checks
 
 ``next(now)`` when an attempt is due (the first one, or a retry after its wait):
 
-1. a Wait not yet over (``now`` before its end) -> ``Wait(rest)``;
+1. a retry's backoff not yet returned -> ``Wait(delay)`` (the driver sleeps it, then asks again);
 2. overall deadline (``policy.timeout`` from start): no time left -> ``DEADLINE_EXCEEDED``;
 3. circuit breaker admission (one breaker per upstream, every attempt) -> ``BREAKER_OPEN``;
 4. adaptive throttle (counts the attempt as a request) -> ``THROTTLED``, giving back the
@@ -135,7 +135,6 @@ _set_done_outcome = getattr(Done, "outcome").__set__  # noqa: B009  # a slot des
 # call states
 READY: Final = 0  # an attempt is due
 _WAIT_DUE: Final = 1  # next() returns the Wait before the next attempt
-_WAITING: Final = 2  # an attempt is due once ``_resume_at`` is reached
 _IN_ATTEMPT: Final = 3  # waiting for record()
 FINISHED: Final = 4  # the final Done or Fail is decided
 _CANCELLED: Final = 5
@@ -161,7 +160,6 @@ class Call:
         "_last",
         "_latency",
         "_permit",
-        "_resume_at",
         "_state",
         "_ticket",
         "_up",
@@ -183,7 +181,6 @@ class Call:
     """Set when finished; None for a success recorded by ``record_success`` (built lazily)."""
     _latency: float
     _ticket: int
-    _resume_at: float
     attempts: int
     """Attempts started so far."""
     retries_denied: int
@@ -212,20 +209,15 @@ class Call:
                 if final is None:  # a success recorded by record_success()
                     final = self._final = _done(_outcome(_SUCCESS, self._latency, None, None))
                 return final
-            if state == _WAIT_DUE:
-                self._state = _WAITING
+            if state == _WAIT_DUE:  # the driver sleeps, then asks again: the attempt comes next
+                self._state = READY
                 wait: Wait = _wait(self._delay)
                 return wait
-            if state == _WAITING:
-                if now < self._resume_at:
-                    rest: Wait = _wait(self._resume_at - now)
-                    return rest
-            else:
-                raise CallStateError(
-                    "next() while an attempt is in flight: record() its outcome first"
-                    if state == _IN_ATTEMPT
-                    else "next() on a cancelled call"
-                )
+            raise CallStateError(
+                "next() while an attempt is in flight: record() its outcome first"
+                if state == _IN_ATTEMPT
+                else "next() on a cancelled call"
+            )
         up = self._up
         left = self._deadline - now
         if left <= 0.0:
@@ -387,7 +379,6 @@ class Call:
             self.retries_denied = 1
             self._finish(_fail(FailReason.BUDGET_EXHAUSTED, outcome))
             return
-        self._resume_at = now + delay
         self._delay = delay
         self._state = _WAIT_DUE if delay > 0.0 else READY
 
