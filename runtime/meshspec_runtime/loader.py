@@ -108,7 +108,11 @@ def _verify_file(root: Path, relative: str, expected: str) -> None:
 
 def _refuse_unlisted(root: Path, manifest: Manifest) -> None:
     listed = manifest.files.keys()
-    for folder, _dirs, names in os.walk(root):
+    for folder, dirs, names in os.walk(root):
+        for name in dirs:  # os.walk does not descend into linked folders: refuse them
+            if Path(folder, name).is_symlink():
+                relative = Path(folder, name).relative_to(root).as_posix()
+                raise BundleError(root, relative, "a symbolic link, not part of a bundle")
         for name in names:
             relative = Path(folder, name).relative_to(root).as_posix()
             if relative != MANIFEST and relative not in listed:

@@ -107,3 +107,13 @@ def test_policy_of_another_version_is_refused(bundle: Path) -> None:
     with pytest.raises(BundleError, match="version") as error:
         load_bundle(bundle)
     assert error.value.file == "policy.json"
+
+
+def test_a_linked_folder_is_refused(bundle: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.json").write_text("{}")
+    (bundle / "consul" / "extra").symlink_to(elsewhere)
+    with pytest.raises(BundleError, match="symbolic link") as error:
+        load_bundle(bundle)
+    assert error.value.file == "consul/extra"
