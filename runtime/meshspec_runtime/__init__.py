@@ -1,0 +1,122 @@
+"""meshspec-runtime: load a meshspec bundle and apply its policies on every outgoing call.
+
+The public API, importable from here. Names load on first use, so that ``import
+meshspec_runtime`` (which the compiler does for the bundle models) stays cheap.
+
+    from meshspec_runtime import load_bundle, policies_for, call_sync
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meshspec_runtime.bundle import (
+        BUNDLE_FORMAT,
+        Endpoint,
+        Manifest,
+        PolicyDocument,
+        ServicePolicies,
+        Upstream,
+    )
+    from meshspec_runtime.drivers.aio import call_async
+    from meshspec_runtime.drivers.classify import (
+        CallFailed,
+        Classifier,
+        classify,
+        classify_error,
+    )
+    from meshspec_runtime.drivers.sync import call_sync
+    from meshspec_runtime.loader import Bundle, BundleError, load_bundle
+    from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
+    from meshspec_runtime.policy.breaker import BreakerListener, BreakerState, CircuitBreaker
+    from meshspec_runtime.policy.call import (
+        Attempt,
+        Call,
+        CallStateError,
+        Done,
+        Fail,
+        FailReason,
+        Step,
+        Wait,
+    )
+    from meshspec_runtime.policy.config import UpstreamPolicy
+    from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
+    from meshspec_runtime.policy.upstream import UpstreamPolicies, policies_for
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "Attempt",
+    "Balancer",
+    "BreakerListener",
+    "BreakerState",
+    "Bundle",
+    "BundleError",
+    "Call",
+    "CallFailed",
+    "CallStateError",
+    "CircuitBreaker",
+    "Classifier",
+    "ConditionSet",
+    "Done",
+    "Endpoint",
+    "Fail",
+    "FailReason",
+    "Host",
+    "Manifest",
+    "Outcome",
+    "OutcomeKind",
+    "PolicyDocument",
+    "ServicePolicies",
+    "Step",
+    "Upstream",
+    "UpstreamPolicies",
+    "UpstreamPolicy",
+    "Wait",
+    "balancer_for",
+    "call_async",
+    "call_sync",
+    "classify",
+    "classify_error",
+    "load_bundle",
+    "policies_for",
+]
+
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(
+        ["BUNDLE_FORMAT", "Endpoint", "Manifest", "PolicyDocument", "ServicePolicies", "Upstream"],
+        "meshspec_runtime.bundle",
+    ),
+    "call_async": "meshspec_runtime.drivers.aio",
+    **dict.fromkeys(
+        ["CallFailed", "Classifier", "classify", "classify_error"],
+        "meshspec_runtime.drivers.classify",
+    ),
+    "call_sync": "meshspec_runtime.drivers.sync",
+    **dict.fromkeys(["Bundle", "BundleError", "load_bundle"], "meshspec_runtime.loader"),
+    **dict.fromkeys(["Balancer", "Host", "balancer_for"], "meshspec_runtime.policy.balancer"),
+    **dict.fromkeys(
+        ["BreakerListener", "BreakerState", "CircuitBreaker"], "meshspec_runtime.policy.breaker"
+    ),
+    **dict.fromkeys(
+        ["Attempt", "Call", "CallStateError", "Done", "Fail", "FailReason", "Step", "Wait"],
+        "meshspec_runtime.policy.call",
+    ),
+    "UpstreamPolicy": "meshspec_runtime.policy.config",
+    **dict.fromkeys(["ConditionSet", "Outcome", "OutcomeKind"], "meshspec_runtime.policy.outcome"),
+    **dict.fromkeys(["UpstreamPolicies", "policies_for"], "meshspec_runtime.policy.upstream"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'meshspec_runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import (
@@ -25,7 +27,17 @@ from meshspec_runtime.policy.config import (
     UpstreamPolicy,
 )
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
-from runtime_call_kit import ERROR, OK, REFUSED, TIMED_OUT, attempts_of, drive, status, upstream
+from runtime_call_kit import (
+    ERROR,
+    OK,
+    REFUSED,
+    TIMED_OUT,
+    attempts_of,
+    drive,
+    endpoints,
+    status,
+    upstream,
+)
 
 NO_WAIT = BackoffConfig(base=0.01, max=0.01, jitter=Jitter.NONE)
 RR = LoadBalancerConfig(strategy=Strategy.ROUND_ROBIN)
@@ -310,3 +322,32 @@ def test_endpoint_updates_keep_survivors_and_forget_the_departed() -> None:
     call.record(0.1, OK)
     assert host.active == 0
     assert [e.id for e in up.endpoints] == ["ep-0", "ep-1"]
+
+
+def test_the_package_exports_the_public_api() -> None:
+    import meshspec_runtime
+
+    assert set(meshspec_runtime.__all__) >= {"UpstreamPolicies", "call_sync", "call_async"}
+    for name in meshspec_runtime.__all__:
+        assert getattr(meshspec_runtime, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = meshspec_runtime.nope  # type: ignore[attr-defined]
+
+
+def test_policies_for_builds_one_upstream_per_bundle_entry() -> None:
+    from meshspec_runtime import ServicePolicies, Upstream, policies_for
+
+    service = ServicePolicies(
+        name="checkout",
+        port=8080,
+        upstreams={
+            "payments": Upstream(
+                service="payments", endpoints=tuple(endpoints(2)), policy=policy()
+            ),
+            "inventory": Upstream(service="inventory", endpoints=(), policy=UpstreamPolicy()),
+        },
+    )
+    built = policies_for(service, rng=random.Random(0))
+    assert sorted(built) == ["inventory", "payments"]
+    assert [e.id for e in built["payments"].endpoints] == ["ep-0", "ep-1"]
+    assert drive(built["inventory"].start(0.0), [])[0] == Fail(FailReason.NO_ENDPOINT, None)

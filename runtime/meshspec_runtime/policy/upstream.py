@@ -14,7 +14,7 @@ import random
 import threading
 from collections.abc import Iterable, Sequence
 
-from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.bundle import Endpoint, ServicePolicies
 from meshspec_runtime.policy.backoff import backoff_for
 from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
 from meshspec_runtime.policy.breaker import BreakerListener, CircuitBreaker
@@ -199,3 +199,19 @@ class UpstreamPolicies:
     def _publish_unavailable(self) -> None:
         """Called with the lock held."""
         self.balancer.set_unavailable(self._unhealthy | self._ejected)
+
+
+def policies_for(
+    service: ServicePolicies,
+    *,
+    rng: random.Random,
+    retry_predicate: OutcomePredicate | None = None,
+) -> dict[str, UpstreamPolicies]:
+    """One ``UpstreamPolicies`` per upstream of ``service`` (a bundle's ``policy.json`` entry),
+    all drawing from ``rng``; keyed by upstream name."""
+    return {
+        name: UpstreamPolicies(
+            upstream.policy, upstream.endpoints, rng=rng, retry_predicate=retry_predicate
+        )
+        for name, upstream in service.upstreams.items()
+    }
