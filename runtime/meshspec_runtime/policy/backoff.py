@@ -25,7 +25,7 @@ class Backoff(Protocol):
 class _Exponential:
     """``min(cap, base * multiplier ** (retry - 1))``, without float overflow."""
 
-    __slots__ = ("_saturates_at", "base", "cap", "multiplier")
+    __slots__ = ("_ceilings", "_saturates_at", "base", "cap", "multiplier")
 
     def __init__(self, base: float, cap: float, multiplier: float = 2.0) -> None:
         if not (0 < base <= cap) or multiplier < 1:
@@ -39,12 +39,19 @@ class _Exponential:
             if multiplier == 1
             else max(0, math.ceil(math.log(cap / base) / math.log(multiplier)))
         )
+        # the first ceilings, precomputed: delay() is an index, not a power
+        self._ceilings = [self._ceiling(n) for n in range(int(min(64, self._saturates_at + 1)))]
 
     def delay(self, retry: int, previous: float, rng: random.Random) -> float:
         raise NotImplementedError
 
     def ceiling(self, retry: int) -> float:
+        """``min(cap, base * multiplier ** (retry - 1))``."""
         n = retry - 1 if retry > 1 else 0
+        ceilings = self._ceilings
+        return ceilings[n] if n < len(ceilings) else self._ceiling(n)
+
+    def _ceiling(self, n: int) -> float:
         if n >= self._saturates_at:
             return self.cap
         return min(self.cap, self.base * self.multiplier**n)

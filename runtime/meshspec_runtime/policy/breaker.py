@@ -84,14 +84,18 @@ class _TimeWindow:
 
     def record(self, now: float, failed: bool, slow: bool) -> tuple[int, int, int]:
         counters = self._counters
-        slot = counters.slot if now < counters.edge else counters.advance(now)
-        counters.bump(slot, 0)
+        base = 3 * (counters.slot if now < counters.edge else counters.advance(now))
+        buckets = counters.buckets
+        totals = counters.totals
+        buckets[base] += 1
+        totals[0] += 1
         if failed:
-            counters.bump(slot, 1)
+            buckets[base + 1] += 1
+            totals[1] += 1
         if slow:
-            counters.bump(slot, 2)
-        calls, failures, slow_calls = counters.totals
-        return calls, failures, slow_calls
+            buckets[base + 2] += 1
+            totals[2] += 1
+        return totals[0], totals[1], totals[2]
 
     def reset(self) -> None:
         self._counters.reset()
@@ -224,13 +228,15 @@ class CircuitBreaker:
         return self._admit_slow(now)
 
     def _admit_slow(self, now: float) -> int:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             state = self._state
             if state is CLOSED:
                 return self._epoch
             if state is OPEN:
                 if now < self._half_open_at:
-                    self._rejected += 1
+                    self._rejected += 1  # an outage's hot path: rejecting
                     return REJECTED
                 self._to_half_open(now)
             if self._probes_admitted < self._half_open_calls:
@@ -240,6 +246,8 @@ class CircuitBreaker:
             else:
                 self._rejected += 1
                 ticket = REJECTED
+        finally:
+            lock.release()
         if self._events:
             self._dispatch()
         return ticket

@@ -52,15 +52,20 @@ class RetryBudget:
 
     def try_withdraw(self, now: float) -> bool:
         """Spend one token for a retry; ``False`` (and nothing spent) when the budget is dry."""
-        with self._lock:
-            counters = self._counters
-            slot = counters.advance(now)
-            requests, retries = counters.totals
-            if self._reserve + self._ratio * requests - retries >= 1:
-                counters.bump(slot, _RETRIES)
+        counters = self._counters
+        lock = self._lock
+        lock.acquire()
+        try:
+            slot = counters.slot if now < counters.edge else counters.advance(now)
+            totals = counters.totals
+            if self._reserve + self._ratio * totals[_REQUESTS] - totals[_RETRIES] >= 1:
+                counters.buckets[slot * 2 + _RETRIES] += 1
+                totals[_RETRIES] += 1
                 return True
             self._denied += 1
             return False
+        finally:
+            lock.release()
 
     def balance(self, now: float) -> float:
         """Tokens available at ``now`` (a retry needs one)."""

@@ -18,19 +18,27 @@ class Bulkhead:
 
     def try_acquire(self) -> bool:
         """Take a permit if one is free."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._in_use < self._limit:
                 self._in_use += 1
                 return True
             self._rejected += 1
             return False
+        finally:
+            lock.release()
 
     def release(self) -> None:
         """Give a permit back. Releasing more than was acquired is a bug: it raises."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._in_use == 0:
                 raise RuntimeError("Bulkhead.release() without a matching try_acquire()")
             self._in_use -= 1
+        finally:
+            lock.release()
 
     @property
     def in_use(self) -> int:

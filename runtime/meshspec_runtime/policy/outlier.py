@@ -47,15 +47,23 @@ class OutlierDetector:
         self._refused = 0
 
     def on_success(self, now: float, endpoint_id: str) -> None:
-        with self._lock:
+        if not self._failures.get(endpoint_id):
+            return  # no run to reset (the healthy path): nothing changes, so no lock
+        lock = self._lock
+        lock.acquire()
+        try:
             if now >= self._next_return:
                 self._return_due(now)
             if endpoint_id not in self._ejected_until:
                 self._failures[endpoint_id] = 0
+        finally:
+            lock.release()
 
     def on_failure(self, now: float, endpoint_id: str, total_endpoints: int) -> None:
         """``endpoint_id`` failed; ``total_endpoints`` is the upstream's size for the share."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if now >= self._next_return:
                 self._return_due(now)
             ejected = self._ejected_until
@@ -76,12 +84,20 @@ class OutlierDetector:
             self._times_ejected[endpoint_id] = times
             until = now + min(self.config.max_ejection, self.config.base_ejection * times)
             ejected[endpoint_id] = until
+            self._view = frozenset(ejected)
             if until < self._next_return:
                 self._next_return = until
-            self._view = frozenset(ejected)
             self._ejections += 1
+        finally:
+            lock.release()
+
+    # Lock-free reads: while no ejection is due to end, the published view is the answer.
+    # Writers publish a new view before they publish the next return time, so a reader that
+    # sees ``now < _next_return`` sees a view at least as new as that time.
 
     def is_ejected(self, now: float, endpoint_id: str) -> bool:
+        if now < self._next_return:
+            return endpoint_id in self._view
         with self._lock:
             if now >= self._next_return:
                 self._return_due(now)
@@ -89,6 +105,8 @@ class OutlierDetector:
 
     def ejected(self, now: float) -> frozenset[str]:
         """The endpoints ejected at ``now``."""
+        if now < self._next_return:
+            return self._view
         with self._lock:
             if now >= self._next_return:
                 self._return_due(now)
@@ -122,5 +140,5 @@ class OutlierDetector:
         for endpoint_id in [e for e, until in ejected.items() if until <= now]:
             del ejected[endpoint_id]
             self._failures[endpoint_id] = 0
-        self._next_return = min(ejected.values(), default=math.inf)
         self._view = frozenset(ejected)
+        self._next_return = min(ejected.values(), default=math.inf)

@@ -45,24 +45,36 @@ class AdaptiveThrottle:
 
     def should_reject(self, now: float, rng: random.Random) -> bool:
         """Count this request, and say whether to fail it locally without sending it."""
-        with self._lock:
-            counters = self._counters
-            slot = counters.advance(now)
-            requests, accepts = counters.totals
-            counters.bump(slot, _REQUESTS)
-            p = (requests - self._k * accepts) / (requests + 1)
+        counters = self._counters
+        lock = self._lock
+        lock.acquire()
+        try:
+            slot = counters.slot if now < counters.edge else counters.advance(now)
+            totals = counters.totals
+            requests = totals[_REQUESTS]
+            p = (requests - self._k * totals[_ACCEPTS]) / (requests + 1)
+            counters.buckets[slot * 2 + _REQUESTS] += 1
+            totals[_REQUESTS] += 1
             # draw only when rejection is possible: keeps the healthy path cheap, and the
             # decisions still depend only on the seed and the inputs
-            reject = p > 0 and rng.random() < p
-            if reject:
+            if p > 0 and rng.random() < p:
                 self._rejected += 1
-        return reject
+                return True
+            return False
+        finally:
+            lock.release()
 
     def on_accept(self, now: float) -> None:
         """The backend accepted a request (answered it, without signalling overload)."""
-        with self._lock:
-            counters = self._counters
-            counters.bump(counters.advance(now), _ACCEPTS)
+        counters = self._counters
+        lock = self._lock
+        lock.acquire()
+        try:
+            slot = counters.slot if now < counters.edge else counters.advance(now)
+            counters.buckets[slot * 2 + _ACCEPTS] += 1
+            counters.totals[_ACCEPTS] += 1
+        finally:
+            lock.release()
 
     def window_counts(self, now: float) -> tuple[int, int]:
         """``(requests, accepts)`` in the window at ``now``."""
