@@ -408,6 +408,17 @@ def test_listeners_see_every_transition_in_order(
     assert late == [HALF_OPEN, OPEN, HALF_OPEN, CLOSED]
 
 
+def test_a_listener_may_query_the_breaker() -> None:
+    seen: list[BreakerState] = []
+    breaker = CircuitBreaker(rate_config(open_for=1.0))
+    breaker.add_listener(lambda old, new, now: seen.append(breaker.state(now)))
+    tripped_at = 0.0
+    while breaker.state(tripped_at) is CLOSED:
+        call(breaker, tripped_at, failed=True)
+    assert breaker.state(1.0) is HALF_OPEN
+    assert seen == [OPEN, HALF_OPEN]  # no deadlock, and each listener saw the new state
+
+
 def test_is_failure_follows_failure_on() -> None:
     breaker = CircuitBreaker(CircuitBreakerConfig(failure_on=("503", "timeout")))
     assert breaker.is_failure.matches(Outcome(OutcomeKind.SUCCESS, status=503))

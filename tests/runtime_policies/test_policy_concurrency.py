@@ -238,3 +238,32 @@ def test_throttle_counts_every_request_and_accept() -> None:
     hammer(work)
     assert throttle.window_counts(5.0) == (totals["requests"], totals["accepts"])
     assert throttle.rejected_total == totals["rejected"] > 0
+
+
+def test_outlier_share_holds_for_every_concurrent_reader() -> None:
+    endpoints = 50
+    config = OutlierDetectionConfig(
+        consecutive_failures=3, base_ejection=0.002, max_ejection=0.01, max_ejected=0.2
+    )
+    detector = OutlierDetector(config)
+    limit = int(config.max_ejected * endpoints)
+    clock = itertools.count()
+    names = [f"e{i}" for i in range(endpoints)]
+    largest = [0] * THREADS
+
+    def work(index: int) -> None:
+        rng = random.Random(index)
+        for _ in range(PER_THREAD // 2):
+            now = next(clock) * 0.00001
+            name = names[rng.randrange(endpoints)]
+            if rng.random() < 0.8:
+                detector.on_failure(now, name, endpoints)
+            else:
+                detector.on_success(now, name)
+            out = detector.ejected(now)
+            largest[index] = max(largest[index], len(out))
+            assert len(out) <= limit
+
+    hammer(work)
+    assert max(largest) == limit  # the share was reached, and never passed
+    assert detector.ejections_total > limit  # ejections ended and new ones began
