@@ -2,8 +2,9 @@
 consecutive-failures mode, as an explicit sans-I/O state machine.
 
 The caller supplies ``now`` (monotonic seconds) and the outcome of each admitted call; the
-breaker never reads a clock. One ``threading.Lock`` guards all state, so one breaker may be
-shared by many threads; listeners run outside that lock, in transition order.
+breaker never reads a clock. One ``threading.Lock`` guards every change, so one breaker may be
+shared by many threads; the healthy paths (admission while CLOSED, a success that changes
+nothing) only read, without the lock. Listeners run outside the lock, in transition order.
 
 Outcome attribution: an outcome belongs to the state the breaker is in when it arrives. A call
 that outlives a whole open period (its duration exceeds ``open_for``) could therefore be taken
