@@ -79,3 +79,19 @@ def test_decisions_match_the_formula_replayed_with_a_twin_generator(
         if accepted and not expected:
             throttle.on_accept(now)
             log.append((second, True))
+
+
+def test_identical_seeds_give_identical_decisions() -> None:
+    def run(seed: int) -> list[bool]:
+        throttle = AdaptiveThrottle(AdaptiveThrottleConfig(k=1.1, window=5))
+        rng = random.Random(seed)
+        decisions = []
+        for i in range(2000):
+            decisions.append(throttle.should_reject(i / 100, rng))
+            if i % 5 == 0:
+                throttle.on_accept(i / 100)
+        return decisions
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)  # the decisions do depend on the draws
+    assert 0 < sum(run(3)) < 2000
