@@ -351,3 +351,20 @@ def test_policies_for_builds_one_upstream_per_bundle_entry() -> None:
     assert sorted(built) == ["inventory", "payments"]
     assert [e.id for e in built["payments"].endpoints] == ["ep-0", "ep-1"]
     assert drive(built["inventory"].start(0.0), [])[0] == Fail(FailReason.NO_ENDPOINT, None)
+
+
+def test_record_success_with_a_status_follows_the_conditions() -> None:
+    up = upstream(policy(retry=RetryConfig(attempts=2, backoff=NO_WAIT)))
+    assert 200 in up.benign_statuses and 404 in up.benign_statuses
+    assert not {500, 503, 429} & up.benign_statuses
+    call = up.start(0.0)
+    call.next(0.0)
+    assert call.record_success(0.1, 0.1, 503) is False  # retryable
+    assert call.next(0.1) == Wait(0.01)
+    call.next(0.11)
+    assert call.record_success(0.2, 0.09, 503) is False  # and now out of attempts
+    assert call.next(0.2) == Fail(FailReason.ATTEMPTS_EXHAUSTED, status(503, latency=0.09))
+    call = up.start(0.0)
+    call.next(0.0)
+    assert call.record_success(0.1, 0.1, 201) is True
+    assert call.next(0.1) == Done(status(201, latency=0.1))

@@ -140,7 +140,8 @@ FINISHED: Final = 4  # the final Done or Fail is decided
 _CANCELLED: Final = 5
 
 _SUCCESS: Final = OutcomeKind.SUCCESS
-_OVERLOAD_STATUSES: Final = frozenset({429, 503})
+OVERLOAD_STATUSES: Final = frozenset({429, 503})
+"""Answers that tell the adaptive throttle the upstream refused the request."""
 _OVERLOAD_GRPC: Final = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
 
 
@@ -161,6 +162,7 @@ class Call:
         "_latency",
         "_permit",
         "_state",
+        "_status",
         "_ticket",
         "_up",
         "attempts",
@@ -180,6 +182,7 @@ class Call:
     _final: Fail | Done | None
     """Set when finished; None for a success recorded by ``record_success`` (built lazily)."""
     _latency: float
+    _status: int | None
     _ticket: int
     attempts: int
     """Attempts started so far."""
@@ -207,7 +210,8 @@ class Call:
             if state == FINISHED:
                 final = self._final
                 if final is None:  # a success recorded by record_success()
-                    final = self._final = _done(_outcome(_SUCCESS, self._latency, None, None))
+                    outcome = _outcome(_SUCCESS, self._latency, self._status, None)
+                    final = self._final = _done(outcome)
                 return final
             if state == _WAIT_DUE:  # the driver sleeps, then asks again: the attempt comes next
                 self._state = READY
@@ -265,65 +269,55 @@ class Call:
         if self._state != _IN_ATTEMPT:
             raise CallStateError("record() without an attempt in flight")
         up = self._up
+        status = outcome.status
+        if (
+            up.retry_predicate is None
+            and outcome.kind is _SUCCESS
+            and outcome.grpc_status is None
+            and (status is None or status in up.benign_statuses)
+        ):
+            self.record_success(now, outcome.latency, status)  # no condition can match it
+            self._final = _done(outcome)
+            return
         host = self._host
         assert host is not None
         latency = outcome.latency
         breaker = up.breaker
         throttle = up.throttle
-        if outcome.kind is _SUCCESS and outcome.status is None and outcome.grpc_status is None:
-            # a plain answer: no failure condition can match it, only the user's predicate
-            if up.plain_finish:
-                lock = up.lock
-                lock.acquire()
-                host.active -= 1  # Balancer.on_finish, inlined; cannot raise
-                lock.release()
+        failed = up.failure_on.matches(outcome)
+        up.finish_attempt(now, host, latency, failed)
+        if breaker is not None:
+            if failed:
+                breaker.on_failure(now, latency, self._ticket)
             else:
-                up.finish_attempt(now, host, latency, False)
-            if breaker is not None:
                 breaker.on_success(now, latency, self._ticket)
-            if throttle is not None:
-                throttle.on_accept(now)
-            predicate = up.retry_predicate
-            if predicate is None or not predicate(outcome):
-                self._state = FINISHED
-                done = _new(Done)  # _done(outcome), inlined
-                _set_done_outcome(done, outcome)
-                self._final = done
-                if self._permit:
-                    self._release()
-                return
-        else:
-            failed = up.failure_on.matches(outcome)
-            up.finish_attempt(now, host, latency, failed)
-            if breaker is not None:
-                if failed:
-                    breaker.on_failure(now, latency, self._ticket)
-                else:
-                    breaker.on_success(now, latency, self._ticket)
-            if (
-                throttle is not None
-                and outcome.kind is _SUCCESS
-                and outcome.status not in _OVERLOAD_STATUSES
-                and outcome.grpc_status not in _OVERLOAD_GRPC
-            ):
-                throttle.on_accept(now)
-            if not up.retry_on.matches(outcome):
-                if outcome.kind is _SUCCESS:
-                    self._finish(_done(outcome))
-                else:
-                    self._finish(_fail(FailReason.NOT_RETRYABLE, outcome))
-                return
+        if (
+            throttle is not None
+            and outcome.kind is _SUCCESS
+            and outcome.status not in OVERLOAD_STATUSES
+            and outcome.grpc_status not in _OVERLOAD_GRPC
+        ):
+            throttle.on_accept(now)
+        if not up.retry_on.matches(outcome):
+            if outcome.kind is _SUCCESS:
+                self._finish(_done(outcome))
+            else:
+                self._finish(_fail(FailReason.NOT_RETRYABLE, outcome))
+            return
         self._retry(now, outcome)
 
-    def record_success(self, now: float, latency: float) -> bool:
-        """``record(now, Outcome(SUCCESS, latency))`` - an answer without a status - for
-        drivers' common case, without building the outcome. True when the call is done."""
+    def record_success(self, now: float, latency: float, status: int | None = None) -> bool:
+        """``record(now, Outcome(SUCCESS, latency, status))`` for drivers' common case - an
+        answer - without building the outcome. True when the call is done (``next`` returns
+        ``Done``); otherwise ``next`` says what comes next."""
         if self._state != _IN_ATTEMPT:
             raise CallStateError("record_success() without an attempt in flight")
         up = self._up
-        if up.retry_predicate is not None:
-            self.record(now, _outcome(_SUCCESS, latency, None, None))
-            return self._state == FINISHED
+        if up.retry_predicate is not None or (
+            status is not None and status not in up.benign_statuses
+        ):
+            self.record(now, _outcome(_SUCCESS, latency, status, None))
+            return self._state == FINISHED and type(self._final) is Done
         host = self._host
         assert host is not None
         if up.plain_finish:
@@ -342,6 +336,7 @@ class Call:
         self._state = FINISHED
         self._final = None
         self._latency = latency
+        self._status = status
         if self._permit:
             self._release()
         return True

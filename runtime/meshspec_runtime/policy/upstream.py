@@ -20,9 +20,16 @@ from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
 from meshspec_runtime.policy.breaker import BreakerListener, CircuitBreaker
 from meshspec_runtime.policy.budget import RetryBudget
 from meshspec_runtime.policy.bulkhead import Bulkhead
-from meshspec_runtime.policy.call import FINISHED, READY, Call, Fail, FailReason
+from meshspec_runtime.policy.call import (
+    FINISHED,
+    OVERLOAD_STATUSES,
+    READY,
+    Call,
+    Fail,
+    FailReason,
+)
 from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, UpstreamPolicy
-from meshspec_runtime.policy.outcome import ConditionSet, OutcomePredicate
+from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind, OutcomePredicate
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
 
@@ -38,6 +45,7 @@ class UpstreamPolicies:
         "_unhealthy",
         "backoff",
         "balancer",
+        "benign_statuses",
         "breaker",
         "budget",
         "bulkhead",
@@ -74,6 +82,7 @@ class UpstreamPolicies:
         self.max_attempts = retry.attempts
         self.backoff = backoff_for(retry.backoff)
         self.retry_on = ConditionSet(retry.on, retry_predicate)
+        """When an outcome is retried: ``retry.on``, or the user's predicate."""
         self.retry_predicate = retry_predicate
         self.balancer: Balancer = balancer_for(policy.load_balancer, endpoints, rng)
         cb = policy.circuit_breaker
@@ -83,6 +92,16 @@ class UpstreamPolicies:
             breaker.is_failure if breaker is not None else ConditionSet(DEFAULT_FAILURE_ON)
         )
         """What counts as a failure for the breaker and the outlier detector."""
+        listed_retry_on = ConditionSet(retry.on)
+        self.benign_statuses = frozenset(
+            code
+            for code in range(100, 600)
+            if code not in OVERLOAD_STATUSES
+            and not self.failure_on.matches(Outcome(OutcomeKind.SUCCESS, status=code))
+            and not listed_retry_on.matches(Outcome(OutcomeKind.SUCCESS, status=code))
+        )
+        """HTTP statuses no failure or retry condition matches and that do not signal overload
+        to the throttle: an answer with one of them takes the calls' fast path."""
         self.budget = RetryBudget(retry.budget) if retry.budget is not None else None
         throttle = policy.adaptive_throttle
         self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None

@@ -15,15 +15,19 @@ class LeastRequest(Balancer):
         self._draw = sampler(pool, self._rng) if pool else None
         self._uniform = len({h.weight for h in pool}) <= 1
         self._size = len(pool)
+        self._pairs = len(pool) * len(pool)
         self._random = self._rng.random
-        self._fast = bool(pool) and self._uniform and self.config.choices == 2
+        # one 53-bit draw covers both candidates exactly while size**2 stays far below 2**53
+        self._fast = 0 < len(pool) < 1 << 20 and self._uniform and self.config.choices == 2
         self._extra = range(self.config.choices - 1)
 
     def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
         if self._fast and avoid is None:  # the common case, inlined: two uniform draws
-            pool, size, draw = self.pool, self._size, self._random
-            first = pool[int(draw() * size)]
-            second = pool[int(draw() * size)]
+            pool = self.pool
+            size = self._size
+            both = int(self._random() * self._pairs)  # one draw for the pair of candidates
+            first = pool[both % size]
+            second = pool[both // size]
             return second if second.active < first.active else first
         return super().pick(now, key, avoid)
 
