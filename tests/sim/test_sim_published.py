@@ -1,0 +1,110 @@
+"""Published results the simulator reproduces (scenarios/published/README.md cites each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from simrun import run
+from support import REPO
+
+PUBLISHED = REPO / "scenarios" / "published"
+
+
+def _server(p: float) -> dict[str, Any]:
+    return {
+        "default": {"latency": {"fixed": "0s"}},
+        "server": {"latency": {"fixed": "1ms"}, "errors": p},
+    }
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.75])
+def test_brooker_no_retries_and_three_retries(p: float) -> None:
+    # Brooker (2022): N immediate retries give success 1 - p^(N+1), load sum_{k<=N} p^k.
+    path = PUBLISHED / "brooker-retries.yaml"
+    plain = run(path, behaviour=_server(p))["edges"]["client->server"]
+    assert plain["success_rate"] == pytest.approx(1 - p, abs=0.015)
+    assert plain["load_amplification"] == pytest.approx(1.0, abs=0.001)
+    retried = run(path, env="retries", behaviour=_server(p))["edges"]["client->server"]
+    assert retried["success_rate"] == pytest.approx(1 - p**4, abs=0.015)
+    assert retried["load_amplification"] == pytest.approx(sum(p**k for k in range(4)), rel=0.03)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.75])
+def test_brooker_token_bucket_budget_caps_the_extra_load(p: float) -> None:
+    # A 10% token bucket: load at most 1.1x; with few failures it retries them all.
+    path = PUBLISHED / "brooker-retries.yaml"
+    budget = run(path, env="budget", behaviour=_server(p))["edges"]["client->server"]
+    assert budget["load_amplification"] <= 1.1 + 0.01
+    if p <= 0.05:
+        assert budget["success_rate"] == pytest.approx(1 - p**4, abs=0.015)
+    else:
+        assert budget["load_amplification"] == pytest.approx(1.1, abs=0.02)
+        assert budget["success_rate"] == pytest.approx(1 - p + 0.1 * (1 - p), abs=0.03)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.75])
+def test_brooker_circuit_breaker_sheds_load_when_most_calls_fail(p: float) -> None:
+    # Below its 50% threshold the breaker stays closed (plain retries); far above it, it
+    # opens and load falls under 1x (and success with it).
+    path = PUBLISHED / "brooker-retries.yaml"
+    edge = run(path, env="breaker", behaviour=_server(p))["edges"]["client->server"]
+    if p < 0.5:
+        assert edge["breaker_trips"] == 0
+        assert edge["success_rate"] == pytest.approx(1 - p**4, abs=0.015)
+    else:
+        assert edge["breaker_trips"] > 0
+        assert edge["load_amplification"] < 0.6
+        assert edge["success_rate"] < 1 - p
+
+
+@pytest.mark.parametrize(("env", "k"), [("throttle-k2", 2.0), ("throttle-k1-1", 1.1)])
+def test_sre_adaptive_throttling_settles_near_k_requests_per_accept(env: str, k: float) -> None:
+    # SRE book, "Handling Overload": requests reaching the backend / requests it accepts ~ K.
+    backend = run(PUBLISHED / "sre-throttling.yaml", env=env)["services"]["backend"]
+    assert backend["received"] / backend["served"] == pytest.approx(k, rel=0.08)
+
+
+@pytest.mark.parametrize(("env", "low", "high"), [("retries", 2.9, 3.0), ("budget", 1.07, 1.13)])
+def test_sre_retry_load_against_a_backend_rejecting_everything(
+    env: str, low: float, high: float
+) -> None:
+    edge = run(PUBLISHED / "sre-retry-load.yaml", env=env)["edges"]["client->backend"]
+    assert low <= edge["load_amplification"] <= high + 0.005
+
+
+def test_retry_amplification_across_three_layers_is_64x() -> None:
+    summary = run(PUBLISHED / "retry-layers.yaml")
+    assert summary["services"]["database"]["relative_load"] == 64
+    for edge in ("frontend->api", "api->logic", "logic->database"):
+        assert summary["edges"][edge]["load_amplification"] == 4
+
+
+def _tail_success(summary: dict[str, Any]) -> float:
+    series = summary["series"]["services"]["caller"]
+    requests, ok = sum(series["requests"][-30:]), sum(series["goodput"][-30:])
+    return ok / requests
+
+
+def test_metastable_retry_storm_stays_collapsed_without_backoff() -> None:
+    summary = run(PUBLISHED / "metastable-retry-storm.yaml")
+    assert _tail_success(summary) < 0.05
+    assert summary["services"]["caller"]["recovery_time"] is None
+    assert summary["edges"]["caller->server"]["load_amplification"] > 2
+
+
+def test_metastable_retry_storm_recovers_with_a_retry_budget() -> None:
+    summary = run(PUBLISHED / "metastable-retry-storm.yaml", env="budget")
+    assert _tail_success(summary) > 0.99
+    recovery = summary["services"]["caller"]["recovery_time"]
+    assert recovery is not None and recovery <= 30
+
+
+@pytest.mark.parametrize(
+    ("env", "low", "high"),
+    [(None, 0.94, 0.965), ("least-request", 0.985, 1.0), ("peak-ewma", 0.998, 1.0)],
+)
+def test_balancing_around_one_slow_server(env: str | None, low: float, high: float) -> None:
+    # "Beyond Round Robin": about 95% (round robin), 99% (least request), 99.9% (peak EWMA).
+    edge = run(PUBLISHED / "balancer-slow-server.yaml", env=env)["edges"]["client->backend"]
+    assert low <= edge["success_rate"] <= high
