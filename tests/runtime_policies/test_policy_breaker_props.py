@@ -110,19 +110,24 @@ class BreakerMachine(RuleBasedStateMachine):
         data=st.data(),
         outcome=st.sampled_from(["success", "failure", "cancel"]),
         duration=st.sampled_from([0.01, 1.0, 2.5]),
+        lag=st.sampled_from([0.0, 0.0, 0.0, 0.4, 1.5]),
     )
-    def complete(self, data: st.DataObject, outcome: str, duration: float) -> None:
+    def complete(self, data: st.DataObject, outcome: str, duration: float, lag: float) -> None:
+        """Complete an outstanding call; ``lag`` reports it with an older time, as a thread
+        that read the clock before another thread's report would."""
         call = self.calls.pop(data.draw(st.integers(0, len(self.calls) - 1)))
+        at = max(call.admitted_at, self.now - lag)
         self.model.refresh(self.now)
+        self.breaker.state(self.now)
         if outcome == "cancel":
-            self.breaker.on_cancel(self.now, call.ticket)
+            self.breaker.on_cancel(at, call.ticket)
             self.model.cancel(call.model_ticket)
         elif outcome == "failure":
-            self.breaker.on_failure(self.now, duration, call.ticket)
-            self.model.record(self.now, True, duration, call.model_ticket)
+            self.breaker.on_failure(at, duration, call.ticket)
+            self.model.record(at, True, duration, call.model_ticket)
         else:
-            self.breaker.on_success(self.now, duration, call.ticket)
-            self.model.record(self.now, False, duration, call.model_ticket)
+            self.breaker.on_success(at, duration, call.ticket)
+            self.model.record(at, False, duration, call.model_ticket)
 
     @rule(dt=st.sampled_from([0.01, 0.3, 0.5, 1.0, 2.9, 7.0]))
     def advance(self, dt: float) -> None:
