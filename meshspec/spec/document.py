@@ -26,11 +26,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from meshspec.spec.diagnostics import Diagnostic, SpecError, format_path
-from meshspec.spec.yamlio import PathParts, PositionLookup, load_yaml_document
+from meshspec.spec.yamlio import PositionLookup, load_yaml_document
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-Path_ = tuple[str | int, ...]
+DocPath = tuple[str | int, ...]
+"""A path inside a document: mapping keys and list indexes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class Source:
 
     file: str
     lookup: PositionLookup
-    prefix: Path_
+    prefix: DocPath
     """The subtree's path inside that file."""
 
 
@@ -49,13 +50,16 @@ class Provenance:
     def __init__(self, file: str, lookup: PositionLookup) -> None:
         self.file = file
         self.lookup = lookup
-        self._sources: dict[Path_, Source] = {}
+        self._sources: dict[DocPath, Source] = {}
 
     def add(self, path: Sequence[str | int], source: Source) -> None:
-        """Values under ``path`` come from ``source`` (later calls win for the same path)."""
-        self._sources[tuple(path)] = source
+        """Values under ``path`` come from ``source`` (replacing what was recorded below)."""
+        prefix = tuple(path)
+        for recorded in [p for p in self._sources if p[: len(prefix)] == prefix]:
+            del self._sources[recorded]
+        self._sources[prefix] = source
 
-    def source_of(self, path: Sequence[str | int]) -> tuple[Source, Path_]:
+    def source_of(self, path: Sequence[str | int]) -> tuple[Source, DocPath]:
         """The source of ``path`` and the path inside it."""
         parts = tuple(path)
         if self._sources:
@@ -151,7 +155,7 @@ def _is_tag(part: str | int) -> bool:
     return isinstance(part, str) and part.startswith("<") and part.endswith(">")
 
 
-def _clean_loc(loc: Sequence[str | int]) -> tuple[Path_, bool, bool]:
+def _clean_loc(loc: Sequence[str | int]) -> tuple[DocPath, bool, bool]:
     """(path, points at a key, the value also accepts ``off``)."""
     parts = list(loc)
     is_key = bool(parts) and parts[-1] == "[key]"
@@ -166,7 +170,7 @@ def _clean_loc(loc: Sequence[str | int]) -> tuple[Path_, bool, bool]:
     return cleaned, is_key, accepts_off
 
 
-def _fields_at(model: type[BaseModel], path: Path_) -> list[str] | None:
+def _fields_at(model: type[BaseModel], path: DocPath) -> list[str] | None:
     """Field names (aliases) of the model found at ``path`` below ``model``, if any."""
     current: Any = model
     for part in path:
@@ -287,10 +291,3 @@ def validate_document(path: Path, model: type[ModelT], *, display: str | None = 
     shown = display if display is not None else str(path)
     data, lookup = load_yaml_document(path, shown)
     return validate_data(model, data, Provenance(shown, lookup))
-
-
-def locate_all(
-    provenance: Provenance, items: Sequence[tuple[PathParts, str, str]]
-) -> list[Diagnostic]:
-    """Diagnostics for (path, code, message) triples."""
-    return [provenance.diagnostic(path, code, message) for path, code, message in items]

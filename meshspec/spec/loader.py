@@ -80,9 +80,9 @@ def _load(
             _validate(data, Provenance(shown, lookup))
         except SpecError as error:
             base_problems = error.diagnostics
-    merged = apply_environment(data, env, provenance) if env is not None else data
-    merged = apply_overrides(merged, overrides, provenance) if overrides else merged
     try:
+        merged = apply_environment(data, env, provenance) if env is not None else data
+        merged = apply_overrides(merged, overrides, provenance) if overrides else merged
         spec = _validate(merged, provenance)
     except SpecError as error:
         raise SpecError([*base_problems, *error.diagnostics]) from None

@@ -177,7 +177,9 @@ def _health_check_problems(spec: MeshSpec, provenance: Provenance) -> Iterator[D
             continue
         merged = merged_health_check(spec, name)
         own = spec.services[name].health_check is not None
-        fallback: SpecPath = ("services", name, "health_check") if own else ("services", name)
+        fallback: SpecPath = (
+            ("services", name, "health_check") if own else ("defaults", "health_check")
+        )
         for finding in findings:
             where = _most_specific(merged, finding.fields, provenance) or fallback
             yield provenance.diagnostic(where, finding.code, finding.message.format(service=name))

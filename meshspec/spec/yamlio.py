@@ -53,10 +53,6 @@ class PositionLookup:
         self._root: yaml.Node | None = None
         self._composed = False
 
-    @classmethod
-    def empty(cls) -> PositionLookup:
-        return cls("")
-
     def _node(self) -> yaml.Node | None:
         if not self._composed:
             self._composed = True

@@ -17,4 +17,3 @@ def test_error_code_table_matches_the_code() -> None:
     table = ROW.findall((REPO / "docs" / "spec.md").read_text())
     assert len(table) == len(set(table)), "a code is listed twice"
     assert set(table) == emitted
-
