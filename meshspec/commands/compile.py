@@ -15,10 +15,12 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 
-def report_spec_error(error: SpecError) -> int:
-    """Print every diagnostic as ``meshspec validate`` does; return the exit status."""
+def report_spec_error(error: SpecError, output: str = "text") -> int:
+    """Print every diagnostic as ``meshspec validate`` does (to stderr); return the exit
+    status."""
     for diagnostic in error.diagnostics:
-        click.echo(diagnostic.format(), err=True)
+        text = diagnostic.format_github() if output == "github" else diagnostic.format()
+        click.echo(text, err=True)
     return EXIT_USAGE if error.is_usage_error else EXIT_INVALID
 
 
@@ -45,14 +47,27 @@ def report_spec_error(error: SpecError) -> int:
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Bundle to continue the DNS SOA serial from (default: the one at --output).",
 )
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="How to print spec errors: FILE:LINE:COL lines, or GitHub workflow annotations.",
+)
 def command(
-    spec: Path, env: str | None, overrides: tuple[str, ...], out: Path, previous: Path | None
+    spec: Path,
+    env: str | None,
+    overrides: tuple[str, ...],
+    out: Path,
+    previous: Path | None,
+    output: str,
 ) -> None:
     """Compile SPEC into a versioned runtime bundle in --output."""
     try:
         result = compile_spec(spec, out, env=env, overrides=overrides, previous=previous)
     except SpecError as error:
-        sys.exit(report_spec_error(error))
+        sys.exit(report_spec_error(error, output))
     except OutputError as error:
         click.echo(f"meshspec compile: {error}", err=True)
         sys.exit(EXIT_USAGE)

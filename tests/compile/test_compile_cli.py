@@ -76,3 +76,11 @@ def test_a_failed_compile_keeps_the_previous_bundle(tmp_path: Path) -> None:
     bad.write_text(bad.read_text().replace("port: 9090", "port: 99999"))
     assert run("compile", str(bad), "-o", str(out))[0] == 1
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_github_annotations_for_ci(tmp_path: Path) -> None:
+    bad = tmp_path / "shop.yaml"
+    bad.write_text(SHOP.read_text().replace("port: 9090", "port: 99999"))
+    code, _, stderr = run("compile", str(bad), "-o", str(tmp_path / "o"), "--format", "github")
+    assert code == 1
+    assert re.search(r"^::error file=.*shop\.yaml,line=\d+,col=\d+,title=E\d+::", stderr, re.M)
