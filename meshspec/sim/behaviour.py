@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from meshspec.sim.scenario import Behaviour, Latency
 
-DEFAULT_LATENCY = Latency(fixed="1ms")
+DEFAULT_LATENCY = Latency.model_validate({"fixed": "1ms"})
 _T = TypeVar("_T")
 
 

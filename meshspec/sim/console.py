@@ -11,7 +11,6 @@ from rich.table import Table
 from meshspec.sim.expect import EDGE_METRICS, SERVICE_METRICS, Kind, Verdict, format_value
 from meshspec.sim.report import EDGE_COLUMNS, SERVICE_COLUMNS
 
-
 HEADINGS = {
     "requests": "requests",
     "success_rate": "success",
@@ -33,7 +32,7 @@ def _text(metric: str, cell: Any, kinds: dict[str, Kind]) -> str:
         cell, ci = cell.get("mean"), cell.get("ci95")
     kind = kinds.get(metric, Kind.COUNT)
     if cell is None:
-        return "never" if metric == "recovery_time" else "–"
+        return "never" if metric == "recovery_time" else "-"
     text = format_value(kind, cell)
     if ci:
         text += f" ±{format_value(kind, (ci[1] - ci[0]) / 2)}"
@@ -80,7 +79,7 @@ def print_summary(console: Console, report: dict[str, Any], verdicts: Sequence[V
         measured = format_value(exp.kind, verdict.measured)
         if verdict.ci is not None:
             measured += f" (95% CI {format_value(exp.kind, verdict.ci[0])}"
-            measured += f" – {format_value(exp.kind, verdict.ci[1])})"
+            measured += f" - {format_value(exp.kind, verdict.ci[1])})"
         mark = "[green]PASS[/]" if verdict.passed else "[red]FAIL[/]"
         console.print(f"{mark} {exp.text}  [dim]measured[/] {measured}", highlight=False)
     if verdicts:

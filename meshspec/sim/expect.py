@@ -161,7 +161,9 @@ def measure(exp: Expectation, summary: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
-def judge(exp: Expectation, measured: float | None, ci: tuple[float, float] | None = None) -> Verdict:
+def judge(
+    exp: Expectation, measured: float | None, ci: tuple[float, float] | None = None
+) -> Verdict:
     """None (not recovered, no requests) fails every comparison."""
     passed = measured is not None and OPERATORS[exp.op](measured, exp.value)
     return Verdict(exp, measured, passed, ci)

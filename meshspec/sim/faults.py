@@ -100,10 +100,10 @@ class FaultSchedule:
         if isinstance(fault, DiscoveryStale):
             self.stale[fault.service] = self.stale.get(fault.service, 0.0) + sign * fault.add
             return
-        service = world.services[fault.service]
-        ids = fault.pick([i.endpoint.id for i in service.instances])
+        target = world.services[fault.service]
+        ids = fault.pick([i.endpoint.id for i in target.instances])
         for instance_id in ids:
-            instance = service.by_id[instance_id]
+            instance = target.by_id[instance_id]
             faults = self.active.setdefault(id(instance), [])
             if sign > 0:
                 faults.append(fault)

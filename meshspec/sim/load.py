@@ -52,7 +52,9 @@ def load_scenario(path: Path, mesh: MeshModel | None = None) -> tuple[LoadedScen
             raise SpecError(
                 [
                     provenance.diagnostic(
-                        (), E_NO_MESH, "no mesh: name one with 'mesh:' or give SPEC on the command line"
+                        (),
+                        E_NO_MESH,
+                        "no mesh: name one with 'mesh:' or give SPEC on the command line",
                     )
                 ]
             )

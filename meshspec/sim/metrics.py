@@ -30,8 +30,8 @@ class EdgeCounters:
         "breaker_half_open",
         "breaker_open",
         "breakers",
-        "calls",
         "caller",
+        "calls",
         "completed_attempts",
         "ejected",
         "ejections",
@@ -276,8 +276,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
         "duration": d,
         "entry_requests": entry_requests,
         "faults": [
-            {"kind": f.kind, "target": f.target, "start": f.start, "end": f.end}
-            for f in rec.faults
+            {"kind": f.kind, "target": f.target, "start": f.start, "end": f.end} for f in rec.faults
         ],
         "services": services,
         "edges": edges,

@@ -11,8 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 FAULT_COLOURS = ("#f4a261", "#e76f51", "#9d4edd", "#2a9d8f", "#e9c46a", "#577590")
 

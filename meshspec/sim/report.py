@@ -90,11 +90,13 @@ def _cell(metric: str, value: Any, table: dict[str, Kind]) -> str:
     if metric == "goodput":
         kind = Kind.RATE
     if value is None and metric != "recovery_time":
-        return "–"
+        return "-"
     return format_value(kind, value)
 
 
-def _table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...], kinds: dict[str, Kind]) -> str:
+def _table(
+    rows: dict[str, dict[str, Any]], columns: tuple[str, ...], kinds: dict[str, Kind]
+) -> str:
     head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
     body = []
     for name, row in rows.items():
@@ -125,8 +127,10 @@ def render_html(report: dict[str, Any], images: dict[str, bytes]) -> str:
         f"seeds {', '.join(str(s) for s in report['seeds'])}.</p>",
     ]
     if report["expectations"]:
-        parts.append("<h2>Expectations</h2><table><tr><th>expectation</th><th>measured</th>"
-                     "<th>result</th></tr>")
+        parts.append(
+            "<h2>Expectations</h2><table><tr><th>expectation</th><th>measured</th>"
+            "<th>result</th></tr>"
+        )
         for item in report["expectations"]:
             ok = "pass" if item["passed"] else "fail"
             parts.append(
@@ -139,7 +143,7 @@ def render_html(report: dict[str, Any], images: dict[str, bytes]) -> str:
         for fault in report["run"]["faults"]:
             parts.append(
                 f"<li>{html.escape(fault['kind'])} {html.escape(fault['target'])}: "
-                f"{fault['start']:g}s – {fault['end']:g}s</li>"
+                f"{fault['start']:g}s - {fault['end']:g}s</li>"
             )
         parts.append("</ul>")
     totals = report.get("aggregate", report["run"])
@@ -149,7 +153,7 @@ def render_html(report: dict[str, Any], images: dict[str, bytes]) -> str:
     parts.append(f"<h2>Edges{note}</h2>")
     parts.append(_table(totals["edges"], EDGE_COLUMNS, EDGE_METRICS))
     if "compare" in report:
-        parts.append("<h2>Comparison (candidate − baseline)</h2>")
+        parts.append("<h2>Comparison (candidate - baseline)</h2>")
         deltas = {
             name: {m: cell["delta"] for m, cell in row.items()}
             for name, row in report["compare"]["services"].items()

@@ -119,7 +119,11 @@ def aggregate(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 values = [s[table][name][metric] for s in summaries]
                 present = [float(v) for v in values if v is not None]
                 if len(present) < len(values):
-                    row[metric] = {"mean": None, "ci95": None, "missing": len(values) - len(present)}
+                    row[metric] = {
+                        "mean": None,
+                        "ci95": None,
+                        "missing": len(values) - len(present),
+                    }
                     continue
                 mean, ci = confidence(present)
                 row[metric] = {"mean": mean, "ci95": list(ci) if ci else None}
@@ -129,9 +133,7 @@ def aggregate(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def verdicts(
-    loaded: LoadedScenario, summaries: Sequence[dict[str, Any]]
-) -> list[Verdict]:
+def verdicts(loaded: LoadedScenario, summaries: Sequence[dict[str, Any]]) -> list[Verdict]:
     """Judge every expectation on the mean over seeds (None in any seed fails it)."""
     out = []
     for exp in loaded.expectations:

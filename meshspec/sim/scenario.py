@@ -118,9 +118,9 @@ class Latency(ScenarioModel):
             raise ValueError("give exactly one of: fixed; median and p99; mu and sigma")
         if forms[1] and (self.median is None or self.p99 is None):
             raise ValueError("median and p99 go together")
-        if forms[1] and self.p99 is not None and self.median is not None:
-            if self.p99 < self.median:
-                raise ValueError(f"p99 ({self.p99}s) is below the median ({self.median}s)")
+        median, p99 = self.median, self.p99
+        if median is not None and p99 is not None and p99 < median:
+            raise ValueError(f"p99 ({p99}s) is below the median ({median}s)")
         if forms[2] and (self.mu is None or self.sigma is None):
             raise ValueError("mu and sigma go together")
         return self
@@ -235,14 +235,7 @@ class DiscoveryStale(FaultBase):
 
 
 Fault = Annotated[
-    Crash
-    | Hang
-    | Errors
-    | AddedLatency
-    | Capacity
-    | Partition
-    | DiscoveryOutage
-    | DiscoveryStale,
+    Crash | Hang | Errors | AddedLatency | Capacity | Partition | DiscoveryOutage | DiscoveryStale,
     Field(discriminator="fault"),
 ]
 InstanceFaults = Crash | Hang | Errors | AddedLatency | Capacity

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
@@ -37,7 +37,7 @@ _SUCCESS = OutcomeKind.SUCCESS
 
 def _expire(timeout: Event) -> None:
     """An attempt's timer fired: answer the caller with a timeout unless the server did."""
-    reply: Event = timeout.value
+    reply: Event = timeout.value  # type: ignore[assignment]
     if not reply.triggered:
         reply.succeed(Outcome(OutcomeKind.TIMEOUT, timeout._delay))  # type: ignore[attr-defined]
 
@@ -119,9 +119,7 @@ class SimService:
         self.by_id = {i.endpoint.id: i for i in self.instances}
         self.sample: Callable[[], float] = lambda: 0.0
         grpc = model.protocol == "grpc"
-        self.unavailable = Outcome(
-            OutcomeKind.SUCCESS, 0.0, 503, "UNAVAILABLE" if grpc else None
-        )
+        self.unavailable = Outcome(OutcomeKind.SUCCESS, 0.0, 503, "UNAVAILABLE" if grpc else None)
         self.error_outcomes = {
             status: (status, _grpc_status(status) if grpc else None) for status in range(400, 600)
         }
@@ -192,7 +190,9 @@ class World:
                 edge = Edge(upstream, service.behaviour.calls[upstream_name], counters)
                 service.edges.append(edge)
                 group = [
-                    self._policies(policy, upstream, counters, f"{inst.endpoint.id}/{upstream_name}")
+                    self._policies(
+                        policy, upstream, counters, f"{inst.endpoint.id}/{upstream_name}"
+                    )
                     for inst in service.instances
                 ]
                 for inst, policies in zip(service.instances, group, strict=True):
@@ -341,7 +341,7 @@ class World:
 
     def _finish_abandoned(self, event: Event) -> None:
         """A leaf's work, whose caller timed out, is done: free its slot (unless it crashed)."""
-        instance, epoch = event.value
+        instance, epoch = event.value  # type: ignore[misc]
         if instance.epoch == epoch:
             self._release(instance)
 

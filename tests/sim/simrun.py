@@ -12,7 +12,9 @@ from meshspec.sim.runner import Source, run_once
 from meshspec.sim.scenario import Scenario
 
 
-def run(path: Path, env: str | None = None, seed: int | None = None, **edits: Any) -> dict[str, Any]:
+def run(
+    path: Path, env: str | None = None, seed: int | None = None, **edits: Any
+) -> dict[str, Any]:
     """Summary of one run of the scenario at ``path``; ``edits`` replace top-level keys."""
     loaded, mesh = Source(path, env=env).load()
     if edits:

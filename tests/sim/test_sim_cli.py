@@ -88,6 +88,7 @@ def test_compare_runs_both_specs_and_shows_deltas(
         ),
     )
     code, out = _simulate(str(tiny), "--compare", str(no_retry), "--json")
+    assert code == 0
     report = json.loads(out)
     row = report["compare"]["edges"]["front->back"]
     assert row["load_amplification"]["delta"] < 0  # fewer attempts without retries

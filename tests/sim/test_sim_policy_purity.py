@@ -9,7 +9,9 @@ from pathlib import Path
 from support import REPO
 
 SIM = sorted((REPO / "meshspec" / "sim").glob("*.py"))
-POLICY_WORDS = re.compile(r"breaker|budget|balanc|backoff|throttl|outlier|retr(y|ies)|bulkhead", re.I)
+POLICY_WORDS = re.compile(
+    r"breaker|budget|balanc|backoff|throttl|outlier|retr(y|ies)|bulkhead", re.I
+)
 
 
 def _trees() -> list[tuple[Path, ast.Module]]:

@@ -50,7 +50,7 @@ def test_values_are_lowered_to_seconds_rates_and_fractions(tiny: Path) -> None:
     assert scenario.traffic[0].rate == 100.0
     latency = scenario.behaviour["default"].latency
     assert latency is not None and latency.median == 0.005
-    mu, sigma = latency.lognormal() or (0.0, 0.0)
+    _, sigma = latency.lognormal() or (0.0, 0.0)
     assert sigma > 0
     assert [e.text for e in loaded.expectations] == ["front.success_rate >= 99%"]
     assert set(mesh.services) == {"front", "back"}
@@ -78,7 +78,13 @@ def _position(text: str, marker: str) -> tuple[int, int]:
     ],
 )
 def test_errors_are_located(
-    write: Callable[[str, str], Path], tiny: Path, old: str, new: str, at: str, code: str, words: str
+    write: Callable[[str, str], Path],
+    tiny: Path,
+    old: str,
+    new: str,
+    at: str,
+    code: str,
+    words: str,
 ) -> None:
     assert old in SCENARIO
     text = SCENARIO.replace(old, new)
@@ -90,9 +96,7 @@ def test_errors_are_located(
     assert (found.line, found.column) == _position(text, at), found.format()
 
 
-def test_unknown_edge_in_fan_out_is_located(
-    write: Callable[[str, str], Path], tiny: Path
-) -> None:
+def test_unknown_edge_in_fan_out_is_located(write: Callable[[str, str], Path], tiny: Path) -> None:
     text = SCENARIO.replace(
         "  default: {latency: {median: 5ms, p99: 20ms}}",
         "  default: {latency: {median: 5ms, p99: 20ms}}\n  front: {calls: {front: 50%}}",

@@ -42,7 +42,9 @@ def test_without_a_health_check_callers_hit_the_crash_until_it_ends(
     write: Callable[[str, str], Path],
 ) -> None:
     mesh = MESH.replace(NO_RETRY, "retry: off")
-    mesh = mesh.replace("health_check: {http: /healthz, interval: 2s, timeout: 1s}", "health_check: off")
+    mesh = mesh.replace(
+        "health_check: {http: /healthz, interval: 2s, timeout: 1s}", "health_check: off"
+    )
     write("mesh.yaml", mesh)
     path = write("scenario.yaml", SCENARIO.replace("for: 5s", "for: 12s"))
     failing = _failing_seconds(run(path), "front->back")
@@ -63,12 +65,16 @@ def test_retries_hide_a_crash_from_the_caller_and_cost_attempts(
 
 
 def _breaker_mesh(open_for: str) -> str:
-    return MESH.replace(NO_RETRY, "retry: off").replace(
-        "circuit_breaker: off",
-        "circuit_breaker: {mode: consecutive, consecutive_failures: 5, open_for: "
-        + open_for
-        + ", half_open_calls: 1}",
-    ).replace("health_check: {http: /healthz, interval: 2s, timeout: 1s}", "health_check: off")
+    return (
+        MESH.replace(NO_RETRY, "retry: off")
+        .replace(
+            "circuit_breaker: off",
+            "circuit_breaker: {mode: consecutive, consecutive_failures: 5, open_for: "
+            + open_for
+            + ", half_open_calls: 1}",
+        )
+        .replace("health_check: {http: /healthz, interval: 2s, timeout: 1s}", "health_check: off")
+    )
 
 
 def _attempts_during_outage(write: Callable[[str, str], Path], open_for: str) -> int:
@@ -94,9 +100,15 @@ def test_the_breaker_setting_changes_the_outcome_as_the_runtime_breaker_predicts
     assert abs(short - callers * (5 + 10)) <= callers * 2
     assert abs(long - callers * (5 + 2)) <= callers * 2
     # Without a breaker every request (100/s) tries.
-    write("mesh.yaml", MESH.replace(NO_RETRY, "retry: off").replace(
-        "health_check: {http: /healthz, interval: 2s, timeout: 1s}", "health_check: off"))
-    path = write("scenario.yaml", SCENARIO.replace("instances: 50%, ", "").replace("for: 5s", "for: 10s"))
+    write(
+        "mesh.yaml",
+        MESH.replace(NO_RETRY, "retry: off").replace(
+            "health_check: {http: /healthz, interval: 2s, timeout: 1s}", "health_check: off"
+        ),
+    )
+    path = write(
+        "scenario.yaml", SCENARIO.replace("instances: 50%, ", "").replace("for: 5s", "for: 10s")
+    )
     plain = sum(run(path)["series"]["edges"]["front->back"]["attempts"][5:15])
     assert 900 <= plain <= 1100
 
@@ -127,7 +139,8 @@ def test_partition_and_added_latency(write: Callable[[str, str], Path]) -> None:
     partition = write(
         "p.yaml",
         SCENARIO.replace(
-            "service: back, instances: 50%, fault: crash", "fault: partition, between: [front, back]"
+            "service: back, instances: 50%, fault: crash",
+            "fault: partition, between: [front, back]",
         ),
     )
     series = run(partition)["series"]["services"]["back"]["success_rate"]
@@ -146,8 +159,11 @@ def test_queue_and_concurrency_limit_reject_overload(write: Callable[[str, str],
         "q.yaml",
         SCENARIO.replace(
             "default: {latency: {median: 5ms, p99: 20ms}}",
-            "default: {latency: {fixed: 1ms}}\n  back: {latency: {fixed: 100ms}, concurrency: 1, queue: 0}",
-        ).replace("faults:\n  - {at: 5s, for: 5s, service: back, instances: 50%, fault: crash}\n", ""),
+            "default: {latency: {fixed: 1ms}}\n"
+            "  back: {latency: {fixed: 100ms}, concurrency: 1, queue: 0}",
+        ).replace(
+            "faults:\n  - {at: 5s, for: 5s, service: back, instances: 50%, fault: crash}\n", ""
+        ),
     )
     summary = run(path)
     back = summary["services"]["back"]
