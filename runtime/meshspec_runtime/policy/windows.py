@@ -13,7 +13,7 @@ import math
 
 
 class SlidingCounters:
-    __slots__ = ("_channels", "_head", "_slices", "_totals", "_width", "buckets", "edge", "slot")
+    __slots__ = ("_channels", "_head", "_slices", "_width", "buckets", "edge", "slot", "totals")
 
     def __init__(self, window: float, slices: int, channels: int) -> None:
         if window <= 0 or slices < 1 or channels < 1:
@@ -23,7 +23,9 @@ class SlidingCounters:
         self._channels = channels
         self.buckets = [0] * (slices * channels)
         """Bucket ``b``, channel ``c`` is ``buckets[b * channels + c]``."""
-        self._totals = [0] * channels
+        self.totals = [0] * channels
+        """Per-channel totals as of the last :meth:`advance` (owners read; only this class
+        and inlined hot paths of its owners write)."""
         self._head: int | None = None
         self.slot = 0
         """The bucket counts go to, as of the last :meth:`advance`."""
@@ -54,9 +56,9 @@ class SlidingCounters:
             buckets = self.buckets
             if gap >= self._slices:
                 buckets[:] = [0] * len(buckets)
-                self._totals[:] = [0] * channels
+                self.totals[:] = [0] * channels
             else:
-                totals = self._totals
+                totals = self.totals
                 for i in range(head + 1, index + 1):
                     base = (i % self._slices) * channels
                     for c in range(channels):
@@ -72,25 +74,20 @@ class SlidingCounters:
     def add(self, now: float, channel: int, amount: int = 1) -> None:
         slot = self.advance(now)
         self.buckets[slot * self._channels + channel] += amount
-        self._totals[channel] += amount
+        self.totals[channel] += amount
 
     def bump(self, slot: int, channel: int, amount: int = 1) -> None:
         """Add to ``slot`` as returned by the last :meth:`advance` (saves a second advance)."""
         self.buckets[slot * self._channels + channel] += amount
-        self._totals[channel] += amount
-
-    @property
-    def totals(self) -> list[int]:
-        """Per-channel totals as of the last :meth:`advance` (a live list: do not modify)."""
-        return self._totals
+        self.totals[channel] += amount
 
     def total(self, now: float, channel: int) -> int:
         self.advance(now)
-        return self._totals[channel]
+        return self.totals[channel]
 
     def reset(self) -> None:
         self.buckets[:] = [0] * len(self.buckets)
-        self._totals[:] = [0] * self._channels
+        self.totals[:] = [0] * self._channels
         self._head = None
         self.slot = 0
         self.edge = -math.inf
