@@ -19,7 +19,12 @@ from meshspec.spec.yamlio import PositionLookup, load_yaml_document
 
 
 def _validate(data: Any, provenance: Provenance) -> MeshSpec:
-    spec = validate_data(MeshSpec, data, provenance)
+    try:
+        spec = validate_data(MeshSpec, data, provenance)
+    except SpecError as error:
+        # the call graph can still be checked: report it in the same run
+        graph = semantic.check_call_graph(data, provenance)
+        raise SpecError([*error.diagnostics, *graph]) from None
     problems = semantic.check(spec, provenance)
     if problems:
         raise SpecError(problems)

@@ -8,6 +8,7 @@ an environment overlay or an inherited default set is reported where it was writ
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from meshspec.spec.diagnostics import Diagnostic
 from meshspec.spec.document import Provenance
-from meshspec.spec.models import OFF, MeshSpec
+from meshspec.spec.models import DNS_LABEL_PATTERN, OFF, MeshSpec
 from meshspec.spec.resolve import (
     HEALTH_CHECK_KINDS,
     MergedLayers,
@@ -29,14 +30,16 @@ from meshspec.spec.resolve import (
 from meshspec.spec.units import format_seconds
 
 MIN_DEREGISTER_AFTER = 60.0
+_DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 
 def check(spec: MeshSpec, provenance: Provenance) -> list[Diagnostic]:
     """Every semantic problem of ``spec``."""
     out: list[Diagnostic] = []
+    graph = {name: list(service.upstreams) for name, service in spec.services.items()}
     out.extend(_explicit_nulls(spec, provenance))
-    out.extend(_upstream_names(spec, provenance))
-    out.extend(_cycles(spec, provenance))
+    out.extend(_upstream_names(graph, provenance))
+    out.extend(_cycles(graph, provenance))
     out.extend(_instances(spec, provenance))
     out.extend(_health_checks(spec, provenance))
     out.extend(_edges(spec, provenance))
@@ -81,16 +84,38 @@ _SWITCHABLE = frozenset(
 )
 
 
-def _upstream_names(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
-    names = list(spec.services)
-    for caller, service in spec.services.items():
-        for upstream in service.upstreams:
+CallGraph = dict[str, list[str]]
+"""Service name -> the upstream names it declares."""
+
+
+def check_call_graph(data: Any, provenance: Provenance) -> list[Diagnostic]:
+    """The call-graph checks (E0200-E0202) on a document that failed the models, so that
+    one run still reports them beside the type errors. Skipped when the set of services is
+    itself in doubt (a service name that is not a DNS label)."""
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return []
+    if not all(isinstance(name, str) and _DNS_LABEL.match(name) for name in services):
+        return []
+    graph: CallGraph = {}
+    for name, service in services.items():
+        upstreams = service.get("upstreams") if isinstance(service, dict) else None
+        graph[name] = (
+            [u for u in upstreams if isinstance(u, str)] if isinstance(upstreams, dict) else []
+        )
+    return [*_upstream_names(graph, provenance), *_cycles(graph, provenance)]
+
+
+def _upstream_names(graph: CallGraph, provenance: Provenance) -> Iterator[Diagnostic]:
+    names = list(graph)
+    for caller, upstreams in graph.items():
+        for upstream in upstreams:
             path = ("services", caller, "upstreams", upstream)
             if upstream == caller:
                 yield provenance.diagnostic(
                     path, "E0201", f"service {caller!r} names itself as an upstream", key=True
                 )
-            elif upstream not in spec.services:
+            elif upstream not in graph:
                 close = difflib.get_close_matches(upstream, names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 yield provenance.diagnostic(
@@ -101,11 +126,11 @@ def _upstream_names(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnost
                 )
 
 
-def _cycles(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
+def _cycles(declared: CallGraph, provenance: Provenance) -> Iterator[Diagnostic]:
     """Report each call-graph cycle once, at the edge that closes it (iterative DFS)."""
     graph = {
-        name: [u for u in service.upstreams if u in spec.services and u != name]
-        for name, service in spec.services.items()
+        name: [u for u in upstreams if u in declared and u != name]
+        for name, upstreams in declared.items()
     }
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     for root in graph:

@@ -12,6 +12,7 @@ the parser and block nesting by :data:`MAX_DEPTH`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,11 +134,13 @@ def read_text(path: Path, display: str) -> str:
 
     try:
         with path.open("rb") as stream:
-            data = stream.read(MAX_BYTES + 1)
+            # a regular file's size is known up front; read at most the limit in any case
+            too_big = os.fstat(stream.fileno()).st_size > MAX_BYTES
+            data = b"" if too_big else stream.read(MAX_BYTES + 1)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise fail("E0001", f"cannot read the file: {reason}") from None
-    if len(data) > MAX_BYTES:
+    if too_big or len(data) > MAX_BYTES:
         raise fail(
             "E0002",
             f"file is larger than the {MAX_BYTES // (1024 * 1024)} MiB limit; "

@@ -20,7 +20,9 @@ def _run(*args: str) -> tuple[int, str]:
 
 def test_every_error_in_a_file_is_reported_in_one_run(write_spec: WriteSpec) -> None:
     text = MINIMAL.replace("port: 8080", "port: 0").replace("10.0.1.1", "10.0.1.999")
-    text = text.replace("attempts: 3", "attempts: many")
+    text = text.replace("attempts: 3", "attempts: many").replace(
+        "api: {}", "api: {}\n      apx: {}"
+    )
     path = write_spec(text)
     status, output = _run(str(path))
     assert status == 1
@@ -28,10 +30,11 @@ def test_every_error_in_a_file_is_reported_in_one_run(write_spec: WriteSpec) -> 
     assert [line.split(": ", 2)[1] for line in lines] == [
         "error[E0101]",
         "error[E0103]",
+        "error[E0200]",  # the call graph is checked beside the type errors
         "error[E0110]",
     ]
     assert lines[0].startswith(f"{path}:8:15: ")
-    assert "(at services.api.instances[0].address)" in lines[2]
+    assert "(at services.api.instances[0].address)" in lines[3]
 
 
 def test_json_format(write_spec: WriteSpec) -> None:
