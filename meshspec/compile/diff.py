@@ -167,8 +167,8 @@ def _check_view(check: dict[str, Any]) -> dict[str, Scalar]:
         ("Interval", "interval"),
         ("Timeout", "timeout"),
         ("DeregisterCriticalServiceAfter", "deregister_after"),
-        ("SuccessBeforePassing", "success_threshold"),
-        ("FailuresBeforeCritical", "failure_threshold"),
+        ("success_before_passing", "success_threshold"),
+        ("failures_before_critical", "failure_threshold"),
     ):
         if field in check:
             out[name] = check[field]

@@ -93,7 +93,7 @@ def ir_mesh(retry_attempts: int = 3) -> ResolvedMesh:
     )
 
 
-PROMTOOL_DIRS = [Path.home() / ".cache" / "meshspec-tools" / "bin"]
+TOOLS_DIRS = [Path.home() / ".cache" / "meshspec-tools" / "bin"]  # promtool, consul
 SBIN_DIRS = [Path("/usr/sbin")]
 
 NSD_CONF = """\

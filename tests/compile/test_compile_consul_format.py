@@ -19,14 +19,14 @@ CHECK_FIELDS = {
     "Name",
     "HTTP",
     "GRPC",
-    "GRPCUseTLS",
+    "grpc_use_tls",
     "TCP",
     "TTL",
     "Interval",
     "Timeout",
     "DeregisterCriticalServiceAfter",
-    "SuccessBeforePassing",
-    "FailuresBeforeCritical",
+    "success_before_passing",
+    "failures_before_critical",
 }
 CHECK_DURATIONS = {"Interval", "Timeout", "TTL", "DeregisterCriticalServiceAfter"}
 # From the service-defaults and service-resolver configuration entry references.
@@ -105,8 +105,8 @@ def test_checks_follow_the_spec(built: BuiltBundle) -> None:
         "Interval": "10s",
         "Timeout": "2s",
         "DeregisterCriticalServiceAfter": "1m0s",
-        "SuccessBeforePassing": 1,
-        "FailuresBeforeCritical": 3,
+        "success_before_passing": 1,
+        "failures_before_critical": 3,
     }
     assert first_check("payments")["GRPC"] == "10.0.2.10:9090/payments.v1.Health"
     assert first_check("inventory")["TCP"] == "[fd00::7]:7000"  # IPv6 in brackets

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from compile_support import PROMTOOL_DIRS, ir_mesh
+from compile_support import TOOLS_DIRS, ir_mesh
 from hypothesis import given
 from hypothesis import strategies as st
 from support import REPO, require_binary
@@ -19,7 +19,7 @@ from meshspec.compile.templating import yaml_string
 
 
 def promtool_check(rules: Path) -> str:
-    promtool = require_binary("promtool", extra_dirs=PROMTOOL_DIRS)
+    promtool = require_binary("promtool", extra_dirs=TOOLS_DIRS)
     result = subprocess.run(
         [str(promtool), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
     )

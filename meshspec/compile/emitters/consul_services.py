@@ -1,8 +1,12 @@
 """``consul/services/<service>.json``: one Consul service definition per instance.
 
 The ``{"services": [...]}`` form that ``consul services register`` and an agent's config
-directory both read. Field names follow Consul's service and check configuration reference;
-durations use Go's syntax (``meshspec.compile.durations``).
+directory both read (``consul validate`` checks it in the tests). Field names follow Consul's
+service and check configuration reference: the config-file parser matches single-word keys
+whatever their case (``ID``, ``HTTP``, ``Interval``) and knows ``DeregisterCriticalServiceAfter``
+as an alias, but takes the three multi-word check keys below only in snake case (it refuses
+``SuccessBeforePassing``; the HTTP API, conversely, takes only the CamelCase spelling).
+Durations use Go's syntax (``meshspec.compile.durations``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ VERSION_META = "meshspec_bundle_version"
 """Meta key carrying the bundle version, so an operator can see which bundle registered what."""
 MESH_META = "meshspec_mesh"
 WARNING_WEIGHT = 1
+# Config-file spellings (see the module docstring).
+SUCCESS_BEFORE_PASSING = "success_before_passing"
+FAILURES_BEFORE_CRITICAL = "failures_before_critical"
+GRPC_USE_TLS = "grpc_use_tls"
 """Consul's default weight for an instance whose checks warn."""
 
 
@@ -69,7 +77,7 @@ def _check(service: Service, endpoint: Endpoint, check: HealthCheck) -> dict[str
             definition["HTTP"] = f"http://{target}{check.target or '/'}"
         elif check.kind == "grpc":
             definition["GRPC"] = f"{target}/{check.target}" if check.target else target
-            definition["GRPCUseTLS"] = False
+            definition[GRPC_USE_TLS] = False
         else:
             definition["TCP"] = target
         definition["Interval"] = go_duration(check.interval)
@@ -77,7 +85,7 @@ def _check(service: Service, endpoint: Endpoint, check: HealthCheck) -> dict[str
     if check.deregister_after is not None:
         definition["DeregisterCriticalServiceAfter"] = go_duration(check.deregister_after)
     if check.success_before_passing:
-        definition["SuccessBeforePassing"] = check.success_before_passing
+        definition[SUCCESS_BEFORE_PASSING] = check.success_before_passing
     if check.failures_before_critical:
-        definition["FailuresBeforeCritical"] = check.failures_before_critical
+        definition[FAILURES_BEFORE_CRITICAL] = check.failures_before_critical
     return definition
