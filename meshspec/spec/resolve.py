@@ -172,7 +172,8 @@ class Resolver:
     def of(cls, spec: MeshSpec) -> Resolver:
         """The spec's resolver, made on first use and kept with the spec."""
         resolver = spec._resolver
-        if not isinstance(resolver, Resolver):
+        # a model_copy carries private attributes along: never trust another spec's cache
+        if not isinstance(resolver, Resolver) or resolver.spec is not spec:
             resolver = cls(spec)
             spec._resolver = resolver
         return resolver

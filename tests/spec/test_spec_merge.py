@@ -193,3 +193,12 @@ def test_unknown_environment_is_a_usage_error(write_spec: WriteSpec) -> None:
         load_spec(write_spec(MINIMAL), env="prod")
     assert caught.value.is_usage_error
     assert caught.value.diagnostics[0].code == "E0300"
+
+
+def test_a_copied_spec_does_not_reuse_the_original_resolution(write_spec: WriteSpec) -> None:
+    spec = load_spec(write_spec(MINIMAL))
+    assert edge_policy(spec, "web", "api").timeout == 2.0
+    defaults = spec.defaults.model_copy(update={"timeout": 1.0})
+    copied = spec.model_copy(update={"defaults": defaults})
+    assert edge_policy(copied, "web", "api").timeout == 1.0
+    assert edge_policy(spec, "web", "api").timeout == 2.0
