@@ -26,11 +26,11 @@ VERSION_META = "meshspec_bundle_version"
 """Meta key carrying the bundle version, so an operator can see which bundle registered what."""
 MESH_META = "meshspec_mesh"
 WARNING_WEIGHT = 1
+"""Consul's default weight for an instance whose checks warn."""
 # Config-file spellings (see the module docstring).
 SUCCESS_BEFORE_PASSING = "success_before_passing"
 FAILURES_BEFORE_CRITICAL = "failures_before_critical"
 GRPC_USE_TLS = "grpc_use_tls"
-"""Consul's default weight for an instance whose checks warn."""
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
