@@ -222,7 +222,7 @@ def _decode_failure(message: str, display: str, text: str, lookup: PositionLooku
     duplicate = _DUPLICATE_KEY.search(first_line)
     if duplicate is not None:
         found = lookup.duplicate_key()
-        path, line, column = found if found is not None else ([], 0, 0)
+        path, line, column = found if found is not None else _second_key(text, duplicate.group(1))
         return SpecError(
             [
                 Diagnostic(
@@ -271,6 +271,17 @@ def _decode_failure(message: str, display: str, text: str, lookup: PositionLooku
     if reason == "recursion limit exceeded":
         return SpecError([Diagnostic(display, line, column, "E0013", "", "nesting is too deep")])
     return SpecError([Diagnostic(display, line, column, "E0010", "", f"invalid YAML: {reason}")])
+
+
+def _second_key(text: str, quoted: str) -> tuple[list[str | int], int, int]:
+    """Where a key appears for the second time, found in the text (when the position-aware
+    pass cannot build the document); (0, 0) when it cannot be found either."""
+    key = quoted.strip().strip("'\"")
+    spots = [m.start(2) for m in re.finditer(rf"(^|[\s{{,])({re.escape(key)})\s*:", text, re.M)]
+    if len(spots) < 2:
+        return [], 0, 0
+    line, column = _line_column(text, spots[1])
+    return [], line, column
 
 
 def _too_deep(data: Any) -> bool:
