@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable
@@ -37,8 +38,7 @@ class ServiceBehaviour:
             fixed = self.latency.fixed or 0.0
             return lambda: fixed
         mu, sigma = fitted
-        draw = rng.lognormvariate
-        return lambda: draw(mu, sigma)
+        return functools.partial(rng.lognormvariate, mu, sigma)
 
 
 DEFAULT_KEY = "default"

@@ -33,6 +33,8 @@ Process = Generator[Event, Any, Any]
 
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
 _SUCCESS = OutcomeKind.SUCCESS
+MAX_TIMER_LENGTHS = 256
+"""Distinct attempt timeouts that get a shared timer; rarer lengths use their own."""
 
 
 def _expire(timeout: Event) -> None:
@@ -40,6 +42,48 @@ def _expire(timeout: Event) -> None:
     reply: Event = timeout.value  # type: ignore[assignment]
     if not reply.triggered:
         reply.succeed(Outcome(OutcomeKind.TIMEOUT, timeout._delay))  # type: ignore[attr-defined]
+
+
+class Deadlines:
+    """The timers of attempts that share one timeout length, kept in arrival order.
+
+    Their deadlines come in the order they were set, so one SimPy timer (armed for the oldest
+    unanswered deadline) replaces a heap entry per attempt; answered attempts are skipped.
+    """
+
+    __slots__ = ("armed", "env", "length", "pending", "timeout")
+
+    def __init__(self, env: simpy.Environment, length: float) -> None:
+        self.env = env
+        self.length = length
+        self.pending: deque[tuple[float, Event]] = deque()
+        self.armed = False
+        self.timeout = Outcome(OutcomeKind.TIMEOUT, length)
+
+    def add(self, reply: Event) -> None:
+        self.pending.append((self.env.now + self.length, reply))
+        if not self.armed:
+            self._arm()
+
+    def _arm(self) -> None:
+        pending = self.pending
+        while pending and pending[0][1].triggered:
+            pending.popleft()
+        if pending:
+            self.armed = True
+            delay = max(0.0, pending[0][0] - self.env.now)
+            Timeout(self.env, delay).callbacks.append(self._fire)
+        else:
+            self.armed = False
+
+    def _fire(self, _: Event) -> None:
+        horizon = self.env.now + 1e-9  # tolerate rounding in now + (deadline - now)
+        pending = self.pending
+        while pending and pending[0][0] <= horizon:
+            reply = pending.popleft()[1]
+            if not reply.triggered:
+                reply.succeed(self.timeout)
+        self._arm()
 
 
 class Instance:
@@ -171,6 +215,8 @@ class World:
         self.subscribers: dict[str, list[UpstreamPolicies]] = {}
         """Upstream service -> every caller's policies for it (discovery updates them)."""
         self.breakers: list[tuple[EdgeCounters, list[UpstreamPolicies]]] = []
+        self.deadlines: dict[float, Deadlines] = {}
+        """Attempt timers by timeout length (a bounded number of lengths)."""
         self._build()
         self.faults = FaultSchedule(self)
 
@@ -293,6 +339,7 @@ class World:
         counters = edge.counters
         upstream = edge.upstream
         leaf = not upstream.edges
+        deadlines = self.deadlines
         start = env.now
         call: Call = policies.start(start)
         while True:
@@ -319,9 +366,13 @@ class World:
                         yield Timeout(env, work)
                         if instance.epoch != epoch:
                             call.record(env.now, Outcome(OutcomeKind.RESET, work))
-                        else:
-                            self._release(instance)
-                            call.record(env.now, self._answer(instance, True, work))
+                            continue
+                        self._release(instance)
+                        answer = self._answer(instance, True, work)
+                        if answer is not None:
+                            call.record(env.now, answer)
+                        elif call.record_success(env.now, work):
+                            return self._succeeded(call, counters, start)
                     else:
                         Timeout(env, work, (instance, instance.epoch)).callbacks.append(
                             self._finish_abandoned
@@ -331,13 +382,34 @@ class World:
                 else:
                     reply = Event(env)
                     env.process(self._serve(instance, reply))
-                    Timeout(env, timeout, reply).callbacks.append(_expire)
-                    outcome = yield reply
-                    call.record(env.now, outcome)
+                    timers = deadlines.get(timeout)
+                    if timers is not None:
+                        timers.add(reply)
+                    elif len(deadlines) < MAX_TIMER_LENGTHS:
+                        timers = deadlines[timeout] = Deadlines(env, timeout)
+                        timers.add(reply)
+                    else:
+                        Timeout(env, timeout, reply).callbacks.append(_expire)
+                    answer = yield reply
+                    if answer.__class__ is not float:
+                        call.record(env.now, answer)
+                    elif call.record_success(env.now, answer):
+                        return self._succeeded(call, counters, start)
             elif kind is Wait:
                 yield Timeout(env, step.delay)  # type: ignore[union-attr]
             else:
                 return self._finish(call, step, counters, start)
+
+    def _succeeded(self, call: Call, counters: EdgeCounters, start: float) -> bool:
+        """The call machine said the last attempt's answer ended the call successfully."""
+        now = self.env.now
+        second = int(now)
+        counters.calls[second] += 1
+        counters.ok[second] += 1
+        counters.completed_attempts += call.attempts
+        counters.latency.append(now - start)
+        counters.latency_second.append(second)
+        return True
 
     def _finish_abandoned(self, event: Event) -> None:
         """A leaf's work, whose caller timed out, is done: free its slot (unless it crashed)."""
@@ -375,16 +447,16 @@ class World:
             work /= instance.capacity
         return work
 
-    def _answer(self, instance: Instance, ok: bool, latency: float) -> Outcome:
-        """The instance's answer once its work (and its own calls) are done."""
+    def _answer(self, instance: Instance, ok: bool, latency: float) -> Outcome | None:
+        """The instance's answer once its work (and its own calls) are done: None for a plain
+        success (the driver then uses the call machine's ``record_success``)."""
         service = instance.service
         if ok and instance.error_rate and self.behaviour_rng.random() < instance.error_rate:
             status, grpc = service.error_outcomes[instance.error_status]
             return Outcome(OutcomeKind.SUCCESS, latency, status, grpc)
         if ok:
-            # An answer without a status is a success to the call machine (its fast path).
             service.counters.served[int(self.env.now)] += 1
-            return Outcome(OutcomeKind.SUCCESS, latency)
+            return None
         status, grpc = service.error_outcomes[503]
         return Outcome(OutcomeKind.SUCCESS, latency, status, grpc)
 
@@ -424,7 +496,10 @@ class World:
             return self._reset(reply, arrived)
         self._release(instance)
         if not reply.triggered:
-            reply.succeed(self._answer(instance, ok, env.now - arrived))
+            latency = env.now - arrived
+            answer = self._answer(instance, ok, latency)
+            # The caller gets the latency alone for a plain success, else the outcome.
+            reply.succeed(latency if answer is None else answer)
 
     def _reset(self, reply: Event, arrived: float) -> None:
         if not reply.triggered:
