@@ -66,7 +66,7 @@ def test_weighted_round_robin_without_a_precomputed_period_agrees(
         "meshspec_runtime.policy.balancer.weighted_round_robin.MAX_SCHEDULE_WORK", 0
     )
     per_pick = WeightedRoundRobin(config, endpoints(4, weights=weights), random.Random(0))
-    assert per_pick._schedule is None
+    assert per_pick._plan[0] is None
     first = [scheduled.pick(0.0).id for _ in range(40)]  # type: ignore[union-attr]
     second = [per_pick.pick(0.0).id for _ in range(40)]  # type: ignore[union-attr]
     assert first == second
@@ -87,12 +87,14 @@ def test_least_request_avoids_busy_hosts() -> None:
     balancer = make(Strategy.LEAST_REQUEST, n=3)
     assert isinstance(balancer, LeastRequest)
     busy = balancer.hosts[0]
-    busy.active = 10
+    for _ in range(10):
+        balancer.on_start(busy)
     counts = picks(balancer, 9000)
     # with two draws the busy host wins only when drawn twice: 1/9 of the time
     assert counts["ep-0"] / 9000 == pytest.approx(1 / 9, abs=0.02)
     many = make(Strategy.LEAST_REQUEST, n=3, choices=8)
-    many.hosts[0].active = 10
+    for _ in range(10):
+        many.on_start(many.hosts[0])
     assert picks(many, 3000)["ep-0"] < 30
 
 
@@ -139,7 +141,8 @@ def test_feedback_hooks_track_active_requests(strategy: Strategy) -> None:
 def test_survivors_keep_their_state_across_endpoint_updates() -> None:
     balancer = make(Strategy.LEAST_REQUEST, n=3)
     survivor = balancer.hosts[1]
-    survivor.active = 4
+    for _ in range(4):
+        balancer.on_start(survivor)
     balancer.set_endpoints(endpoints(5)[1:])
     assert balancer.host("ep-1") is survivor and survivor.active == 4
     assert balancer.host("ep-0") is None

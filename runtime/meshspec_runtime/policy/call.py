@@ -237,20 +237,14 @@ class Call:
             if breaker is not None:
                 breaker.on_cancel(now, ticket)
             return self._finish(_fail(FailReason.THROTTLED, self._last))
-        lock = up.lock  # UpstreamPolicies.pick_and_start, inlined
-        lock.acquire()
-        try:
-            if up.outlier is not None:
-                up.refresh_ejections(now)
-            host = up.balancer.pick(now, self._key, self._host)
-            if host is not None:
-                host.active += 1  # Balancer.on_start
-        finally:
-            lock.release()
+        if up.outlier is not None:
+            up.refresh_ejections(now)
+        host = up.balancer.pick(now, self._key, self._host)  # lock-free (see balancer.base)
         if host is None:
             if breaker is not None:
                 breaker.on_cancel(now, ticket)
             return self._finish(_fail(FailReason.NO_ENDPOINT, self._last))
+        host.inflight.append(None)  # Balancer.on_start, inlined
         self._host = host
         self._ticket = ticket
         self._state = _IN_ATTEMPT
@@ -321,10 +315,7 @@ class Call:
         host = self._host
         assert host is not None
         if up.plain_finish:
-            lock = up.lock
-            lock.acquire()
-            host.active -= 1  # Balancer.on_finish, inlined; cannot raise
-            lock.release()
+            host.inflight.pop()  # Balancer.on_finish, inlined
         else:
             up.finish_attempt(now, host, latency, False)
         breaker = up.breaker

@@ -3,8 +3,9 @@
 Built once per (caller, upstream) pair from the bundle's resolved ``UpstreamPolicy``: every
 setting is turned into plain attributes and policy objects here, at construction, so the call
 path never touches pydantic. Thread-safe: the breaker, budget, throttle, bulkhead and outlier
-detector guard themselves; the balancer and the availability bookkeeping are guarded by one
-lock held only for a pick or a feedback update (never while calling user code or listeners).
+detector guard themselves; balancer picks and feedback are lock-free (see ``balancer.base``);
+updates of the endpoint set and of availability (health, ejections) are serialised by one lock,
+never held while calling user code or listeners.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class UpstreamPolicies:
         limit = policy.concurrency_limit
         self.bulkhead = Bulkhead(limit) if limit is not None else None
         self.lock = threading.Lock()
-        """Guards the balancer and the availability sets; held for short updates only."""
+        """Serialises endpoint-set and availability updates; picks do not take it."""
         self.plain_finish = (
             self.outlier is None and type(self.balancer).on_finish is Balancer.on_finish
         )
@@ -174,36 +175,20 @@ class UpstreamPolicies:
 
     # -- used by Call -----------------------------------------------------------------------
 
-    def pick_and_start(self, now: float, key: str | None, avoid: Host | None) -> Host | None:
-        """Pick a host for an attempt and count it as active."""
-        lock = self.lock
-        lock.acquire()  # not ``with``: a third of the cost, and try/finally is free
-        try:
-            if self.outlier is not None:
-                self.refresh_ejections(now)
-            host = self.balancer.pick(now, key, avoid)
-            if host is not None:
-                host.active += 1  # Balancer.on_start, inlined
-            return host
-        finally:
-            lock.release()
-
     def refresh_ejections(self, now: float) -> None:
-        """Tell the balancer about ejections that began or ended; called with the lock held."""
+        """Tell the balancer about ejections that began or ended since the last pick."""
         assert self.outlier is not None
         ejected = self.outlier.ejected(now)
         if ejected is not self._ejected:  # the detector returns the same set until it changes
-            self._ejected = ejected
-            self._publish_unavailable()
+            with self.lock:
+                # a racing thread may publish an older set after this one: the next pick
+                # sees the difference and publishes again
+                self._ejected = ejected
+                self._publish_unavailable()
 
     def finish_attempt(self, now: float, host: Host, latency: float, failed: bool) -> None:
         """Feedback from an attempt's outcome to the balancer and the outlier detector."""
-        lock = self.lock
-        lock.acquire()
-        try:
-            self.balancer.on_finish(host, latency, now)
-        finally:
-            lock.release()
+        self.balancer.on_finish(host, latency, now)
         outlier = self.outlier
         if outlier is not None:
             if failed:
@@ -212,8 +197,7 @@ class UpstreamPolicies:
                 outlier.on_success(now, host.id)
 
     def cancel_attempt(self, host: Host) -> None:
-        with self.lock:
-            self.balancer.on_cancel(host)
+        self.balancer.on_cancel(host)
 
     def _publish_unavailable(self) -> None:
         """Called with the lock held."""

@@ -8,13 +8,21 @@ Panic mode (Envoy): when the share of available endpoints falls below ``panic_th
 the pool is every endpoint, available or not, so that the remaining healthy ones are not
 crushed by all the traffic. With a threshold of 0 and nothing available, picks return None.
 
-Balancers are not thread-safe on their own; ``UpstreamPolicies`` serialises access.
+Concurrency: picks and feedback take no lock. Active counts are deques of in-flight markers
+(``append``/``pop``/``len`` are atomic, with or without a GIL), so they never lose an update.
+Changes to the endpoint set or availability must be serialised by the caller
+(``UpstreamPolicies`` holds a lock for them); they build each strategy's new state aside and
+publish it with a single attribute assignment, so a concurrent pick sees the old state or the
+new one, never a mix. A strategy's ``_pick`` therefore reads its state attribute once. Shared
+counters that only steer the choice (the round-robin position, peak EWMA's estimates) may lose
+an update under a race, which skews a pick, never breaks one.
 """
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -32,20 +40,25 @@ class Host:
     latency estimates are not lost on a discovery refresh.
     """
 
-    __slots__ = ("active", "attempt", "endpoint", "ewma", "id", "stamp", "weight")
+    __slots__ = ("attempt", "endpoint", "ewma", "id", "inflight", "stamp", "weight")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.id = endpoint.id
         self.weight = endpoint.weight
-        self.active = 0
-        """Attempts started on this host and not finished yet."""
+        self.inflight: deque[None] = deque()
+        """One marker per attempt started on this host and not finished yet."""
         self.ewma = 0.0
         """peak_ewma's latency estimate, seconds (0 until the first observation)."""
         self.stamp = 0.0
         """When ``ewma`` was last updated."""
         self.attempt: Attempt | None = None
         """The last ``Attempt`` step made for this host, reused by calls when it matches."""
+
+    @property
+    def active(self) -> int:
+        """Attempts started on this host and not finished yet."""
+        return len(self.inflight)
 
     def __repr__(self) -> str:
         return f"Host({self.id!r}, active={self.active})"
@@ -109,8 +122,10 @@ class Balancer(ABC):
         self.panicking = bool(everyone) and len(available) < self._panic_threshold * len(everyone)
         pool = everyone if self.panicking else available
         if force or pool != self.pool:
+            if pool:  # the strategy's state first, then the pool that lets picks use it
+                self._rebuild(pool)
+            # an empty pool keeps the last state: a pick racing this update may still use it
             self.pool = pool
-            self._rebuild(pool)
 
     # -- picking ----------------------------------------------------------------------------
 
@@ -129,32 +144,33 @@ class Balancer(ABC):
 
     @abstractmethod
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
-        """Precompute whatever picking needs; called when the pool changes (never per pick)."""
+        """Precompute whatever picking needs for a non-empty pool and publish it with one
+        attribute assignment; called when the pool changes (never per pick)."""
 
     @abstractmethod
     def _pick(self, now: float, key: str | None) -> Host:
-        """A host of the (non-empty) pool."""
+        """A host, from the state the last ``_rebuild`` published."""
 
     def _pick_other(self, now: float, key: str | None, avoid: Host) -> Host:
-        """A host other than ``avoid``; the pool holds at least two hosts."""
+        """A host other than ``avoid`` (the pool held at least two hosts)."""
         for _ in range(3):
             host = self._pick(now, key)
             if host is not avoid:
                 return host
-        others = [h for h in self.pool if h is not avoid]
+        others = [h for h in self.pool if h is not avoid] or [avoid]
         return others[int(self._rng.random() * len(others))]
 
     # -- feedback ---------------------------------------------------------------------------
 
     def on_start(self, host: Host) -> None:
-        host.active += 1
+        host.inflight.append(None)
 
     def on_finish(self, host: Host, latency: float, now: float) -> None:
-        host.active -= 1
+        host.inflight.pop()
 
     def on_cancel(self, host: Host) -> None:
         """The attempt was abandoned: no latency to learn from."""
-        host.active -= 1
+        host.inflight.pop()
 
 
 def sampler(pool: tuple[Host, ...], rng: random.Random) -> Callable[[], Host]:

@@ -12,31 +12,29 @@ from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
 
 class LeastRequest(Balancer):
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
-        self._draw = sampler(pool, self._rng) if pool else None
-        self._uniform = len({h.weight for h in pool}) <= 1
-        self._size = len(pool)
-        self._pairs = len(pool) * len(pool)
-        self._random = self._rng.random
+        uniform = len({h.weight for h in pool}) <= 1
         # one 53-bit draw covers both candidates exactly while size**2 stays far below 2**53
-        self._fast = 0 < len(pool) < 1 << 20 and self._uniform and self.config.choices == 2
+        fast = uniform and self.config.choices == 2 and len(pool) < 1 << 20
         self._extra = range(self.config.choices - 1)
+        self._random = self._rng.random
+        self._plan = (sampler(pool, self._rng), (pool, len(pool), len(pool) ** 2) if fast else None)
 
     def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
-        if self._fast and avoid is None:  # the common case, inlined: two uniform draws
-            pool = self.pool
-            size = self._size
-            both = int(self._random() * self._pairs)  # one draw for the pair of candidates
-            first = pool[both % size]
-            second = pool[both // size]
-            return second if second.active < first.active else first
+        if avoid is None and self.pool:
+            pair = self._plan[1]
+            if pair is not None:  # the common case, inlined: two uniform draws
+                pool, size, pairs = pair
+                both = int(self._random() * pairs)
+                first = pool[both % size]
+                second = pool[both // size]
+                return second if len(second.inflight) < len(first.inflight) else first
         return super().pick(now, key, avoid)
 
     def _pick(self, now: float, key: str | None) -> Host:
-        sample = self._draw
-        assert sample is not None  # the base never picks from an empty pool
+        sample = self._plan[0]
         best = sample()
         for _ in self._extra:
             candidate = sample()
-            if candidate.active < best.active:
+            if len(candidate.inflight) < len(best.inflight):
                 best = candidate
         return best

@@ -9,8 +9,13 @@ is rehashed with the retry's salt, then the table is walked, to find a different
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
+
+from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.balancer.base import Balancer, Host
 from meshspec_runtime.policy.balancer.hashing import hash64
+from meshspec_runtime.policy.config import LoadBalancerConfig
 
 
 def is_prime(n: int) -> bool:
@@ -54,12 +59,17 @@ def build_table(pool: tuple[Host, ...], size: int) -> list[Host]:
 
 
 class Maglev(Balancer):
-    def _rebuild(self, pool: tuple[Host, ...]) -> None:
-        size = self.config.maglev_table_size
+    def __init__(
+        self, config: LoadBalancerConfig, endpoints: Sequence[Endpoint], rng: random.Random
+    ) -> None:
+        size = config.maglev_table_size
         if not is_prime(size):
             raise ValueError(f"load_balancer.maglev_table_size must be prime, got {size}")
         self._size = size
-        self._table = build_table(pool, size) if pool else []
+        super().__init__(config, endpoints, rng)
+
+    def _rebuild(self, pool: tuple[Host, ...]) -> None:
+        self._table = build_table(pool, self._size)
 
     def _index(self, key: str | None) -> int:
         point = hash64(key) if key is not None else self._rng.getrandbits(64)
@@ -69,12 +79,12 @@ class Maglev(Balancer):
         return self._table[self._index(key)]
 
     def _pick_other(self, now: float, key: str | None, avoid: Host) -> Host:
+        table = self._table
         if key is not None:
             for salt in range(1, 4):
-                host = self._table[hash64(f"{key}\x00{salt}") % self._size]
+                host = table[hash64(f"{key}\x00{salt}") % self._size]
                 if host is not avoid:
                     return host
-        table = self._table
         start = self._index(key)
         for step in range(1, self._size):
             host = table[(start + step) % self._size]

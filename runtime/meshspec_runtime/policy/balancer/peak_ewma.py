@@ -20,10 +20,10 @@ PENALTY = 1e9
 
 class PeakEwma(Balancer):
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
-        self._draw = sampler(pool, self._rng) if pool else None
         self._extra = range(self.config.choices - 1)
         self._decay = self.config.ewma_decay
-        self._uniform_pair = self.config.choices == 2 and len({h.weight for h in pool}) <= 1
+        uniform_pair = self.config.choices == 2 and len({h.weight for h in pool}) <= 1
+        self._plan = (pool, sampler(pool, self._rng), uniform_pair)
 
     def _observe(self, host: Host, latency: float, now: float) -> None:
         elapsed = now - host.stamp
@@ -37,20 +37,18 @@ class PeakEwma(Balancer):
     def cost(self, host: Host, now: float) -> float:
         self._observe(host, 0.0, now)
         if host.ewma == 0.0:
-            return PENALTY * host.active
-        return host.ewma * (host.active + 1)
+            return PENALTY * len(host.inflight)
+        return host.ewma * (len(host.inflight) + 1)
 
     def _pick(self, now: float, key: str | None) -> Host:
-        pool = self.pool
+        pool, draw, uniform_pair = self._plan
         size = len(pool)
-        if self._uniform_pair and size > 1:  # two distinct hosts, drawn exactly
+        if uniform_pair and size > 1:  # two distinct hosts, drawn exactly
             draw_float = self._rng.random
             i = int(draw_float() * size)
             j = (i + 1 + int(draw_float() * (size - 1))) % size
             first, second = pool[i], pool[j]
             return second if self.cost(second, now) < self.cost(first, now) else first
-        draw = self._draw
-        assert draw is not None  # the base never picks from an empty pool
         best = draw()
         best_cost = self.cost(best, now)
         seen = [best]
@@ -69,5 +67,5 @@ class PeakEwma(Balancer):
         return best
 
     def on_finish(self, host: Host, latency: float, now: float) -> None:
-        host.active -= 1
+        host.inflight.pop()
         self._observe(host, latency, now)

@@ -7,8 +7,7 @@ from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
 
 class RandomChoice(Balancer):
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
-        self._draw = sampler(pool, self._rng) if pool else None
+        self._draw = sampler(pool, self._rng)
 
     def _pick(self, now: float, key: str | None) -> Host:
-        assert self._draw is not None  # the base never picks from an empty pool
         return self._draw()

@@ -20,26 +20,26 @@ from meshspec_runtime.policy.balancer.hashing import hash64
 class RingHash(Balancer):
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         total = sum(h.weight for h in pool)
-        scale = 1 << max(0, (self.config.ring_size // total).bit_length() - 1) if pool else 1
+        scale = 1 << max(0, (self.config.ring_size // total).bit_length() - 1)
         points: list[tuple[int, str, Host]] = []
         for host in pool:
             count = scale * host.weight
             points.extend((hash64(f"{host.id}_{i}"), host.id, host) for i in range(count))
         points.sort(key=lambda p: (p[0], p[1]))
-        self._hashes = [p[0] for p in points]
-        self._owners = [p[2] for p in points]
+        self._ring = ([p[0] for p in points], [p[2] for p in points])
 
-    def _position(self, key: str | None) -> int:
+    def _position(self, hashes: list[int], key: str | None) -> int:
         point = hash64(key) if key is not None else self._rng.getrandbits(64)
-        index = bisect_left(self._hashes, point)
-        return 0 if index == len(self._hashes) else index
+        index = bisect_left(hashes, point)
+        return 0 if index == len(hashes) else index
 
     def _pick(self, now: float, key: str | None) -> Host:
-        return self._owners[self._position(key)]
+        hashes, owners = self._ring
+        return owners[self._position(hashes, key)]
 
     def _pick_other(self, now: float, key: str | None, avoid: Host) -> Host:
-        owners = self._owners
-        start = self._position(key)
+        hashes, owners = self._ring
+        start = self._position(hashes, key)
         for step in range(1, len(owners)):
             host = owners[(start + step) % len(owners)]
             if host is not avoid:

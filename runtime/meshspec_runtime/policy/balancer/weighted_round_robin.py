@@ -34,24 +34,22 @@ def smooth_schedule(weights: list[int], picks: int, current: list[int]) -> list[
 
 class WeightedRoundRobin(Balancer):
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
-        self._weights = [h.weight for h in pool]
-        self._current = [0] * len(pool)
-        period = sum(self._weights) // reduce(gcd, self._weights, 0) if pool else 0
-        if len(set(self._weights)) <= 1:  # equal weights: nginx's order is the listed order
-            self._schedule: list[Host] | None = list(pool)
-            self._period = len(pool)
+        weights = [h.weight for h in pool]
+        period = sum(weights) // reduce(gcd, weights, 0)
+        schedule: list[Host] | None
+        if len(set(weights)) <= 1:  # equal weights: nginx's order is the listed order
+            schedule = list(pool)
         elif period * len(pool) <= MAX_SCHEDULE_WORK:
-            order = smooth_schedule(self._weights, period, self._current)
-            self._schedule = [pool[i] for i in order]
-            self._period = period
+            schedule = [pool[i] for i in smooth_schedule(weights, period, [0] * len(pool))]
         else:
-            self._schedule = None
+            schedule = None
         self._next = 0
+        self._plan = (schedule, pool, weights, [0] * len(pool))
 
     def _pick(self, now: float, key: str | None) -> Host:
-        schedule = self._schedule
+        schedule, pool, weights, current = self._plan
         if schedule is None:
-            return self.pool[smooth_schedule(self._weights, 1, self._current)[0]]
-        index = self._next
-        self._next = index + 1 if index + 1 < self._period else 0
+            return pool[smooth_schedule(weights, 1, current)[0]]
+        index = self._next % len(schedule)
+        self._next = index + 1
         return schedule[index]
