@@ -19,8 +19,8 @@ from meshspec.spec import SpecError, check_spec_file
 SHOP_TEXT = SHOP.read_text(encoding="utf-8")
 # loaded as YAML 1.2, as meshspec reads it (PyYAML would turn `on`/`off` into booleans)
 SHOP_DATA: dict[str, Any] = yaml_rs.loads(SHOP_TEXT, parse_datetime=False)  # type: ignore[assignment]
-# thousands of cases under the ci profile (300 x 5 + 300 x 5 / 3), a quick run for developers
-EXAMPLES = settings.default.max_examples * 5
+# thousands of cases under the ci profile (1200 + 400), a quick run for developers
+EXAMPLES = settings.default.max_examples * 4
 
 Path_ = tuple[str | int, ...]
 
