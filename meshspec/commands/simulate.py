@@ -86,7 +86,7 @@ def command(
             other = other_source.load()
     except SpecError as error:
         for diagnostic in error.diagnostics:
-            err.print(diagnostic.format(), markup=False)
+            click.echo(diagnostic.format(), err=True)  # one line each, never wrapped
         sys.exit(2)
     first = seed if seed is not None else loaded.scenario.seed
     seed_list = list(range(first, first + seeds))
@@ -107,17 +107,18 @@ def command(
         duration = loaded.scenario.duration
         single = runs == 1 or jobs <= 1
         total = duration * runs if single else runs
-        task = progress.add_task(f"simulating {loaded.scenario.name}", total=total)
+        task = progress.add_task(f"simulating {loaded.scenario.name}", total=total, visible=False)
         done = [0.0]
 
         def tick(now: float) -> None:
             # Show the bar only once the run has taken more than a moment.
             if time.monotonic() - started > 1.0:
-                progress.update(task, completed=done[0] + now)
+                progress.update(task, completed=done[0] + now, visible=True)
 
         def finished() -> None:
             done[0] += duration if single else 1
-            progress.update(task, completed=done[0])
+            visible = time.monotonic() - started > 1.0
+            progress.update(task, completed=done[0], visible=visible)
 
         summaries = run_seeds(
             source,
