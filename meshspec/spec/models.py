@@ -6,7 +6,7 @@ be merged field by field (see :mod:`meshspec.spec.resolve`). Values carry units 
 :mod:`meshspec.spec.units`) and are stored parsed: seconds, fractions, events per second.
 
 A policy is switched off, whatever it inherits, with the string ``off``; a field that is
-absent (or ``null``) inherits. The whole document is validated by one ``model_validate``
+absent inherits (an explicit ``null`` is refused by the semantic pass, E0115). The whole document is validated by one ``model_validate``
 call; checks that need more than one field after merging live in :mod:`meshspec.spec.semantic`.
 """
 
@@ -52,7 +52,7 @@ SAFE_TEXT_PATTERN = r"^[A-Za-z0-9._:/=+@-]+$"
 SAFE_TEXT_OR_EMPTY_PATTERN = r"^[A-Za-z0-9._:/=+@-]*$"
 META_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-HTTP_PATH_PATTERN = r"^/[A-Za-z0-9._~/?&=%+:@-]*$"
+HTTP_PATH_PATTERN = r"^/[A-Za-z0-9._~/=%+:@-]*$"
 GRPC_SERVICE_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)?$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
@@ -433,5 +433,7 @@ register_pattern(
 register_pattern(
     INSTANCE_ID_PATTERN, "E0109", "an id of letters, digits, '.', '_' and '-' (at most 128)"
 )
-register_pattern(HTTP_PATH_PATTERN, "E0109", "an HTTP path starting with '/' (no spaces or quotes)")
+register_pattern(
+    HTTP_PATH_PATTERN, "E0109", "an HTTP path: '/' then letters, digits and . _ ~ / = % + : @ -"
+)
 register_pattern(GRPC_SERVICE_PATTERN, "E0109", "a gRPC service name such as pkg.v1.Health")
