@@ -6,8 +6,9 @@ be merged field by field (see :mod:`meshspec.spec.resolve`). Values carry units 
 :mod:`meshspec.spec.units`) and are stored parsed: seconds, fractions, events per second.
 
 A policy is switched off, whatever it inherits, with the string ``off``; a field that is
-absent inherits (an explicit ``null`` is refused by the semantic pass, E0115). The whole document is validated by one ``model_validate``
-call; checks that need more than one field after merging live in :mod:`meshspec.spec.semantic`.
+absent inherits (an explicit ``null`` is refused by the semantic pass, E0115). The whole
+document is validated by one ``model_validate`` call; checks that need more than one field,
+or hold only after merging, live in :mod:`meshspec.spec.semantic`.
 """
 
 from __future__ import annotations
