@@ -147,6 +147,7 @@ class Verdict:
         return {
             "expectation": self.expectation.text,
             "measured": self.measured,
+            "shown": format_value(self.expectation.kind, self.measured),
             "passed": self.passed,
             "ci95": list(self.ci) if self.ci else None,
         }

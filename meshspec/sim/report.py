@@ -134,7 +134,7 @@ def render_html(report: dict[str, Any], images: dict[str, bytes]) -> str:
         for item in report["expectations"]:
             ok = "pass" if item["passed"] else "fail"
             parts.append(
-                f"<tr><th>{html.escape(item['expectation'])}</th><td>{item['measured']}</td>"
+                f"<tr><th>{html.escape(item['expectation'])}</th><td>{html.escape(item['shown'])}</td>"
                 f"<td class='{ok}'>{ok.upper()}</td></tr>"
             )
         parts.append("</table>")
