@@ -45,6 +45,9 @@ Order of checks
 5. retry budget withdrawal refused -> ``BUDGET_EXHAUSTED`` (``retries_denied`` = 1);
 6. otherwise the next ``next()`` returns ``Wait(delay)`` (when delay > 0), then the attempt.
 
+``record_success(now, latency, status=None)`` is ``record`` of an answer, for drivers' common
+case: when no condition can match it, the feedback is recorded without building an ``Outcome``.
+
 Every terminal step releases the bulkhead permit. ``cancel(now)`` (the driver gave up: an
 exception, a cancellation) releases whatever is held: the balancer's active count, the
 breaker's admission (a half-open probe slot), the permit. It is idempotent.
