@@ -172,3 +172,20 @@ def test_queue_and_concurrency_limit_reject_overload(write: Callable[[str, str],
     # 28.6/s; round robin spaces arrivals out, so between that and the capacity.
     assert back["rejected"] > 0
     assert 28 <= back["served"] <= 40
+
+
+def test_abandoned_work_is_dropped_only_when_asked(write: Callable[[str, str], Path]) -> None:
+    # back can serve 4 x 20/s = 80/s; 100/s arrive, so its queues grow and callers time out.
+    # By default the queued work still runs after its caller left (wasted); with abandon it
+    # is dropped, so the instances spend their time on requests someone still waits for.
+    write("mesh.yaml", MESH.replace(NO_RETRY, "retry: off"))
+    body = SCENARIO.replace(
+        "default: {latency: {median: 5ms, p99: 20ms}}",
+        "default: {latency: {fixed: 1ms}}\n  back: {latency: {fixed: 50ms}, concurrency: 1}",
+    ).replace("faults:\n  - {at: 5s, for: 5s, service: back, instances: 50%, fault: crash}\n", "")
+    kept = run(write("kept.yaml", body))["services"]["back"]
+    dropped = run(
+        write("dropped.yaml", body.replace("concurrency: 1}", "concurrency: 1, abandon: true}"))
+    )["services"]["back"]
+    assert dropped["served"] > kept["served"]
+    assert dropped["success_rate"] > kept["success_rate"] + 0.04
