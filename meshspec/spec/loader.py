@@ -116,8 +116,12 @@ def check_spec_file(
         spec = _load(data, lookup, shown, env, overrides)
     except SpecError as error:
         problems.extend(error.diagnostics)
-    if env is None and spec is not None:
-        for name in sorted(spec.environments):
+    # Environments are checked too when the base is valid, or when only the overlays
+    # themselves are wrong (their mistakes belong in the same report; any other base error
+    # would only echo through every environment).
+    overlays_only = all(d.path.startswith("environments.") for d in problems)
+    if env is None and overlays_only:
+        for name in _environment_names(data):
             try:
                 _load(data, lookup, shown, name, overrides, base_checked=True)
             except SpecError as error:
@@ -125,3 +129,14 @@ def check_spec_file(
     if problems or spec is None:
         raise SpecError(problems)
     return spec
+
+
+def _environment_names(data: dict[str, Any]) -> list[str]:
+    environments = data.get("environments")
+    if not isinstance(environments, dict):
+        return []
+    return sorted(
+        name
+        for name, overlay in environments.items()
+        if isinstance(name, str) and isinstance(overlay, dict)
+    )

@@ -12,7 +12,7 @@ from typing import Any
 
 from meshspec.spec.models import MeshSpec
 
-SCHEMA_ID = "https://meshspec.dev/schemas/meshspec.schema.json"
+SCHEMA_ID = "urn:meshspec:schema:meshspec-v1"
 SCHEMA_FILE = "meshspec.schema.json"
 
 

@@ -6,7 +6,14 @@ import pytest
 from conftest import MINIMAL, SHOP, WriteSpec
 from meshspec_runtime.policy.config import CountWindow, Jitter, TimeWindow
 
-from meshspec.spec import SpecError, edge_objective, edge_policy, health_check, load_spec
+from meshspec.spec import (
+    SpecError,
+    check_spec_file,
+    edge_objective,
+    edge_policy,
+    health_check,
+    load_spec,
+)
 
 LAYERED = """\
 apiVersion: meshspec/v1
@@ -202,3 +209,15 @@ def test_a_copied_spec_does_not_reuse_the_original_resolution(write_spec: WriteS
     copied = spec.model_copy(update={"defaults": defaults})
     assert edge_policy(copied, "web", "api").timeout == 1.0
     assert edge_policy(spec, "web", "api").timeout == 2.0
+
+
+def test_every_environment_is_checked_in_one_run(write_spec: WriteSpec) -> None:
+    text = MINIMAL + (
+        "environments:\n  staging:\n    servics: {}\n  prod:\n    services: {api: {port: 0}}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        check_spec_file(write_spec(text))
+    assert [(d.code, d.path) for d in caught.value.diagnostics] == [
+        ("E0100", "environments.staging.servics"),
+        ("E0103", "environments.prod.services.api.port"),
+    ]
