@@ -13,6 +13,7 @@ from meshspec_runtime.policy.config import (
     CircuitBreakerConfig,
     Jitter,
     LoadBalancerConfig,
+    OutlierDetectionConfig,
     RetryBudgetConfig,
     RetryConfig,
     Strategy,
@@ -167,3 +168,33 @@ def test_unhealthy_endpoints_are_skipped_by_calls(
         step = call.next(0.0)
         assert isinstance(step, Attempt) and step.endpoint.id not in down
         call.record(0.01, OK)
+
+
+@given(
+    st.sampled_from(list(Strategy)),
+    st.integers(2, 6),
+    st.lists(st.booleans(), min_size=20, max_size=120),
+    st.integers(0, 1000),
+)
+def test_calls_never_go_to_an_ejected_endpoint(
+    strategy: Strategy, n: int, failures: list[bool], seed: int
+) -> None:
+    policy = UpstreamPolicy(
+        retry=RetryConfig(attempts=1),
+        load_balancer=LoadBalancerConfig(
+            strategy=strategy, panic_threshold=0.0, ring_size=64, maglev_table_size=101
+        ),
+        outlier_detection=OutlierDetectionConfig(
+            consecutive_failures=2, base_ejection=3.0, max_ejected=0.9
+        ),
+    )
+    up = UpstreamPolicies(policy, endpoints(n), rng=random.Random(seed))
+    assert up.outlier is not None
+    for i, fails in enumerate(failures):
+        now = i * 0.25
+        ejected = up.outlier.ejected(now)
+        call = up.start(now, key=f"k{i % 4}")
+        step = call.next(now)
+        assert isinstance(step, Attempt)
+        assert step.endpoint.id not in ejected  # max_ejected < 1: someone is always left
+        call.record(now, status(503) if fails else OK)
