@@ -18,7 +18,6 @@ pass can point at the line that set an offending value.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -239,7 +238,8 @@ class Resolver:
 
 
 def _key(values: Any) -> str:
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+    # model_dump writes fields in declaration order, so equal layers give equal reprs
+    return repr(values)
 
 
 def edge_policy(spec: MeshSpec, caller: str, upstream: str) -> UpstreamPolicy:

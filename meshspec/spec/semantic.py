@@ -48,24 +48,24 @@ def check(spec: MeshSpec, provenance: Provenance) -> list[Diagnostic]:
 
 def _explicit_nulls(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
     """``circuit_breaker: null`` would silently inherit; the one way to switch off is ``off``."""
-    layers: list[tuple[SpecPath, BaseModel | None]] = [(("defaults",), spec.defaults)]
+    yield from _nulls(("defaults",), spec.defaults, provenance)
     for name, service in spec.services.items():
-        layers.append((("services", name), service))
-        layers.append((("services", name, "defaults"), service.defaults))
-        layers.extend(
-            (("services", name, "upstreams", upstream), edge)
-            for upstream, edge in service.upstreams.items()
-        )
-    for path, layer in layers:
-        if layer is None:
-            continue
-        for field in layer.model_fields_set:
-            if field in _SWITCHABLE and getattr(layer, field) is None:
-                yield provenance.diagnostic(
-                    (*path, field),
-                    "E0115",
-                    f"{field} is null; expected off to switch it off, or no key to inherit",
-                )
+        yield from _nulls(("services", name), service, provenance)
+        if service.defaults is not None:
+            yield from _nulls(("services", name, "defaults"), service.defaults, provenance)
+        for upstream, edge in service.upstreams.items():
+            if edge is not None:
+                yield from _nulls(("services", name, "upstreams", upstream), edge, provenance)
+
+
+def _nulls(path: SpecPath, layer: BaseModel, provenance: Provenance) -> Iterator[Diagnostic]:
+    for field in sorted(layer.model_fields_set & _SWITCHABLE):
+        if getattr(layer, field) is None:
+            yield provenance.diagnostic(
+                (*path, field),
+                "E0115",
+                f"{field} is null; expected off to switch it off, or no key to inherit",
+            )
 
 
 _SWITCHABLE = frozenset(
