@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import MINIMAL, SHOP, WriteSpec
+from spec_support import MINIMAL, SHOP, WriteSpec
 
 from meshspec.commands.validate import command as validate
 

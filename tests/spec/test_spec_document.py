@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from conftest import MINIMAL, WriteSpec
 from pydantic import BaseModel, ConfigDict, Field
+from spec_support import MINIMAL, WriteSpec
 
 from meshspec.spec import Diagnostic, SpecError, load_spec, validate_document
 from meshspec.spec.units import Duration

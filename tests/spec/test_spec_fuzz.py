@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 import yaml_rs
-from conftest import SHOP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spec_support import SHOP
 
 from meshspec.spec import SpecError, check_spec_file
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MINIMAL, WriteSpec
+from spec_support import MINIMAL, WriteSpec
 
 from meshspec.spec import SpecError, load_spec
 from meshspec.spec.yamlio import MAX_BYTES

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MINIMAL, SHOP, WriteSpec
 from meshspec_runtime.policy.config import CountWindow, Jitter, TimeWindow
+from spec_support import MINIMAL, SHOP, WriteSpec
 
 from meshspec.spec import (
     SpecError,
