@@ -26,7 +26,7 @@ class CompileResult:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector for one compile.
 
     A compile allocates millions of long-lived, acyclic objects (spec models, the IR, the
@@ -55,7 +55,7 @@ def compile_spec_in_memory(
     Raises ``meshspec.spec.SpecError`` (located diagnostics) for a bad spec, OSError when the
     file cannot be read.
     """
-    with _collector_paused():
+    with collector_paused():
         source = path.read_bytes()
         spec = load_spec(path, env=env, overrides=overrides)
         digest = spec_digest(source, env, tuple(overrides))
@@ -76,7 +76,7 @@ def compile_spec(
     already at ``out``.
     """
     before = Previous.read(previous if previous is not None else out)
-    with _collector_paused():
+    with collector_paused():
         bundle = compile_spec_in_memory(path, env=env, overrides=overrides, previous=before)
         write_bundle(bundle, out)
     serial = bundle.manifest.dns_serial
