@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from meshspec.spec import semantic
 from meshspec.spec.diagnostics import Diagnostic, SpecError
-from meshspec.spec.document import Provenance, found, validate_data
+from meshspec.spec.document import Provenance, diagnostics_from_error, found
 from meshspec.spec.merge import apply_environment, apply_overrides
 from meshspec.spec.models import MeshSpec
 from meshspec.spec.yamlio import PositionLookup, load_yaml_document
@@ -20,15 +22,40 @@ from meshspec.spec.yamlio import PositionLookup, load_yaml_document
 
 def _validate(data: Any, provenance: Provenance) -> MeshSpec:
     try:
-        spec = validate_data(MeshSpec, data, provenance)
-    except SpecError as error:
-        # the call graph can still be checked: report it in the same run
-        graph = semantic.check_call_graph(data, provenance)
-        raise SpecError([*error.diagnostics, *graph]) from None
+        spec = MeshSpec.model_validate(data)
+    except ValidationError as error:
+        problems = diagnostics_from_error(error, MeshSpec, provenance)
+        # Report what else can be known in the same run: the call graph, and the semantic
+        # checks of the services that did pass the models.
+        problems += semantic.check_call_graph(data, provenance)
+        problems += _check_valid_services(data, error, provenance)
+        raise SpecError(problems) from None
     problems = semantic.check(spec, provenance)
     if problems:
         raise SpecError(problems)
     return spec
+
+
+def _check_valid_services(
+    data: dict[str, Any], error: ValidationError, provenance: Provenance
+) -> list[Diagnostic]:
+    """Semantic checks of the document without its broken services, when every type error
+    lies inside a service (a broken mesh or defaults would cast doubt on everything)."""
+    broken: set[Any] = set()
+    for detail in error.errors(include_url=False):
+        loc = detail["loc"]
+        if len(loc) < 2 or loc[0] != "services":
+            return []
+        broken.add(loc[1])
+    services = data.get("services")
+    if not isinstance(services, dict):
+        return []
+    rest = {**data, "services": {k: v for k, v in services.items() if k not in broken}}
+    try:
+        spec = MeshSpec.model_validate(rest)
+    except ValidationError:
+        return []
+    return semantic.check(spec, provenance, call_graph=False)
 
 
 def _document(path: Path, display: str) -> tuple[dict[str, Any], PositionLookup]:

@@ -33,13 +33,15 @@ MIN_DEREGISTER_AFTER = 60.0
 _DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 
-def check(spec: MeshSpec, provenance: Provenance) -> list[Diagnostic]:
-    """Every semantic problem of ``spec``."""
+def check(spec: MeshSpec, provenance: Provenance, *, call_graph: bool = True) -> list[Diagnostic]:
+    """Every semantic problem of ``spec`` (without the call-graph checks, E0200-E0202, when
+    ``call_graph`` is false: they were run on the raw document)."""
     out: list[Diagnostic] = []
     graph = {name: list(service.upstreams) for name, service in spec.services.items()}
     out.extend(_explicit_nulls(spec, provenance))
-    out.extend(_upstream_names(graph, provenance))
-    out.extend(_cycles(graph, provenance))
+    if call_graph:
+        out.extend(_upstream_names(graph, provenance))
+        out.extend(_cycles(graph, provenance))
     out.extend(_instances(spec, provenance))
     out.extend(_health_checks(spec, provenance))
     out.extend(_edges(spec, provenance))

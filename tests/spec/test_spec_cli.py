@@ -106,3 +106,13 @@ def test_installed_entry_point_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("valid (8 services, 8 edges)\n")
+
+
+def test_semantic_errors_of_valid_services_beside_type_errors(write_spec: WriteSpec) -> None:
+    text = MINIMAL.replace("port: 8081", "port: 0").replace(
+        "instances: [{address: 10.0.0.1}]", "instances: [{address: 10.0.0.1}, {address: 10.0.0.1}]"
+    )
+    status, output = _run(str(write_spec(text)))
+    assert status == 1
+    codes = [line.split(": ", 2)[1] for line in output.splitlines()]
+    assert codes == ["error[E0203]", "error[E0103]"]  # in file order: web, then api
