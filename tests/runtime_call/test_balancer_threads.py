@@ -24,7 +24,9 @@ def test_picks_race_endpoint_updates_safely(strategy: Strategy) -> None:
 
     def picker(seed: int) -> None:
         try:
-            for i in range(10000):
+            i = 0
+            while not stop.is_set() or i < 2000:  # pick for as long as the changes go on
+                i += 1
                 host = balancer.pick(float(i), f"k{i % 50}")
                 if host is None:
                     continue
@@ -37,22 +39,23 @@ def test_picks_race_endpoint_updates_safely(strategy: Strategy) -> None:
 
     def churn() -> None:
         rng = random.Random(1)
-        while not stop.is_set():
-            balancer.set_endpoints(rng.sample(everyone, rng.randint(0, 6)))
+        for rounds in range(1, 302):  # the last round leaves endpoints
+            size = 0 if rounds % 10 == 0 else rng.randint(1, 6)  # now and then, nothing
+            balancer.set_endpoints(rng.sample(everyone, size))
             balancer.set_unavailable(frozenset(rng.sample(sorted(known), rng.randint(0, 3))))
+        stop.set()
 
     pickers = [threading.Thread(target=picker, args=(seed,)) for seed in range(4)]
     changer = threading.Thread(target=churn)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # switch threads often, to make races likely
     try:
-        changer.start()
         for thread in pickers:
             thread.start()
+        changer.start()
+        changer.join()
         for thread in pickers:
             thread.join()
-        stop.set()
-        changer.join()
     finally:
         sys.setswitchinterval(interval)
     assert errors == []

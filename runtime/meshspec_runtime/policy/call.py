@@ -267,12 +267,7 @@ class Call:
             raise CallStateError("record() without an attempt in flight")
         up = self._up
         status = outcome.status
-        if (
-            up.retry_predicate is None
-            and outcome.kind is _SUCCESS
-            and outcome.grpc_status is None
-            and (status is None or status in up.benign_statuses)
-        ):
+        if outcome.kind is _SUCCESS and outcome.grpc_status is None and status in up.fast_answers:
             self.record_success(now, outcome.latency, status)  # no condition can match it
             self._final = _done(outcome)
             return
@@ -310,9 +305,7 @@ class Call:
         if self._state != _IN_ATTEMPT:
             raise CallStateError("record_success() without an attempt in flight")
         up = self._up
-        if up.retry_predicate is not None or (
-            status is not None and status not in up.benign_statuses
-        ):
+        if status not in up.fast_answers:
             self.record(now, _outcome(_SUCCESS, latency, status, None))
             return self._state == FINISHED and type(self._final) is Done
         host = self._host

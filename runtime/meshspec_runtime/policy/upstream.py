@@ -51,6 +51,7 @@ class UpstreamPolicies:
         "budget",
         "bulkhead",
         "failure_on",
+        "fast_answers",
         "lock",
         "max_attempts",
         "outlier",
@@ -102,7 +103,12 @@ class UpstreamPolicies:
             and not listed_retry_on.matches(Outcome(OutcomeKind.SUCCESS, status=code))
         )
         """HTTP statuses no failure or retry condition matches and that do not signal overload
-        to the throttle: an answer with one of them takes the calls' fast path."""
+        to the throttle."""
+        self.fast_answers: frozenset[int | None] = (
+            frozenset({None, *self.benign_statuses}) if retry_predicate is None else frozenset()
+        )
+        """Statuses of answers that take the calls' fast path (None: an answer without one);
+        nothing does when a user predicate has to see every outcome."""
         self.budget = RetryBudget(retry.budget) if retry.budget is not None else None
         throttle = policy.adaptive_throttle
         self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
