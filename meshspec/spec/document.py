@@ -237,6 +237,8 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         return _CUSTOM_CODES[kind], error["msg"]
     if kind in _TYPE_NAMES:
         return "E0101", f"expected {_TYPE_NAMES[kind]}, found {found(value)}"
+    if kind == "finite_number":
+        return "E0103", f"expected a finite number, found {found(value)}"
     if kind in _RANGE:
         key, words = _RANGE[kind]
         return "E0103", f"expected a value {words.format(ctx.get(key))}, found {found(value)}"

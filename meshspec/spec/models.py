@@ -150,7 +150,11 @@ class SpecModel(BaseModel):
 
     # strict: "3" is not an integer and true is not 1, as in the JSON Schema
     model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,  # .inf and .nan are YAML floats, but never a sensible setting
+        use_attribute_docstrings=True,
     )
 
 

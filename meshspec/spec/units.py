@@ -105,7 +105,7 @@ def parse_ratio(value: Any) -> float:
 
 def parse_rate(value: Any) -> float:
     """``"200/s"`` -> ``200.0``, ``"60/m"`` -> ``1.0``; a bare number is per second."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     if isinstance(value, str):
         number, _, unit = value.strip().partition("/")

@@ -66,7 +66,7 @@ def test_rates(value: object, rate: float) -> None:
     assert parse_rate(value) == rate
 
 
-@pytest.mark.parametrize("value", ["200", "200/h", "x/s", -1, True])
+@pytest.mark.parametrize("value", ["200", "200/h", "x/s", -1, True, float("inf"), float("nan")])
 def test_bad_rates(value: object) -> None:
     with pytest.raises(PydanticCustomError):
         parse_rate(value)
