@@ -11,6 +11,47 @@ from meshspec.sim.load import LoadedScenario, load_mesh, load_scenario
 from meshspec.sim.runner import Source, run_once
 from meshspec.sim.scenario import Scenario
 
+MESH = """\
+apiVersion: meshspec/v1
+mesh:
+  name: tiny
+  datacenter: dc1
+  dns: {zone: tiny.internal, ttl: 30s}
+defaults:
+  timeout: 2s
+  retry: {attempts: 3, per_try_timeout: 500ms, backoff: {base: 10ms, max: 100ms}}
+  circuit_breaker: off
+  outlier_detection: off
+  load_balancer: {strategy: round_robin}
+  health_check: {http: /healthz, interval: 2s, timeout: 1s}
+services:
+  front:
+    port: 8080
+    instances: [{address: 10.0.0.1}, {address: 10.0.0.2}]
+    upstreams:
+      back: {}
+  back:
+    port: 9090
+    instances: [{address: 10.0.1.1}, {address: 10.0.1.2}, {address: 10.0.1.3}, {address: 10.0.1.4}]
+"""
+
+SCENARIO = """\
+apiVersion: meshspec/v1
+kind: Scenario
+name: tiny
+mesh: mesh.yaml
+duration: 20s
+seed: 3
+traffic:
+  - {to: front, rate: 100/s}
+behaviour:
+  default: {latency: {median: 5ms, p99: 20ms}}
+faults:
+  - {at: 5s, for: 5s, service: back, instances: 50%, fault: crash}
+expect:
+  - front.success_rate >= 99%
+"""
+
 
 def run(
     path: Path, env: str | None = None, seed: int | None = None, **edits: Any

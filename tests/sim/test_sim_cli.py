@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import MESH
+from simrun import MESH
 
 from meshspec.cli import main
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import SCENARIO
+from simrun import SCENARIO
 from support import REPO
 
 from meshspec.sim.load import load_scenario

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import MESH, SCENARIO
-from simrun import run
+from simrun import MESH, SCENARIO, run
 
 from meshspec.sim.scenario import Traffic
 

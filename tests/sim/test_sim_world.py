@@ -6,8 +6,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import MESH, SCENARIO
-from simrun import run
+from simrun import MESH, SCENARIO, run
 
 from meshspec.sim.load import load_scenario
 
