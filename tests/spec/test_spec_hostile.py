@@ -120,3 +120,25 @@ def test_syntax_errors_are_located(write_spec: WriteSpec, text: str) -> None:
 def test_directory_is_unreadable(tmp_path: Path) -> None:
     code, _, _, _ = _error(tmp_path)
     assert code == "E0001"
+
+
+def test_aliases_used_sensibly_stay_within_the_budget(write_spec: WriteSpec) -> None:
+    lines = [
+        "apiVersion: meshspec/v1",
+        "mesh: {name: m, dns: {zone: m.internal}}",
+        "services:",
+        "  sink:",
+        "    port: 9000",
+        "    instances: [{address: 10.0.0.1}]",
+    ]
+    policy = "{timeout: 1s, retry: {attempts: 2, on: [5xx, 503], backoff: {base: 10ms, max: 1s}}}"
+    for index in range(5000):
+        lines += [
+            f"  s{index}:",
+            "    port: 8000",
+            f"    instances: [{{address: 10.1.{index // 250}.{index % 250}}}]",
+        ]
+        edge = f"&policy {policy}" if index == 0 else "*policy"
+        lines.append(f"    upstreams: {{sink: {edge}}}")
+    spec = load_spec(write_spec("\n".join(lines) + "\n"))
+    assert spec.edge_count() == 5000
