@@ -99,3 +99,18 @@ def test_spent_retries_never_exceed_the_budget_of_their_window(
         if granted:
             log.append((current, "retry"))
             assert retries + 1 <= config.ratio * requests + reserve + 1e-9
+
+
+def test_a_deposit_racing_a_window_move_counts_in_its_own_slice() -> None:
+    """The lock-free deposit path, interleaved by hand: a thread has read the newest slice's
+    counter, another moves the window on, then the first deposits on the counter it read."""
+    budget = RetryBudget(RetryBudgetConfig(ratio=1.0, min_per_second=0, window=10))
+    budget.on_request(0.5)  # slice 0
+    _edge, stale = budget._current  # what a racing on_request(0.6) read before being paused
+    budget.on_request(3.5)  # slice 3 becomes the newest
+    next(stale)  # the paused deposit lands: slice 0, at its own time
+    assert budget.window_counts(3.5) == (3, 0)
+    assert budget.window_counts(9.99) == (3, 0)
+    assert budget.window_counts(10.0) == (1, 0)  # slice 0 expired with both its deposits
+    next(stale)  # a deposit paused for a whole window lands on a dropped counter
+    assert budget.window_counts(10.0) == (1, 0)  # its time was outside the window anyway

@@ -267,3 +267,26 @@ def test_outlier_share_holds_for_every_concurrent_reader() -> None:
     hammer(work)
     assert max(largest) == limit  # the share was reached, and never passed
     assert detector.ejections_total > limit  # ejections ended and new ones began
+
+
+def test_budget_deposits_are_never_lost_while_the_window_moves() -> None:
+    """Lock-free deposits (one ``itertools.count`` per slice) race slice changes and the
+    locked reads that call ``next()`` on the same counters: every deposit is still counted."""
+    config = RetryBudgetConfig(ratio=0.5, min_per_second=0, window=10)
+    budget = RetryBudget(config)
+    reads = threading.Barrier(THREADS)
+
+    def work(index: int) -> None:
+        reads.wait()
+        for i in range(PER_THREAD):
+            now = 9.99 * i / PER_THREAD  # crosses all ten slices of the window
+            budget.on_request(now)
+            if i % 97 == index:  # reads and withdrawals interleave with the deposits
+                budget.window_counts(now)
+                budget.try_withdraw(now)
+
+    hammer(work)
+    requests, retries = budget.window_counts(9.99)
+    assert requests == OPERATIONS
+    assert retries <= config.ratio * requests
+    assert budget.balance(9.99) == config.ratio * requests - retries
