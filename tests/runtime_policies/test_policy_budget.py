@@ -106,7 +106,7 @@ def test_a_deposit_racing_a_window_move_counts_in_its_own_slice() -> None:
     counter, another moves the window on, then the first deposits on the counter it read."""
     budget = RetryBudget(RetryBudgetConfig(ratio=1.0, min_per_second=0, window=10))
     budget.on_request(0.5)  # slice 0
-    _edge, stale = budget._current  # what a racing on_request(0.6) read before being paused
+    _edge, stale = budget.newest  # what a racing on_request(0.6) read before being paused
     budget.on_request(3.5)  # slice 3 becomes the newest
     next(stale)  # the paused deposit lands: slice 0, at its own time
     assert budget.window_counts(3.5) == (3, 0)

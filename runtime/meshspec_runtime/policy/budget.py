@@ -50,7 +50,6 @@ _ATOMIC_NEXT = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 class RetryBudget:
     __slots__ = (
-        "_current",
         "_denied",
         "_deposits",
         "_head",
@@ -63,6 +62,7 @@ class RetryBudget:
         "_slot",
         "_width",
         "config",
+        "newest",
     )
 
     def __init__(self, config: RetryBudgetConfig) -> None:
@@ -81,13 +81,13 @@ class RetryBudget:
         self._head: int | None = None
         """The newest slice's index (``floor(time / width)``); None before the first."""
         self._slot = 0
-        self._current: tuple[float, itertools.count[int]] = (-math.inf, self._deposits[0])
+        self.newest: tuple[float, itertools.count[int]] = (-math.inf, self._deposits[0])
         """Where the newest slice ends and its deposit counter; deposits before the edge go
         there without the lock."""
 
     def on_request(self, now: float) -> None:
         """A logical request (not a retry) was made: deposit ``ratio`` of a token."""
-        edge, deposits = self._current
+        edge, deposits = self.newest
         if now < edge:
             next(deposits)  # atomic under the GIL: no lock needed (module docstring)
             return
@@ -136,7 +136,7 @@ class RetryBudget:
     def _advance(self, now: float) -> int:
         """Move the window to ``now``; return the slot counts at ``now`` go to. A ``now``
         older than the newest slice (clocks are read before the lock) counts in the newest."""
-        if now < self._current[0]:
+        if now < self.newest[0]:
             return self._slot
         index = math.floor(now / self._width)
         head = self._head
@@ -152,5 +152,5 @@ class RetryBudget:
         self._head = index
         slot = self._slot = index % SLICES
         edge = (index + 1) * self._width if _ATOMIC_NEXT else -math.inf
-        self._current = (edge, self._deposits[slot])  # published last, in one assignment
+        self.newest = (edge, self._deposits[slot])  # published last, in one assignment
         return slot

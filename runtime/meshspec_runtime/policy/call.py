@@ -63,6 +63,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.fastbuild import builder
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
@@ -143,6 +144,7 @@ FINISHED: Final = 4  # the final Done or Fail is decided
 _CANCELLED: Final = 5
 
 _SUCCESS: Final = OutcomeKind.SUCCESS
+_CLOSED: Final = BreakerState.CLOSED
 OVERLOAD_STATUSES: Final = frozenset({429, 503})
 """Answers that tell the adaptive throttle the upstream refused the request."""
 _OVERLOAD_GRPC: Final = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
@@ -232,9 +234,12 @@ class Call:
         breaker = up.breaker
         ticket = 0
         if breaker is not None:
-            ticket = breaker.admit(now)
-            if ticket == 0:  # CircuitBreaker.REJECTED
-                return self._finish(_fail(FailReason.BREAKER_OPEN, self._last))
+            # CircuitBreaker.admit, inlined: the epoch first, then the state (see there)
+            ticket = breaker._epoch
+            if breaker._state is not _CLOSED:
+                ticket = breaker.admit(now)
+                if ticket == 0:  # CircuitBreaker.REJECTED
+                    return self._finish(_fail(FailReason.BREAKER_OPEN, self._last))
         throttle = up.throttle
         if throttle is not None and throttle.should_reject(now, up.rng):
             if breaker is not None:
@@ -315,7 +320,8 @@ class Call:
         else:
             up.finish_attempt(now, host, latency, False)
         breaker = up.breaker
-        if breaker is not None:
+        # CircuitBreaker.on_success's lock-free no-op, inlined: a fast success to a quiet breaker
+        if breaker is not None and not (breaker._quiet and latency <= breaker._slow_over):
             breaker.on_success(now, latency, self._ticket)
         throttle = up.throttle
         if throttle is not None:
