@@ -187,8 +187,6 @@ def parse_text(text: str, display: str) -> tuple[Any, PositionLookup]:
     def fail(code: str, message: str, line: int, column: int, path: str = "") -> SpecError:
         return SpecError([Diagnostic(display, line, column, code, path, message)])
 
-    if not text.strip() or _only_comments(text):
-        raise fail("E0005", "the document is empty; expected a mapping with apiVersion", 1, 1)
     python_tag = _PYTHON_TAG.search(text)
     if python_tag is not None:
         line, column = _line_column(text, python_tag.start())
@@ -209,13 +207,11 @@ def parse_text(text: str, display: str) -> tuple[Any, PositionLookup]:
         raise _decode_failure(str(error), display, text, lookup) from None
     except (RecursionError, MemoryError, OverflowError):
         raise fail("E0013", f"nesting is deeper than {MAX_DEPTH} levels", 1, 1) from None
+    if data is None:  # nothing but blanks, comments or a bare "---"
+        raise fail("E0005", "the document is empty; expected a mapping with apiVersion", 1, 1)
     if _DEEP_INDENT.search(text) and _too_deep(data):
         raise fail("E0013", f"nesting is deeper than {MAX_DEPTH} levels", 1, 1)
     return data, lookup
-
-
-def _only_comments(text: str) -> bool:
-    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
 
 
 def _decode_failure(message: str, display: str, text: str, lookup: PositionLookup) -> SpecError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated
 
 import pytest
@@ -66,3 +67,12 @@ def test_later_override_replaces_what_an_overlay_recorded(write_spec: WriteSpec)
     (diagnostic,) = caught.value.diagnostics
     assert diagnostic.file == "--set #1"
     assert diagnostic.path == "services.api.instances"
+
+
+def test_garbage_collector_is_back_on_after_loading(write_spec: WriteSpec) -> None:
+    assert gc.isenabled()
+    load_spec(write_spec(MINIMAL))
+    assert gc.isenabled()
+    with pytest.raises(SpecError):
+        load_spec(write_spec(MINIMAL.replace("port: 8080", "port: 0")))
+    assert gc.isenabled()
