@@ -83,6 +83,24 @@ def test_random_draws_follow_weights(strategy: Strategy) -> None:
         assert counts[endpoint_id] / 16000 == pytest.approx(share, abs=0.02)
 
 
+@pytest.mark.parametrize("n", [1, 3, 32, 33, 40])
+def test_least_request_p2c_picks_follow_one_draw_per_pick(n: int) -> None:
+    """The uniform P2C fast paths (a pair table up to 32 hosts, arithmetic above) make the
+    decision a naive two-choice pick makes from the same draw: one draw per pick."""
+    balancer = make(Strategy.LEAST_REQUEST, n=n, seed=11)
+    twin = random.Random(11)
+    pool = balancer.hosts
+    busy = random.Random(5)
+    for host in pool:  # uneven active counts, so that the comparison decides
+        for _ in range(busy.randrange(4)):
+            balancer.on_start(host)
+    for _ in range(2000):
+        both = int(twin.random() * n * n)
+        first, second = pool[both % n], pool[both // n]
+        expected = second if second.active < first.active else first
+        assert balancer.pick(0.0) is expected
+
+
 def test_least_request_avoids_busy_hosts() -> None:
     balancer = make(Strategy.LEAST_REQUEST, n=3)
     assert isinstance(balancer, LeastRequest)

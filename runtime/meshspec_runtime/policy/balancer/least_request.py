@@ -9,28 +9,48 @@ from __future__ import annotations
 
 from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
 
+_TABLE_MAX = 1024
+"""Largest pool**2 for which every (first, second) pair is precomputed (32 hosts)."""
+
 
 class LeastRequest(Balancer):
     _pair: tuple[tuple[Host, ...], int, int] | None = None
+    _table: tuple[tuple[tuple[Host, Host], ...], int] | None = None
 
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         uniform = len({h.weight for h in pool}) <= 1
         # one 53-bit draw covers both candidates exactly while size**2 stays far below 2**53
         fast = uniform and self.config.choices == 2 and len(pool) < 1 << 20
+        size = len(pool)
+        pairs = size**2
         self._extra = range(self.config.choices - 1)
         self._random = self._rng.random
         self._sample = sampler(pool, self._rng)
-        self._pair = (pool, len(pool), len(pool) ** 2) if fast else None
+        # draw ``both``: the candidates are pool[both % size] and pool[both // size]; small
+        # pools look the pair up instead of computing it (same draw, same pair). Each of the
+        # two is published whole; a pick reading one old and one new still sees a valid pool.
+        small = fast and pairs <= _TABLE_MAX
+        self._table = (
+            (tuple((pool[b % size], pool[b // size]) for b in range(pairs)), pairs)
+            if small
+            else None
+        )
+        self._pair = (pool, size, pairs) if fast and not small else None
 
     def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
-        pair = self._pair
-        if pair is not None and avoid is None and self.pool:
-            # the common case, inlined: two uniform draws
-            pool, size, pairs = pair
-            both = int(self._random() * pairs)
-            first = pool[both % size]
-            second = pool[both // size]
-            return second if len(second.inflight) < len(first.inflight) else first
+        if avoid is None and self.pool:  # the common cases, inlined: two uniform draws
+            table = self._table
+            if table is not None:
+                pairs, count = table
+                first, second = pairs[int(self._random() * count)]
+                return second if len(second.inflight) < len(first.inflight) else first
+            pair = self._pair
+            if pair is not None:
+                pool, size, count = pair
+                both = int(self._random() * count)
+                first = pool[both % size]
+                second = pool[both // size]
+                return second if len(second.inflight) < len(first.inflight) else first
         return super().pick(now, key, avoid)
 
     def _pick(self, now: float, key: str | None) -> Host:
