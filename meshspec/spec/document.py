@@ -250,7 +250,8 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         code, meaning = _PATTERNS.get(str(ctx.get("pattern")), ("E0114", "a valid value"))
         return code, f"expected {meaning}, found {found(value)}"
     if kind in ("string_too_long", "too_long"):
-        return "E0103", f"expected at most {ctx.get('max_length')} characters or items"
+        limit = ctx.get("max_length")
+        return "E0103", f"expected at most {limit} characters or items, found {found(value)}"
     if kind in ("string_too_short", "too_short"):
         return "E0103", f"expected at least {ctx.get('min_length')} item(s), found {found(value)}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):

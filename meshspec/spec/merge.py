@@ -54,8 +54,15 @@ def merge_into(
         if isinstance(value, dict) and isinstance(current, dict):
             merge_into(current, value, provenance, source, here)
             continue
-        base[key] = copy.deepcopy(value)
+        base[key] = _without_nulls(value)
         provenance.add(here, Source(source.file, source.lookup, source.prefix + here))
+
+
+def _without_nulls(value: Any) -> Any:
+    """A copy of an overlay value; its null keys mean "not set", as anywhere in an overlay."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return copy.deepcopy(value)
 
 
 def apply_environment(data: dict[str, Any], env: str, provenance: Provenance) -> dict[str, Any]:

@@ -221,3 +221,13 @@ def test_every_environment_is_checked_in_one_run(write_spec: WriteSpec) -> None:
         ("E0100", "environments.staging.servics"),
         ("E0103", "environments.prod.services.api.port"),
     ]
+
+
+def test_null_inside_a_new_overlay_subtree_means_not_set(write_spec: WriteSpec) -> None:
+    text = MINIMAL + (
+        "environments:\n  extra:\n    services:\n"
+        "      batch: {port: 7000, instances: [{address: 10.0.2.1}], health_check: null}\n"
+    )
+    spec = load_spec(write_spec(text), env="extra")
+    assert spec.services["batch"].health_check is None
+    assert "health_check" not in spec.services["batch"].model_fields_set
