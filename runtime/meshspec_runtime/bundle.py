@@ -1,14 +1,15 @@
 """Bundle models shared by the compiler (which writes them) and the runtime (which reads them).
 
 A bundle is a folder: ``manifest.json`` names every other file with its sha256; ``policy.json``
-holds, per service, its upstreams, their endpoints and their resolved policies.
+holds every service's endpoints (once per service), every distinct resolved upstream policy (once,
+under a content-derived id), and per service its upstreams as references to both.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from meshspec_runtime.policy.config import PolicyModel, UpstreamPolicy
 
@@ -26,26 +27,113 @@ class Endpoint(PolicyModel):
     weight: Annotated[int, Field(ge=1)] = 1
 
 
+Protocol = Literal["http", "grpc", "tcp"]
+
+
 class Upstream(PolicyModel):
+    """One upstream of a service, assembled: what ``policies_for`` applies."""
+
     service: str
     endpoints: tuple[Endpoint, ...]
     policy: UpstreamPolicy
 
 
 class ServicePolicies(PolicyModel):
+    """One service's upstreams, assembled from a ``PolicyDocument`` by ``.service(name)``."""
+
     name: str
-    protocol: Literal["http", "grpc", "tcp"] = "http"
+    protocol: Protocol = "http"
     port: Port
     upstreams: dict[str, Upstream] = Field(default_factory=dict)
 
 
+class UpstreamRef(PolicyModel):
+    """One upstream as ``policy.json`` stores it: references, not copies."""
+
+    service: str
+    """The upstream service: a key of ``PolicyDocument.endpoints``."""
+    policy: str
+    """The resolved policy's id: a key of ``PolicyDocument.policies``."""
+
+
+class ServiceEntry(PolicyModel):
+    """One service as ``policy.json`` stores it."""
+
+    name: str
+    protocol: Protocol = "http"
+    port: Port
+    upstreams: dict[str, UpstreamRef] = Field(default_factory=dict)
+
+
+class UnknownServiceError(KeyError):
+    """``PolicyDocument.service(name)`` for a service the document does not hold."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
 class PolicyDocument(PolicyModel):
-    """The content of ``policy.json``."""
+    """The content of ``policy.json``, normalised: each service's endpoints are listed once,
+    each distinct resolved policy is stored once under a short content-derived id, and each
+    service's upstreams reference both. ``service(name)`` assembles one service's view."""
 
     format: Literal[1] = BUNDLE_FORMAT
     mesh: str
     version: str
-    services: dict[str, ServicePolicies]
+    endpoints: dict[str, tuple[Endpoint, ...]]
+    """Service name -> its instances, in spec order."""
+    policies: dict[str, UpstreamPolicy]
+    """Policy id (the compiler uses the first 12 hex digits of the sha256 of the policy's
+    canonical JSON) -> the fully resolved policy."""
+    services: dict[str, ServiceEntry]
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> PolicyDocument:
+        problem = self.dangling_reference()
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def dangling_reference(self) -> str | None:
+        """The first reference that does not resolve, as ``path: problem``; None when all do."""
+        for key, entry in self.services.items():
+            if entry.name != key:
+                return f"services.{key}.name: is {entry.name!r}, not the service's key {key!r}"
+            for upstream, ref in entry.upstreams.items():
+                path = f"services.{key}.upstreams.{upstream}"
+                if ref.service not in self.endpoints:
+                    return f"{path}.service: no service {ref.service!r} in endpoints"
+                if ref.policy not in self.policies:
+                    return f"{path}.policy: no policy {ref.policy!r} in policies"
+        return None
+
+    def service(self, name: str) -> ServicePolicies:
+        """``name``'s upstreams with their endpoints and policies, for ``policies_for``.
+
+        Cheap: the endpoint tuples and policy objects are shared, not copied, and nothing is
+        validated again (the document was). Raises ``UnknownServiceError`` (a KeyError) when
+        the document holds no service ``name``.
+        """
+        entry = self.services.get(name)
+        if entry is None:
+            raise UnknownServiceError(
+                f"no service {name!r} in the policy document of mesh {self.mesh!r} "
+                f"(version {self.version})"
+            )
+        endpoints, policies = self.endpoints, self.policies
+        return ServicePolicies.model_construct(
+            name=entry.name,
+            protocol=entry.protocol,
+            port=entry.port,
+            upstreams={
+                upstream: Upstream.model_construct(
+                    service=ref.service,
+                    endpoints=endpoints[ref.service],
+                    policy=policies[ref.policy],
+                )
+                for upstream, ref in entry.upstreams.items()
+            },
+        )
 
 
 class Manifest(PolicyModel):

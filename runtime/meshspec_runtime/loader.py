@@ -3,8 +3,10 @@
 ``load_bundle(path)`` checks, in order: ``manifest.json`` parses and names a format this runtime
 reads; every file it lists exists (as a regular file inside the bundle) with the listed sha256;
 no file is present that it does not list (an extra file is either tampering or a bundle mixed
-with another, and a bundle is only ever replaced whole); ``policy.json`` is listed, parses, and
-carries the manifest's mesh and version. Each failure raises BundleError naming the file.
+with another, and a bundle is only ever replaced whole); ``policy.json`` is listed, parses, every
+reference in it resolves (each upstream names a service with endpoints and a stored policy), and
+it carries the manifest's mesh and version. Each failure raises BundleError naming the file (and,
+for a bad policy document, the path inside it).
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     try:
         policy = PolicyDocument.model_validate_json((root / POLICY).read_bytes())
     except ValidationError as error:
-        raise BundleError(root, POLICY, f"not a valid policy document: {error}") from None
+        raise BundleError(
+            root, POLICY, f"not a valid policy document: {_problems(error)}"
+        ) from None
     if policy.version != manifest.version or policy.mesh != manifest.mesh:
         raise BundleError(
             root,
@@ -63,6 +67,17 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             f"mesh {manifest.mesh!r} version {manifest.version!r}",
         )
     return Bundle(root, manifest, policy)
+
+
+def _problems(error: ValidationError, shown: int = 3) -> str:
+    """``path: problem`` for the first few errors, without echoing the (large) input back."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False)[:shown]:
+        message = item["msg"].removeprefix("Value error, ")
+        path = ".".join(str(part) for part in item["loc"])
+        problems.append(f"{path}: {message}" if path else message)
+    more = error.error_count() - shown
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
 
 
 def _read_manifest(root: Path) -> Manifest:
