@@ -108,6 +108,7 @@ def view(files: Mapping[str, bytes]) -> View:
             for match in _MESH_FIELDS_IN_ZONE.finditer(content):
                 field = "dns.zone" if match[1] == b"ORIGIN" else "dns.ttl"
                 settings["mesh", field] = match[2].decode().rstrip(".")
+    flat: dict[str, list[tuple[str, Scalar]]] = {}  # policy id -> its fields, flattened once
     for name, service in policy["services"].items():
         subjects[name] = "service"
         settings[name, "port"] = service["port"]
@@ -115,7 +116,11 @@ def view(files: Mapping[str, bytes]) -> View:
         for upstream, edge in service["upstreams"].items():
             subject = f"{name} -> {upstream}"
             subjects[subject] = "edge"
-            for field, value in _flatten(edge["policy"]):
+            key = edge["policy"]
+            fields = flat.get(key)
+            if fields is None:
+                fields = flat[key] = _flatten(policy["policies"][key])
+            for field, value in fields:
                 settings[subject, field] = value
     for path, content in sorted(files.items()):
         if path.startswith(CONSUL_SERVICES) and path.endswith(".json"):

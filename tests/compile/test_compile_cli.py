@@ -41,7 +41,7 @@ def test_env_and_set_shape_the_bundle(tmp_path: Path) -> None:
     assert code == 0
     policy = load_bundle(out).policy
     assert policy.services["web"].port == 8088
-    assert len(policy.services["checkout"].upstreams["payments"].endpoints) == 3
+    assert len(policy.service("checkout").upstreams["payments"].endpoints) == 3
 
 
 def test_spec_errors_are_located_and_exit_1(tmp_path: Path) -> None:

@@ -41,15 +41,15 @@ def test_every_environment_passes_its_real_consumers(env: str | None, tmp_path: 
     assert "SUCCESS" in promtool_check(out / "prometheus/rules.yml")
     loaded = load_bundle(out)
     assert loaded.version == result.version
-    assert loaded.policy.services["checkout"].upstreams["payments"].policy.retry.attempts == 2
+    assert loaded.policy.service("checkout").upstreams["payments"].policy.retry.attempts == 2
 
 
 def test_the_environment_changes_what_it_should(tmp_path: Path) -> None:
     staging = load_bundle(compile_spec_bundle(tmp_path / "staging", "staging"))
     prod = load_bundle(compile_spec_bundle(tmp_path / "prod", "prod"))
-    assert len(staging.policy.services["checkout"].upstreams["payments"].endpoints) == 1
-    assert len(prod.policy.services["checkout"].upstreams["payments"].endpoints) == 3
-    assert staging.policy.services["web"].upstreams["gateway"].policy.circuit_breaker is None
+    assert len(staging.policy.service("checkout").upstreams["payments"].endpoints) == 1
+    assert len(prod.policy.service("checkout").upstreams["payments"].endpoints) == 3
+    assert staging.policy.service("web").upstreams["gateway"].policy.circuit_breaker is None
     assert (tmp_path / "staging/dns/shop.staging.internal.zone").is_file()
     assert staging.manifest.spec_digest != prod.manifest.spec_digest
 

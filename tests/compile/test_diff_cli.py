@@ -77,6 +77,36 @@ def test_services_and_edges_added_and_removed(tmp_path: Path) -> None:
     assert document["old"]["kind"] == document["new"]["kind"] == "bundle"
 
 
+def test_an_edge_that_stops_sharing_a_policy_reads_as_its_own_change(tmp_path: Path) -> None:
+    # Both checkout edges store one policy (by content); then only payments' retries change.
+    base = ir_mesh()
+    checkout, *others = base.services
+    payments_policy = checkout.edges[1].policy
+    twin = ir_mesh().service("checkout").edges[1].policy  # an equal policy, another object
+    assert twin == payments_policy and twin is not payments_policy
+    shared = dataclasses.replace(
+        checkout,
+        edges=(
+            dataclasses.replace(checkout.edges[0], policy=twin),
+            checkout.edges[1],
+        ),
+    )
+    old = build_bundle(dataclasses.replace(base, services=(shared, *others)), "0" * 64)
+    assert len(json.loads(old.files["policy.json"])["policies"]) == 1
+    write_bundle(old, tmp_path / "old")
+    fewer = ir_mesh(retry_attempts=2).service("checkout").edges[1].policy
+    split = dataclasses.replace(
+        shared, edges=(shared.edges[0], dataclasses.replace(shared.edges[1], policy=fewer))
+    )
+    write_bundle(
+        build_bundle(dataclasses.replace(base, services=(split, *others)), "0" * 64),
+        tmp_path / "new",
+    )
+    code, stdout, _ = run(str(tmp_path / "old"), str(tmp_path / "new"))
+    assert code == 1
+    assert stdout.splitlines()[2:] == ["checkout -> payments: retry.attempts 3 -> 2", "1 change(s)"]
+
+
 def test_bad_input_exits_2_and_names_the_problem(base: Path, tmp_path: Path) -> None:
     policy = base / "policy.json"
     policy.write_bytes(policy.read_bytes().replace(b'"attempts": 2', b'"attempts": 9'))

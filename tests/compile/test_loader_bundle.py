@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from meshspec_runtime.bundle import PolicyDocument
+from meshspec_runtime.bundle import PolicyDocument, UnknownServiceError
 from meshspec_runtime.loader import BundleError, load_bundle
 
 from meshspec.compile.ir import ResolvedMesh
 
 WriteBundle = Callable[[ResolvedMesh, str], Path]
+
+
+def rewrite_policy(bundle: Path, edit: Callable[[dict[str, Any]], object]) -> None:
+    """Edit policy.json and record its new digest: a consistent bundle, but a wrong document."""
+    policy = json.loads((bundle / "policy.json").read_text())
+    edit(policy)
+    raw = json.dumps(policy).encode()
+    (bundle / "policy.json").write_bytes(raw)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["policy.json"] = hashlib.sha256(raw).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture
@@ -23,7 +36,7 @@ def bundle(write_ir_bundle: WriteBundle, mesh: ResolvedMesh) -> Path:
 def test_loads_what_the_compiler_wrote(bundle: Path, mesh: ResolvedMesh) -> None:
     loaded = load_bundle(bundle)
     assert loaded.version == loaded.policy.version == loaded.manifest.version
-    checkout = loaded.policy.services["checkout"]
+    checkout = loaded.policy.service("checkout")
     payments = checkout.upstreams["payments"]
     ir_edge = mesh.service("checkout").edges[1]
     assert payments.policy == ir_edge.policy
@@ -95,18 +108,73 @@ def test_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:
 
 def test_policy_of_another_version_is_refused(bundle: Path) -> None:
     # Consistent digests but a policy.json whose version disagrees: a bundle stitched together.
-    import hashlib
-
-    policy = json.loads((bundle / "policy.json").read_text())
-    policy["version"] = "0" * 16
-    raw = json.dumps(policy).encode()
-    (bundle / "policy.json").write_bytes(raw)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["files"]["policy.json"] = hashlib.sha256(raw).hexdigest()
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_policy(bundle, lambda policy: policy.update(version="0" * 16))
     with pytest.raises(BundleError, match="version") as error:
         load_bundle(bundle)
     assert error.value.file == "policy.json"
+
+
+def test_endpoints_and_policies_are_stored_once_and_shared(bundle: Path) -> None:
+    raw = json.loads((bundle / "policy.json").read_text())
+    assert set(raw["endpoints"]) == set(raw["services"]) == {"checkout", "inventory", "payments"}
+    assert [e["id"] for e in raw["endpoints"]["payments"]] == ["payments-0", "payments-1"]
+    # each distinct policy once, under the first 12 hex digits of its canonical JSON's sha256
+    for key, stored in raw["policies"].items():
+        canonical = json.dumps(stored, sort_keys=True, separators=(",", ":")).encode()
+        assert key == hashlib.sha256(canonical).hexdigest()[:12]
+    edges = raw["services"]["checkout"]["upstreams"]
+    assert edges["payments"]["service"] == "payments"
+    assert len(raw["policies"]) == 2 and edges["payments"]["policy"] in raw["policies"]
+    assert raw["services"]["payments"]["upstreams"] == {}
+    document = load_bundle(bundle).policy
+    one, two = document.service("checkout"), document.service("checkout")
+    assert one == two
+    assert one.upstreams["payments"].endpoints is document.endpoints["payments"]
+    assert one.upstreams["payments"].policy is document.policies[edges["payments"]["policy"]]
+
+
+def test_an_unknown_service_is_a_clear_error(bundle: Path) -> None:
+    document = load_bundle(bundle).policy
+    with pytest.raises(UnknownServiceError, match="no service 'billing' in the policy document"):
+        document.service("billing")
+    with pytest.raises(KeyError):  # as services["billing"] would
+        document.service("billing")
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (
+            lambda p: p["services"]["checkout"]["upstreams"]["payments"].update(policy="0" * 12),
+            "services.checkout.upstreams.payments.policy: no policy '000000000000' in policies",
+        ),
+        (
+            lambda p: p["endpoints"].pop("inventory"),
+            "services.checkout.upstreams.inventory.service: no service 'inventory' in endpoints",
+        ),
+        (
+            lambda p: p["services"]["payments"].update(name="billing"),
+            "services.payments.name: is 'billing', not the service's key 'payments'",
+        ),
+    ],
+    ids=["dangling-policy-id", "unknown-upstream-service", "misnamed-service"],
+)
+def test_a_reference_that_does_not_resolve_is_named(
+    bundle: Path, edit: Callable[[dict[str, Any]], object], problem: str
+) -> None:
+    rewrite_policy(bundle, edit)
+    with pytest.raises(BundleError) as error:
+        load_bundle(bundle)
+    assert error.value.file == "policy.json"
+    assert str(error.value) == f"{bundle}: policy.json: not a valid policy document: {problem}"
+
+
+def test_a_malformed_policy_document_names_the_path_without_echoing_it(bundle: Path) -> None:
+    rewrite_policy(bundle, lambda p: p["services"]["checkout"].update(port="eighty"))
+    with pytest.raises(BundleError, match=r"services\.checkout\.port: Input should be") as error:
+        load_bundle(bundle)
+    assert error.value.file == "policy.json"
+    assert "payments-0" not in str(error.value)  # the input is not dumped into the message
 
 
 def test_a_linked_folder_is_refused(bundle: Path, tmp_path: Path) -> None:

@@ -1,45 +1,57 @@
-"""``policy.json``: the runtime's PolicyDocument (each caller's upstreams, endpoints, policies)."""
+"""``policy.json``: the runtime's PolicyDocument, normalised.
+
+Every caller of a service shares its endpoints, and most edges share a policy (the defaults), so
+the document lists each service's endpoints once (``endpoints``), stores each distinct resolved
+policy once under a content-derived id (``policies``), and gives each service's upstreams as
+references to both (``services``). The runtime assembles one service's view with
+``PolicyDocument.service(name)``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import orjson
 from meshspec_runtime.bundle import BUNDLE_FORMAT, Endpoint
+from meshspec_runtime.policy.config import UpstreamPolicy
 
 from meshspec.compile import stamp
 from meshspec.compile.ir import ResolvedMesh
 from meshspec.compile.jsonfile import dump_json
 
 PATH = "policy.json"
+POLICY_ID_LENGTH = 12
+"""Hex digits of a policy id: 48 bits, ample for the few distinct policies of a mesh."""
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     return {PATH: dump_json(document(mesh))}
 
 
+def policy_id(dumped: dict[str, Any]) -> str:
+    """The id of a policy (as JSON data): the first 12 hex digits of the sha256 of its
+    canonical JSON (keys sorted, no whitespace, UTF-8)."""
+    canonical = orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:POLICY_ID_LENGTH]
+
+
 def document(mesh: ResolvedMesh) -> dict[str, Any]:
     """The PolicyDocument as plain JSON data, built without re-validating the IR's models.
 
-    Edges share policy objects (most use the defaults) and every caller of a service shares its
-    endpoints, so each is dumped once and the dumps are reused.
+    The IR shares equal policy objects between edges, so each object is dumped and hashed once;
+    equal policies held by distinct objects get the same id and are stored once.
     """
-    policies: dict[int, dict[str, Any]] = {}  # by id: the IR shares equal policies
-    endpoints = {
-        service.name: [_endpoint(endpoint) for endpoint in service.endpoints]
-        for service in mesh.services
-    }
+    ids: dict[int, str] = {}  # id() of a policy object -> its content id
+    policies: dict[str, dict[str, Any]] = {}
     services: dict[str, Any] = {}
     for service in mesh.services:
         upstreams: dict[str, Any] = {}
         for edge in service.edges:
-            dumped = policies.get(id(edge.policy))
-            if dumped is None:
-                dumped = policies[id(edge.policy)] = edge.policy.model_dump(mode="json")
-            upstreams[edge.upstream] = {
-                "service": edge.upstream,
-                "endpoints": endpoints[edge.upstream],
-                "policy": dumped,
-            }
+            key = ids.get(id(edge.policy))
+            if key is None:
+                key = ids[id(edge.policy)] = _store(edge.policy, policies)
+            upstreams[edge.upstream] = {"service": edge.upstream, "policy": key}
         services[service.name] = {
             "name": service.name,
             "protocol": service.protocol,
@@ -50,8 +62,22 @@ def document(mesh: ResolvedMesh) -> dict[str, Any]:
         "format": BUNDLE_FORMAT,
         "mesh": mesh.name,
         "version": stamp.VERSION,
+        "endpoints": {
+            service.name: [_endpoint(endpoint) for endpoint in service.endpoints]
+            for service in mesh.services
+        },
+        "policies": policies,
         "services": services,
     }
+
+
+def _store(policy: UpstreamPolicy, policies: dict[str, dict[str, Any]]) -> str:
+    dumped = policy.model_dump(mode="json")
+    key = policy_id(dumped)
+    stored = policies.setdefault(key, dumped)
+    if stored != dumped:  # 48 bits: not expected in the life of the universe, yet never silent
+        raise RuntimeError(f"two distinct policies share the id {key}; lengthen POLICY_ID_LENGTH")
+    return key
 
 
 def _endpoint(endpoint: Endpoint) -> dict[str, Any]:
