@@ -227,6 +227,10 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
         allowed = _fields_at(model, path[:-1]) or []
         close = difflib.get_close_matches(name, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        if "defaults" in allowed and name in (_fields_at(model, (*path[:-1], "defaults")) or []):
+            # A policy set directly on a service: the defaults of its calls live one level down.
+            close = [name]
+            hint = f"; policies go under 'defaults': did you mean 'defaults.{name}'?"
         listing = f"; expected one of: {', '.join(allowed)}" if allowed and not close else ""
         return "E0100", f"unknown field {name!r}{hint}{listing}"
     if kind == "missing":

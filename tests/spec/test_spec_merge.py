@@ -231,3 +231,13 @@ def test_null_inside_a_new_overlay_subtree_means_not_set(write_spec: WriteSpec) 
     spec = load_spec(write_spec(text), env="extra")
     assert spec.services["batch"].health_check is None
     assert "health_check" not in spec.services["batch"].model_fields_set
+
+
+def test_a_policy_set_directly_on_a_service_points_to_its_defaults(write_spec: WriteSpec) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(MINIMAL), overrides=["services.web.retry.attempts=2"])
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E0100"
+    assert "did you mean 'defaults.retry'?" in diagnostic.message
+    spec = load_spec(write_spec(MINIMAL), overrides=["services.web.defaults.retry.attempts=2"])
+    assert edge_policy(spec, "web", "api").retry.attempts == 2
