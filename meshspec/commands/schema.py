@@ -1,5 +1,6 @@
-"""``meshspec schema [--output FILE]``: the JSON Schema of the mesh spec, generated from the
-models (deterministic: the same models give the same bytes)."""
+"""``meshspec schema [--scenario] [--output FILE]``: the JSON Schema of mesh specs (or of
+failure scenarios), generated from the models (deterministic: the same models give the same
+bytes)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 
 import click
 
-from meshspec.spec.schema import schema_text
-
 
 @click.command(name="schema")
+@click.option(
+    "--scenario",
+    is_flag=True,
+    help="The schema of scenario files (meshspec simulate) instead of mesh specs.",
+)
 @click.option(
     "--output",
     "-o",
@@ -18,8 +22,12 @@ from meshspec.spec.schema import schema_text
     default=None,
     help="Write to FILE (atomically) instead of standard output.",
 )
-def command(output: Path | None) -> None:
+def command(scenario: bool, output: Path | None) -> None:
     """Print the JSON Schema of mesh spec files (for editors and CI)."""
+    if scenario:
+        from meshspec.sim.schema import schema_text
+    else:
+        from meshspec.spec.schema import schema_text
     text = schema_text()
     if output is None:
         click.echo(text, nl=False)

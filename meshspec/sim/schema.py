@@ -1,7 +1,7 @@
 """The JSON Schema of scenario documents, generated from :class:`Scenario`.
 
 ``schemas/scenario.schema.json`` is this function's output; a test fails when they drift.
-Regenerate with ``python -m meshspec.sim.schema > schemas/scenario.schema.json``.
+Regenerate with ``meshspec schema --scenario -o schemas/scenario.schema.json``.
 """
 
 from __future__ import annotations

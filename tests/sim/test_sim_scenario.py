@@ -31,7 +31,8 @@ def _error(path: Path) -> SpecError:
 
 def test_schema_file_matches_the_models() -> None:
     on_disk = (REPO / "schemas" / "scenario.schema.json").read_text(encoding="utf-8")
-    assert on_disk == schema_text(), "regenerate: python -m meshspec.sim.schema > schemas/..."
+    regenerate = "regenerate: meshspec schema --scenario -o schemas/scenario.schema.json"
+    assert on_disk == schema_text(), regenerate
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)

@@ -35,6 +35,14 @@ def test_schema_command_is_deterministic() -> None:
     assert first == second == schema_text()
 
 
+def test_schema_command_prints_the_scenario_schema_on_request() -> None:
+    from meshspec.sim.schema import schema_text as scenario_schema_text
+
+    printed = CliRunner().invoke(schema_command, ["--scenario"]).output
+    assert printed == scenario_schema_text()
+    assert printed != schema_text()
+
+
 def test_schema_is_a_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(mesh_schema())
 
