@@ -8,13 +8,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 tools=${MESHSPEC_TOOLS:-$HOME/.cache/meshspec-tools}
 binary=$tools/bin/consul
 # The pinned version is the one go.mod requires; read it without asking Go (fast path).
-version=$(awk '$1 == "github.com/hashicorp/consul" || ($1 == "require" && $2 == "github.com/hashicorp/consul") {print $NF == "indirect" ? $(NF-2) : $NF}' "$here/go.mod" | head -n 1)
+version=$(awk '$1 == "github.com/hashicorp/consul" || ($1 == "require" && $2 == "github.com/hashicorp/consul") {print $NF == "indirect" ? $(NF-2) : $NF; exit}' "$here/go.mod")
 if [ -z "$version" ]; then
   echo "build.sh: go.mod beside this script requires no github.com/hashicorp/consul version" >&2
   exit 1
 fi
 
-if [ -x "$binary" ] && [ "$("$binary" version 2>/dev/null | head -n 1)" = "Consul $version" ]; then
+# First line of `consul version`; sed reads all of it, so consul never dies of SIGPIPE.
+version_of() { "$1" version 2>/dev/null | sed -n 1p; }
+
+if [ -x "$binary" ] && [ "$(version_of "$binary")" = "Consul $version" ]; then
   echo "$binary"
   exit 0
 fi
@@ -33,7 +36,7 @@ started=$SECONDS
   cd "$here"
   go build -mod=readonly -trimpath -ldflags "-s -w" -o "$partial" github.com/hashicorp/consul
 )
-built=$("$partial" version | head -n 1)
+built=$(version_of "$partial")
 if [ "$built" != "Consul $version" ]; then
   echo "build.sh: the built binary reports '$built', expected 'Consul $version'" >&2
   exit 1
