@@ -81,7 +81,12 @@ def command(
             )
         else:
             where = f" (environment {env})" if env else ""
-            click.echo(f"{shown}: valid{where} ({services} services, {edges} edges)")
+            counts = f"{_plural(services, 'service')}, {_plural(edges, 'edge')}"
+            click.echo(f"{shown}: valid{where} ({counts})")
     if output == "json":
         click.echo(json.dumps({"files": report}, indent=2))
     raise SystemExit(status)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -93,7 +93,7 @@ def test_one_valid_one_invalid_file(write_spec: WriteSpec) -> None:
     bad = write_spec(MINIMAL.replace("apiVersion: meshspec/v1", "apiVersion: v1"))
     status, output = _run(str(good), str(bad))
     assert status == 1
-    assert output.splitlines()[0] == f"{good}: valid (2 services, 1 edges)"
+    assert output.splitlines()[0] == f"{good}: valid (2 services, 1 edge)"
     assert "error[E0112]" in output.splitlines()[1]
 
 
