@@ -63,8 +63,7 @@ class ConsulAgent:
         )
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return _tail(self.log_file, lines)
 
 
 def _port_free_for_tcp_and_udp(port: int) -> bool:
