@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from meshspec_runtime.bundle import Manifest
 
@@ -66,7 +66,7 @@ def _in_write_order(files: dict[str, bytes]) -> Iterator[tuple[str, bytes]]:
 
 def _check_path(path: str, seen: dict[str, bytes]) -> None:
     """Emitters are ours; a bad path is a bug in one, caught before anything is written."""
-    parts = PurePosixPath(path).parts
+    parts = [part for part in path.split("/") if part not in ("", ".")]  # as PurePosixPath's
     if not parts or path.startswith("/") or ".." in parts or "\\" in path:
         raise RuntimeError(f"emitter produced an unsafe bundle path: {path!r}")
     if path in seen or path == manifests.PATH:
