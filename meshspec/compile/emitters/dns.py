@@ -57,33 +57,37 @@ def records(mesh: ResolvedMesh) -> list[Record]:
     out = [_address_record("@", NAMESERVER_ADDRESS)]
     for service in mesh.services:
         label = escape_label(service.name)
-        instance_names = []
-        for endpoint in service.endpoints:
-            instance_names.append(f"{escape_label(endpoint.id)}.{label}")
-            out.append(_address_record(instance_names[-1], endpoint.address))
-        for endpoint in service.endpoints:
-            record = _address_record(label, endpoint.address)
-            if record.rtype != "CNAME":  # a name has one CNAME or addresses, not both
-                out.append(record)
-        for endpoint, name in zip(service.endpoints, instance_names, strict=True):
-            out.append(
-                Record(f"_{label}._tcp", "SRV", f"0 {endpoint.weight} {endpoint.port} {name}")
-            )
+        srv_owner = f"_{label}._tcp"
+        endpoints = service.endpoints
+        addresses = [_address(endpoint.address) for endpoint in endpoints]  # parsed once
+        instance_names = [f"{escape_label(endpoint.id)}.{label}" for endpoint in endpoints]
+        for name, (rtype, data) in zip(instance_names, addresses, strict=True):
+            out.append(Record(name, rtype, data))
+        for rtype, data in addresses:
+            if rtype != "CNAME":  # a name has one CNAME or addresses, not both
+                out.append(Record(label, rtype, data))
+        for endpoint, name in zip(endpoints, instance_names, strict=True):
+            out.append(Record(srv_owner, "SRV", f"0 {endpoint.weight} {endpoint.port} {name}"))
     return out
 
 
 def _address_record(owner: str, address: str) -> Record:
+    return Record(owner, *_address(address))
+
+
+def _address(address: str) -> tuple[str, str]:
+    """The record type and data that make a name resolve to ``address``."""
     try:  # inet_pton: the C parser, much faster than ipaddress on tens of thousands of records
         socket.inet_pton(socket.AF_INET, address)
     except OSError:
         pass
     else:
-        return Record(owner, "A", address)
+        return "A", address
     try:
         parsed = ipaddress.IPv6Address(address)
     except ValueError:  # a host name: the instance name is an alias of it
-        return Record(owner, "CNAME", escape_name(address.rstrip(".")) + ".")
-    return Record(owner, "AAAA", parsed.compressed)
+        return "CNAME", escape_name(address.rstrip(".")) + "."
+    return "AAAA", parsed.compressed
 
 
 def escape_name(name: str) -> str:

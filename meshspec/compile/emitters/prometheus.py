@@ -5,6 +5,7 @@ an error-ratio alert against its objective; a breaker-open alert when the edge h
 breaker; a budget-exhausted alert when its retries have a budget. Expressions and label values
 are built and quoted here (PromQL string literals inside YAML double-quoted scalars), so the
 template only lays them out, and a mesh of thousands of edges renders in well under a second.
+Each service name is quoted once, however many edges name it.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ class CallerGroup:
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
+    quoted = {service.name: yaml_string(service.name) for service in mesh.services}
     groups = [
         CallerGroup(
             name=yaml_string(f"meshspec:{mesh.name}:{service.name}"),
-            edges=tuple(edge_alerts(service.name, edge) for edge in service.edges),
+            edges=tuple(edge_alerts(service.name, edge, quoted) for edge in service.edges),
         )
         for service in mesh.services
         if service.edges
@@ -58,7 +60,8 @@ def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     return {PATH: render("rules.yml.j2", mesh=yaml_string(mesh.name), groups=groups)}
 
 
-def edge_alerts(caller: str, edge: Edge) -> EdgeAlerts:
+def edge_alerts(caller: str, edge: Edge, quoted: dict[str, str] | None = None) -> EdgeAlerts:
+    """The alerts of one edge; ``quoted`` holds names already quoted as YAML scalars."""
     selector = f"caller={promql_string(caller)},upstream={promql_string(edge.upstream)}"
     title = f"{caller} -> {edge.upstream}"
     max_errors = f"{1.0 - edge.objective:.6g}"
@@ -94,4 +97,9 @@ def edge_alerts(caller: str, edge: Edge) -> EdgeAlerts:
                 yaml_string(f"{title}: retry budget exhausted, retries are being dropped"),
             )
         )
-    return EdgeAlerts(yaml_string(caller), yaml_string(edge.upstream), tuple(alerts))
+    names = quoted or {}
+    return EdgeAlerts(
+        names.get(caller) or yaml_string(caller),
+        names.get(edge.upstream) or yaml_string(edge.upstream),
+        tuple(alerts),
+    )
