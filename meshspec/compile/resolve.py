@@ -2,8 +2,9 @@
 
 The spec language resolves each edge's policy and each service's health check
 (``meshspec.spec.resolve``); this module assembles those into the immutable IR, sorted by
-name. Endpoints are constructed without a second validation: the spec already checked every
-value they hold.
+name. Endpoints are built by validating the spec's already checked values once more: pydantic's
+validator (in Rust) is about twice as fast as ``model_construct`` (in Python), and it keeps the
+runtime model's own constraints in force.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _service(spec: MeshSpec, name: str, edges: _EdgeResolver) -> Service:
 
 def endpoints(name: str, service: ServiceSpec) -> tuple[Endpoint, ...]:
     return tuple(
-        Endpoint.model_construct(
+        Endpoint(
             id=instance.id if instance.id is not None else f"{name}-{index}",
             address=instance.address,
             port=instance.port if instance.port is not None else service.port,
