@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,18 @@ def test_an_empty_folder_and_a_file_as_target(tmp_path: Path) -> None:
     afile.write_text("x")
     with pytest.raises(OutputError, match="not a directory"):
         write_bundle(build_bundle(ir_mesh(), "0" * 64), afile)
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer hands each file to os.write whole; a write the kernel cuts short is resumed.
+    real_write = os.write
+
+    def at_most_7_bytes(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data[:7]))
+
+    bundle = build_bundle(ir_mesh(), "0" * 64)
+    monkeypatch.setattr(os, "write", at_most_7_bytes)
+    write_bundle(bundle, tmp_path / "bundle")
+    monkeypatch.undo()
+    assert snapshot(tmp_path / "bundle") == bundle.files
+    assert load_bundle(tmp_path / "bundle").version == bundle.version
