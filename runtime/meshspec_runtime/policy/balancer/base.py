@@ -24,6 +24,7 @@ import random
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
+from math import floor
 from typing import TYPE_CHECKING
 
 from meshspec_runtime.bundle import Endpoint
@@ -178,7 +179,7 @@ def sampler(pool: tuple[Host, ...], rng: random.Random) -> Callable[[], Host]:
     n = len(pool)
     draw = rng.random
     if len({h.weight for h in pool}) <= 1:
-        return lambda: pool[int(draw() * n)]
+        return lambda: pool[floor(draw() * n)]  # floor: as int() for x >= 0, and cheaper
     total = sum(h.weight for h in pool)
     scaled = [h.weight * n / total for h in pool]
     alias = list(range(n))
@@ -195,7 +196,7 @@ def sampler(pool: tuple[Host, ...], rng: random.Random) -> Callable[[], Host]:
 
     def weighted() -> Host:
         x = draw() * n
-        i = int(x)
+        i = floor(x)
         host, keep, other = chosen[i]
         return host if x - i < keep else other
 
