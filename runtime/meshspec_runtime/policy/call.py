@@ -129,7 +129,6 @@ _attempt: Callable[[Endpoint, float, int], Attempt] = builder(
 _wait: Callable[[float], Wait] = builder(Wait, "delay")
 _fail: Callable[[FailReason, Outcome | None], Fail] = builder(Fail, "reason", "last")
 _done: Callable[[Outcome], Done] = builder(Done, "outcome")
-_new = object.__new__
 _outcome: Callable[[OutcomeKind, float, int | None, str | None], Outcome] = builder(
     Outcome, "kind", "latency", "status", "grpc_status"
 )
@@ -153,8 +152,10 @@ _OVERLOAD_GRPC: Final = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
 class Call:
     """One logical request: attempts, waits between them, and the final verdict.
 
-    Made by :meth:`UpstreamPolicies.start`. Not thread-safe: one driver drives one call (the
-    shared state it touches, in ``UpstreamPolicies``, is).
+    Made by :meth:`UpstreamPolicies.start`, which sets its fields (a bare ``Call()`` is an
+    empty shell: no ``__init__``, whose frame would cost more than the rest of ``start``). Not
+    thread-safe: one driver drives one call (the shared state it touches, in
+    ``UpstreamPolicies``, is).
     """
 
     __slots__ = (
@@ -193,9 +194,6 @@ class Call:
     """Attempts started so far."""
     retries_denied: int
     """Retries the budget refused (0 or 1)."""
-
-    def __init__(self) -> None:
-        raise TypeError("calls are made by UpstreamPolicies.start()")
 
     @property
     def finished(self) -> bool:
