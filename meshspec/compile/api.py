@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from meshspec.compile.manifest import Previous, spec_digest
 from meshspec.compile.pipeline import BuiltBundle, build_bundle, write_bundle
 from meshspec.compile.resolve import resolve_mesh
+from meshspec.gcpause import collector_paused
 from meshspec.spec import load_spec
 
 
@@ -23,24 +22,6 @@ class CompileResult:
     """Files in the bundle, manifest included."""
     unchanged: bool
     """The bundle replaced one of the same version."""
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one compile.
-
-    A compile allocates millions of long-lived, acyclic objects (spec models, the IR, the
-    files); the collector would walk them again and again as they pile up, which doubled the
-    time of a 5,000-service compile (benchmarks/compile.py). Nothing is lost: reference
-    counting still frees everything acyclic, and collection resumes afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def compile_spec_in_memory(

@@ -6,34 +6,19 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from meshspec.gcpause import collector_paused
 from meshspec.spec import semantic
 from meshspec.spec.diagnostics import Diagnostic, SpecError
 from meshspec.spec.document import Provenance, diagnostics_from_error, found
 from meshspec.spec.merge import apply_environment, apply_overrides
 from meshspec.spec.models import MeshSpec
 from meshspec.spec.yamlio import PositionLookup, load_yaml_document
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a large document turns into objects: its
-    passes over the growing heap would cost a third of the time and find nothing (parsing
-    and validation make no reference cycles)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _validate(data: Any, provenance: Provenance) -> MeshSpec:
@@ -106,7 +91,7 @@ def load_spec(
     environment or a malformed override included: ``SpecError.is_usage_error``).
     """
     shown = display if display is not None else str(path)
-    with _gc_paused():
+    with collector_paused():
         data, lookup = _document(path, shown)
         return _load(data, lookup, shown, env, overrides)
 
@@ -153,7 +138,7 @@ def check_spec_file(
     Returns the spec as loaded (base, or ``env``), or raises SpecError with all problems.
     """
     shown = display if display is not None else str(path)
-    with _gc_paused():
+    with collector_paused():
         return _check(path, shown, env, overrides)
 
 
