@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         Manifest,
         PolicyDocument,
         ServicePolicies,
+        UnknownServiceError,
         Upstream,
     )
     from meshspec_runtime.drivers.aio import call_async
@@ -70,6 +71,7 @@ __all__ = [
     "PolicyDocument",
     "ServicePolicies",
     "Step",
+    "UnknownServiceError",
     "Upstream",
     "UpstreamPolicies",
     "UpstreamPolicy",
@@ -85,7 +87,15 @@ __all__ = [
 
 _HOMES: dict[str, str] = {
     **dict.fromkeys(
-        ["BUNDLE_FORMAT", "Endpoint", "Manifest", "PolicyDocument", "ServicePolicies", "Upstream"],
+        [
+            "BUNDLE_FORMAT",
+            "Endpoint",
+            "Manifest",
+            "PolicyDocument",
+            "ServicePolicies",
+            "UnknownServiceError",
+            "Upstream",
+        ],
         "meshspec_runtime.bundle",
     ),
     "call_async": "meshspec_runtime.drivers.aio",
