@@ -63,7 +63,14 @@ MetaValue = Annotated[str, StringConstraints(pattern=SAFE_TEXT_OR_EMPTY_PATTERN,
 MetaKey = Annotated[str, StringConstraints(pattern=META_KEY_PATTERN)]
 InstanceId = Annotated[str, StringConstraints(pattern=INSTANCE_ID_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-PositiveInt = Annotated[int, Field(ge=1)]
+MAX_INT = 2**31 - 1
+"""The largest count the spec takes: a 32-bit signed integer, which the bundle's JSON writer
+and its readers (Consul's Go ints among them) hold."""
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
+Weight = Annotated[int, Field(ge=1, le=65535)]
+"""An instance's weight is an SRV record's 16-bit weight field in the zone."""
+MAX_DNS_TTL = 2**31 - 1
+"""RFC 2181 section 8: a TTL is at most 2^31 - 1 seconds."""
 # The runtime's enums, spelled as literals so strict validation takes plain strings (a test
 # checks they stay in step with meshspec_runtime.policy.config.Jitter and Strategy).
 JitterName = Literal["full", "equal", "decorrelated", "none"]
@@ -251,12 +258,12 @@ class CircuitBreakerSpec(SpecModel):
 
 class LoadBalancerSpec(SpecModel):
     strategy: StrategyName | None = None
-    choices: Annotated[int, Field(ge=2)] | None = None
+    choices: Annotated[int, Field(ge=2, le=MAX_INT)] | None = None
     panic_threshold: Ratio | None = None
     ewma_decay: Duration | None = None
     hash_on: SafeText | None = None
     ring_size: PositiveInt | None = None
-    maglev_table_size: Annotated[int, Field(ge=7)] | None = None
+    maglev_table_size: Annotated[int, Field(ge=7, le=MAX_INT)] | None = None
 
 
 class OutlierDetectionSpec(SpecModel):
@@ -358,7 +365,7 @@ class InstanceSpec(SpecModel):
     address: Address
     port: Port | None = None
     """``None``: the service's port."""
-    weight: PositiveInt = 1
+    weight: Weight = 1
     id: InstanceId | None = None
     """Stable identifier; ``<service>-<index>`` when absent."""
 
@@ -384,7 +391,7 @@ class MeshDefaults(EdgePolicySpec):
 
 class DnsSpec(SpecModel):
     zone: DnsName
-    ttl: WholeSeconds = 30
+    ttl: Annotated[WholeSeconds, Field(le=MAX_DNS_TTL)] = 30
     """Seconds."""
 
 

@@ -27,6 +27,10 @@ WHOLE_SECONDS_PATTERN = r"^(?=[0-9hms]*[1-9])([0-9]+(h|m|s))+$"
 _WHOLE_SECONDS = re.compile(r"(?:\d+(?:h|m|s))+")
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
 RATE_PATTERN = r"^[0-9]+(\.[0-9]+)?/(s|m)$"
+MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
+"""The longest duration a Go ``time.Duration`` holds (whole seconds of it): Consul parses every
+duration the bundle writes as one, and refuses a longer one."""
+_MAX_DURATION_TEXT = "2562047h47m16s"
 
 
 def _shown(value: Any) -> str:
@@ -48,7 +52,14 @@ def parse_duration(value: Any) -> float:
     seconds = _duration_text(value.strip()) if isinstance(value, str) else None
     if seconds is not None:
         if seconds > 0 and math.isfinite(seconds):
-            return seconds
+            # the bundle writes whole nanoseconds: a shorter duration would be written as 0s
+            if round(seconds * 1e9) >= 1 and seconds <= MAX_DURATION_SECONDS:
+                return seconds
+            raise PydanticCustomError(
+                "duration",
+                "expected a duration from one nanosecond (0.000001ms) to {most}, found {found}",
+                {"most": _MAX_DURATION_TEXT, "found": repr(value)},
+            )
         raise PydanticCustomError(
             "duration", "expected a duration above zero, found {found}", {"found": repr(value)}
         )
