@@ -16,6 +16,8 @@ from meshspec.sim.units import Offset, Percent, PositiveDuration, Rate
 
 Z_P99 = 2.3263478740408408
 """The standard normal quantile of 0.99: a lognormal's p99 is ``exp(mu + Z_P99 * sigma)``."""
+MAX_LOG = 700.0
+"""Largest log of a service time: ``exp`` overflows a float a little above 709."""
 
 
 class ScenarioModel(BaseModel):
@@ -123,6 +125,17 @@ class Latency(ScenarioModel):
             raise ValueError(f"p99 ({p99}s) is below the median ({median}s)")
         if forms[2] and (self.mu is None or self.sigma is None):
             raise ValueError("mu and sigma go together")
+        mu, sigma = self.mu, self.sigma
+        # exp() of a draw must stay a float: mu + 9 sigma is beyond any draw in practice
+        if (
+            mu is not None
+            and sigma is not None
+            and (not (math.isfinite(mu) and math.isfinite(sigma)) or mu + 9 * sigma > MAX_LOG)
+        ):
+            raise ValueError(
+                f"mu ({mu}) and sigma ({sigma}) give service times beyond what a float"
+                f" holds (mu + 9 sigma must be at most {MAX_LOG})"
+            )
         return self
 
     def lognormal(self) -> tuple[float, float] | None:
@@ -209,7 +222,8 @@ class Capacity(InstanceFault):
     limit, service times scale by its inverse)."""
 
     fault: Literal["capacity"]
-    to: Percent
+    to: Annotated[Percent, Field(gt=0)]
+    """Above zero: an instance with no capacity at all is a ``hang``."""
 
 
 class Partition(FaultBase):
