@@ -43,6 +43,7 @@ def check(spec: MeshSpec, provenance: Provenance, *, call_graph: bool = True) ->
         out.extend(_upstream_names(graph, provenance))
         out.extend(_cycles(graph, provenance))
     out.extend(_instances(spec, provenance))
+    out.extend(_dns_names(spec, provenance))
     out.extend(_health_checks(spec, provenance))
     out.extend(_edges(spec, provenance))
     return out
@@ -186,6 +187,57 @@ def _instances(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
                         f"instance id {instance.id!r} is used twice (first by "
                         f"instances[{first_id}])",
                     )
+
+
+MAX_DNS_LABEL = 63
+MAX_DNS_NAME = 253
+"""RFC 1035: a label holds at most 63 octets, a name 255 on the wire (253 characters as text,
+without the final dot)."""
+
+
+def _dns_names(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
+    """Every name the compiled zone holds (``<service>``, ``_<service>._tcp`` and
+    ``<instance-id>.<service>`` below the zone) must be a valid DNS name, or no DNS server
+    loads the zone."""
+    zone = spec.mesh.dns.zone
+    longest: tuple[str, ...] = ()
+    for name, service in spec.services.items():
+        if len(name) + 1 > MAX_DNS_LABEL:
+            yield provenance.diagnostic(
+                ("services", name),
+                "E0213",
+                f"the zone's SRV name for service {name!r} has the label '_{name}', "
+                f"{len(name) + 1} characters; expected a service name of at most "
+                f"{MAX_DNS_LABEL - 1} characters",
+                key=True,
+            )
+        for index, instance in enumerate(service.instances):
+            label = instance.id if instance.id is not None else f"{name}-{index}"
+            if len(label) > MAX_DNS_LABEL:
+                explicit = instance.id is not None
+                yield provenance.diagnostic(
+                    ("services", name, "instances", index, "id")
+                    if explicit
+                    else ("services", name, "instances", index),
+                    "E0213",
+                    f"instance {'id' if explicit else 'default id'} {label!r} is the zone label "
+                    f"of its address record, {len(label)} characters; expected at most "
+                    f"{MAX_DNS_LABEL}" + ("" if explicit else " (set a shorter id)"),
+                )
+            candidate = (label, name, zone)
+            if len(".".join(candidate)) > len(".".join(longest)):
+                longest = candidate
+        candidate = (f"_{name}", "_tcp", zone)
+        if len(".".join(candidate)) > len(".".join(longest)):
+            longest = candidate
+    if len(".".join(longest)) > MAX_DNS_NAME:
+        full = ".".join(longest)
+        yield provenance.diagnostic(
+            ("mesh", "dns", "zone"),
+            "E0213",
+            f"the zone would hold the name {full!r}, {len(full)} characters; expected names "
+            f"of at most {MAX_DNS_NAME} (shorten the zone, the service names or instance ids)",
+        )
 
 
 def _health_checks(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:

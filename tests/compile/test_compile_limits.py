@@ -54,9 +54,7 @@ def test_values_at_the_limits_compile_into_accepted_artifacts(tmp_path: Path) ->
         ("defaults.load_balancer.choices=99999999999999999999", "at most 2147483647"),
     ],
 )
-def test_values_beyond_the_limits_are_refused(
-    override: str, expected: str, tmp_path: Path
-) -> None:
+def test_values_beyond_the_limits_are_refused(override: str, expected: str, tmp_path: Path) -> None:
     out = tmp_path / "bundle"
     with pytest.raises(SpecError) as caught:
         compile_spec(SHOP, out, overrides=(override,))
@@ -64,3 +62,68 @@ def test_values_beyond_the_limits_are_refused(
     assert expected in diagnostic.message
     assert diagnostic.path == override.partition("=")[0].replace(".0.", "[0].")
     assert not out.exists()
+
+
+SERVICE = "s" * 62  # `_<service>` is a label of the SRV name: 63 characters
+INSTANCE = "i" * 63
+ZONE = "z" * 62 + "." + "y" * 63  # the longest name, <id>.<service>.<zone>, is 253 characters
+
+
+def _names_spec(service: str, instance: str, zone: str) -> str:
+    return (
+        "apiVersion: meshspec/v1\n"
+        f"mesh: {{name: m, datacenter: dc1, dns: {{zone: {zone}, ttl: 30s}}}}\n"
+        "services:\n"
+        f"  {service}:\n"
+        "    port: 80\n"
+        f"    instances: [{{address: 'fd00::1', id: {instance}}}, {{address: 10.0.0.1, id: b}}]\n"
+    )
+
+
+def test_the_longest_names_compile_into_a_zone_named_checkzone_loads(tmp_path: Path) -> None:
+    spec = tmp_path / "names.yaml"
+    spec.write_text(_names_spec(SERVICE, INSTANCE, ZONE))
+    out = tmp_path / "bundle"
+    compile_spec(spec, out)
+    (zonefile,) = (out / "dns").iterdir()
+    named_checkzone(ZONE, zonefile)
+
+
+@pytest.mark.parametrize(
+    ("service", "instance", "zone", "where", "expected"),
+    [
+        (SERVICE + "s", "a", "z.example", (4, 3), "label '_" + SERVICE + "s', 64 characters"),
+        (SERVICE, INSTANCE + "i", "z.example", (6, 42), "64 characters; expected at most 63"),
+        (SERVICE, INSTANCE, "x." + ZONE, (2, 46), "255 characters; expected names of at most 253"),
+        ("z" * 253, "a", "z.example", (4, 3), "expected a DNS label"),
+    ],
+)
+def test_names_beyond_dns_limits_are_refused_where_they_are_written(
+    service: str,
+    instance: str,
+    zone: str,
+    where: tuple[int, int],
+    expected: str,
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "names.yaml"
+    spec.write_text(_names_spec(service, instance, zone))
+    out = tmp_path / "bundle"
+    with pytest.raises(SpecError) as caught:
+        compile_spec(spec, out)
+    first = caught.value.diagnostics[0]
+    assert (first.line, first.column) == where, first.format()
+    assert expected in first.message, first.format()
+    assert not out.exists()
+
+
+def test_a_default_instance_id_beyond_63_characters_is_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "names.yaml"
+    spec.write_text(_names_spec(SERVICE, "a", "z.example").replace(", id: b}", "}"))
+    out = tmp_path / "bundle"
+    with pytest.raises(SpecError) as caught:
+        compile_spec(spec, out)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E0213"
+    assert "default id '" + SERVICE + "-1'" in diagnostic.message
+    assert (diagnostic.line, diagnostic.column) == (6, 46)  # the instance without an id
