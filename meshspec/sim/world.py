@@ -274,6 +274,9 @@ class World:
         if self._progress is not None:
             env.process(self._report_progress(self._progress))
         env.run(until=self.duration + self.drain)
+        for counters, group in self.breakers:
+            # the detectors' own count: ejections shorter than the 1 s sampling step count too
+            counters.ejections = sum(p.outlier.ejections_total for p in group if p.outlier)
         return self.recorder
 
     def _start_traffic(self, index: int, traffic: Traffic) -> None:
@@ -523,10 +526,10 @@ class World:
     # --- sampling ------------------------------------------------------------------------------
 
     def _sample_policies(self) -> Process:
-        """Once a second: the share of breakers open and of endpoints ejected, per edge."""
+        """Once a second: the share of breakers open and of endpoints ejected, per edge (the
+        ejection count is the detectors' own, taken at the end of the run)."""
         env = self.env
         seconds = self.recorder.seconds
-        last_ejected: dict[int, frozenset[str]] = {}
         while True:
             now = env.now
             second = int(now)
@@ -543,11 +546,7 @@ class World:
                         half += state == "half_open"
                     outlier = policies.outlier
                     if outlier is not None:
-                        current = outlier.ejected(now)
-                        previous = last_ejected.get(id(policies), frozenset())
-                        counters.ejections += len(current - previous)
-                        last_ejected[id(policies)] = current
-                        ejected += len(current)
+                        ejected += len(outlier.ejected(now))
                 if counters.breakers:
                     counters.breaker_open[second] = opened / counters.breakers
                     counters.breaker_half_open[second] = half / counters.breakers

@@ -9,6 +9,7 @@ from pathlib import Path
 from simrun import MESH, SCENARIO, run
 
 from meshspec.sim.load import load_scenario
+from meshspec.sim.world import World
 
 NO_RETRY = "retry: {attempts: 3, per_try_timeout: 500ms, backoff: {base: 10ms, max: 100ms}}"
 
@@ -190,3 +191,24 @@ def test_abandoned_work_is_dropped_only_when_asked(write: Callable[[str, str], P
     )["services"]["back"]
     assert dropped["served"] > kept["served"]
     assert dropped["success_rate"] > kept["success_rate"] + 0.04
+
+
+def test_every_ejection_is_counted_even_between_samples(
+    write: Callable[[str, str], Path],
+) -> None:
+    # Ejections of 100 ms start and end between the once-a-second samples of ejected sets;
+    # the count must still match what the callers' outlier detectors did.
+    mesh = MESH.replace(
+        "outlier_detection: off",
+        "outlier_detection: {consecutive_failures: 1, base_ejection: 100ms, max_ejection: 100ms,"
+        " max_ejected: 100%}",
+    ).replace("health_check: {http: /healthz, interval: 2s, timeout: 1s}", "health_check: off")
+    write("mesh.yaml", mesh)
+    path = write("scenario.yaml", SCENARIO)
+    loaded, model = load_scenario(path)
+    world = World(model, loaded.scenario, loaded.scenario.seed)
+    recorder = world.run()
+    detectors = [p.outlier for _, group in world.breakers for p in group if p.outlier is not None]
+    done = sum(d.ejections_total for d in detectors)
+    assert done > 20
+    assert recorder.edge("front", "back").ejections == done
