@@ -68,7 +68,12 @@ def _without_nulls(value: Any) -> Any:
 def apply_environment(data: dict[str, Any], env: str, provenance: Provenance) -> dict[str, Any]:
     """A copy of ``data`` with ``environments.<env>`` merged on; SpecError E0300 if unknown."""
     environments = data.get("environments")
-    names = sorted(environments) if isinstance(environments, dict) else []
+    # only text keys can be named by --env (the models report any other key)
+    names = (
+        sorted(k for k in environments if isinstance(k, str))
+        if isinstance(environments, dict)
+        else []
+    )
     overlay = environments.get(env) if isinstance(environments, dict) else None
     if env not in names:
         close = difflib.get_close_matches(env, names, n=1)

@@ -202,6 +202,20 @@ def test_unknown_environment_is_a_usage_error(write_spec: WriteSpec) -> None:
     assert caught.value.diagnostics[0].code == "E0300"
 
 
+@pytest.mark.parametrize("environments", ["{1: {}}", "{1: {}, prod: {}}", "{null: {}, true: {}}"])
+@pytest.mark.parametrize("env", ["prod", "staging"])
+def test_environments_with_keys_that_are_not_text(
+    environments: str, env: str, write_spec: WriteSpec
+) -> None:
+    # --env can only name a text key: the others are left to the models to report
+    path = write_spec(MINIMAL + f"environments: {environments}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, env=env)
+    codes = [d.code for d in caught.value.diagnostics]
+    assert "E0101" in codes  # the key that is not text, located
+    assert ("E0300" in codes) == (f"{env}:" not in environments)
+
+
 def test_a_copied_spec_does_not_reuse_the_original_resolution(write_spec: WriteSpec) -> None:
     spec = load_spec(write_spec(MINIMAL))
     assert edge_policy(spec, "web", "api").timeout == 2.0
