@@ -2,7 +2,8 @@
 
 Discovery follows the spec: an instance that stops answering leaves its callers' endpoint
 lists only once its health check has failed ``failures`` times in a row (checks every
-``interval``, at a random phase per instance), plus the scenario's propagation delay. Until
+``interval``, at a random phase per instance; a hung instance fails a check only when the
+check's ``timeout`` expires), plus the scenario's propagation delay. Until
 then callers keep sending to it, and only their own outlier detection and breakers help.
 """
 
@@ -147,7 +148,13 @@ class FaultSchedule:
         env = self.world.env
         yield Timeout(env, self.rng.uniform(0, health.interval))
         passing, streak = True, 0
+        interval, timeout = health.interval, min(health.timeout, health.interval)
         while True:
+            waited = 0.0
+            if instance.up and instance.hung and timeout > 0:
+                # no answer: the check fails once its timeout expires (unless it got one)
+                yield Timeout(env, timeout)
+                waited = timeout
             healthy = instance.up and not instance.hung
             if healthy == passing:
                 streak = 0
@@ -161,7 +168,7 @@ class FaultSchedule:
                     else:
                         listed.discard(instance.endpoint.id)
                     self._publish(service.name)
-            yield Timeout(env, health.interval)
+            yield Timeout(env, interval - waited)
 
     def _held(self, service: str) -> bool:
         return self.outages.get(service, 0) > 0 or self.outages.get(None, 0) > 0

@@ -22,6 +22,9 @@ class HealthModel:
     """Consecutive failed checks before the instance is marked critical."""
     successes: int = 1
     """Consecutive passing checks before it is marked passing again."""
+    timeout: float = 0.0
+    """How long a check waits for an answer: a hung instance fails it only then (a crashed
+    one refuses the connection at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,4 +79,5 @@ def _health(check: Any) -> HealthModel | None:
         interval=float(check.interval),
         failures=int(getattr(check, "failure_threshold", getattr(check, "failures", 1)) or 1),
         successes=int(getattr(check, "success_threshold", getattr(check, "successes", 1)) or 1),
+        timeout=float(getattr(check, "timeout", 0.0) or 0.0),
     )

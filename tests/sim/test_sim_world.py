@@ -212,3 +212,29 @@ def test_every_ejection_is_counted_even_between_samples(
     done = sum(d.ejections_total for d in detectors)
     assert done > 20
     assert recorder.edge("front", "back").ejections == done
+
+
+def test_a_hung_instance_fails_its_health_check_only_when_the_check_times_out(
+    write: Callable[[str, str], Path],
+) -> None:
+    # A crashed instance refuses the check at once; a hung one leaves the check waiting for its
+    # timeout (1 s here), so it leaves discovery no sooner than that after the hang begins.
+    write("mesh.yaml", MESH)
+    path = write("scenario.yaml", SCENARIO.replace("instances: 50%, fault: crash", "fault: hang"))
+    loaded, model = load_scenario(path)
+    health = model.services["back"].health
+    assert health is not None and (health.interval, health.failures) == (2, 1)  # timeout: 1s
+    world = World(model, loaded.scenario, loaded.scenario.seed)
+    dropped: dict[str, float] = {}
+    publish = world.faults._publish
+
+    def spy(service: str) -> None:
+        for instance in world.services[service].instances:
+            if instance.endpoint.id not in world.faults.catalog[service]:
+                dropped.setdefault(instance.endpoint.id, world.env.now)
+        publish(service)
+
+    world.faults._publish = spy  # type: ignore[method-assign]
+    world.run()
+    assert len(dropped) == 4
+    assert all(5 + 1 <= at < 5 + 2 + 1 for at in dropped.values()), dropped
