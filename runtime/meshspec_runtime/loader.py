@@ -90,7 +90,7 @@ def _read_manifest(root: Path) -> Manifest:
     try:
         manifest = Manifest.model_validate_json(raw)
     except ValidationError as error:
-        raise BundleError(root, MANIFEST, f"not a valid manifest: {error}") from None
+        raise BundleError(root, MANIFEST, f"not a valid manifest: {_problems(error)}") from None
     if manifest.format != BUNDLE_FORMAT:
         raise BundleError(
             root,
@@ -106,9 +106,9 @@ def _verify_file(root: Path, relative: str, expected: str) -> None:
     if not parts or relative.startswith("/") or ".." in parts or relative == MANIFEST:
         raise BundleError(root, relative, f"{MANIFEST} lists a path outside the bundle")
     path = root.joinpath(*parts)
-    if path.is_symlink() or not path.is_file():
-        raise BundleError(root, relative, "listed in the manifest but missing (or not a file)")
-    try:
+    try:  # the manifest names the path: a name too long for the system is an OSError here
+        if path.is_symlink() or not path.is_file():
+            raise BundleError(root, relative, "listed in the manifest but missing (or not a file)")
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as error:
         raise BundleError(root, relative, f"unreadable: {error.strerror}") from None

@@ -100,6 +100,29 @@ def test_a_broken_manifest_is_named(bundle: Path, content: bytes) -> None:
     assert error.value.file == "manifest.json"
 
 
+@pytest.mark.parametrize("listed", ["a" * 5000, "/".join(["b" * 255] * 20)])
+def test_a_manifest_listing_a_name_too_long_for_the_system_is_refused(
+    bundle: Path, listed: str
+) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"][listed] = "0" * 64
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="unreadable: File name too long") as error:
+        load_bundle(bundle)
+    assert error.value.file == listed
+
+
+def test_a_broken_manifest_is_named_in_one_line_without_echoing_it(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = None
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    with pytest.raises(BundleError) as error:
+        load_bundle(bundle)
+    assert "\n" not in str(error.value)
+    assert error.value.problem.startswith("not a valid manifest: files: Input should be")
+    assert "None" not in error.value.problem and "http" not in error.value.problem
+
+
 def test_a_folder_that_is_not_a_bundle(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="missing: is this a meshspec bundle") as error:
         load_bundle(tmp_path)
