@@ -368,3 +368,22 @@ def test_record_success_with_a_status_follows_the_conditions() -> None:
     call.next(0.0)
     assert call.record_success(0.1, 0.1, 201) is True
     assert call.next(0.1) == Done(status(201, latency=0.1))
+
+
+def test_an_exception_while_picking_gives_the_probe_slot_back() -> None:
+    # A half-open probe slot is taken before the balancer picks; a pick that raises (here a
+    # hash key that is not a str) must not keep it, or the breaker stays half-open for good.
+    breaker = CircuitBreakerConfig(
+        mode="consecutive", consecutive_failures=1, open_for=1.0, half_open_calls=1
+    )
+    ring = LoadBalancerConfig(strategy=Strategy.RING_HASH)
+    up = upstream(
+        policy(circuit_breaker=breaker, retry=RetryConfig(attempts=1), load_balancer=ring)
+    )
+    drive(up.start(0.0), [REFUSED])
+    call = up.start(2.0, key=42)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        call.next(2.0)
+    call.cancel(2.0)
+    assert up.breaker is not None and up.breaker.probes_admitted == 0
+    assert isinstance(up.start(2.1, key="cart-7").next(2.1), Attempt)

@@ -238,14 +238,22 @@ class Call:
                 ticket = breaker.admit(now)
                 if ticket == 0:  # CircuitBreaker.REJECTED
                     return self._finish(_fail(FailReason.BREAKER_OPEN, self._last))
-        throttle = up.throttle
-        if throttle is not None and throttle.should_reject(now, up.rng):
+        # The admission (a half-open probe slot) is given back if anything below raises, e.g.
+        # a hash key of the wrong type: cancel() would not know it was taken. (A try block
+        # costs nothing until something raises.)
+        try:
+            throttle = up.throttle
+            if throttle is not None and throttle.should_reject(now, up.rng):
+                if breaker is not None:
+                    breaker.on_cancel(now, ticket)
+                return self._finish(_fail(FailReason.THROTTLED, self._last))
+            if up.outlier is not None:
+                up.refresh_ejections(now)
+            host = up.balancer.pick(now, self._key, self._host)  # lock-free (balancer.base)
+        except BaseException:
             if breaker is not None:
                 breaker.on_cancel(now, ticket)
-            return self._finish(_fail(FailReason.THROTTLED, self._last))
-        if up.outlier is not None:
-            up.refresh_ejections(now)
-        host = up.balancer.pick(now, self._key, self._host)  # lock-free (see balancer.base)
+            raise
         if host is None:
             if breaker is not None:
                 breaker.on_cancel(now, ticket)
