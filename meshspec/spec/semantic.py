@@ -8,6 +8,7 @@ an environment overlay or an inherited default set is reported where it was writ
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,8 +152,11 @@ def _cycles(declared: CallGraph, provenance: Provenance) -> Iterator[Diagnostic]
                 state[node] = 2
             elif state.get(child) == 1:
                 loop = [*trail[trail.index(child) :], child]
+                edges = [("services", a, "upstreams", b) for a, b in itertools.pairwise(loop)]
+                # an edge an overlay or --set added is what made the cycle: point there
+                overlaid = [edge for edge in edges if provenance.is_overlaid(edge)]
                 yield provenance.diagnostic(
-                    ("services", node, "upstreams", child),
+                    overlaid[0] if overlaid else edges[-1],
                     "E0202",
                     f"call-graph cycle: {' -> '.join(loop)}; expected an acyclic call graph",
                     key=True,

@@ -255,3 +255,32 @@ def test_a_policy_set_directly_on_a_service_points_to_its_defaults(write_spec: W
     assert "did you mean 'defaults.retry'?" in diagnostic.message
     spec = load_spec(write_spec(MINIMAL), overrides=["services.web.defaults.retry.attempts=2"])
     assert edge_policy(spec, "web", "api").retry.attempts == 2
+
+
+def test_a_cycle_an_environment_closes_is_reported_at_the_overlay_edge(
+    write_spec: WriteSpec,
+) -> None:
+    # web -> api is in the base; only prod's api -> web makes a cycle: point at prod's edge
+    text = MINIMAL + "environments:\n  prod:\n    services:\n      api: {upstreams: {web: {}}}\n"
+    with pytest.raises(SpecError) as caught:
+        check_spec_file(write_spec(text))
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E0202"
+    assert diagnostic.path == "environments.prod.services.api.upstreams.web"
+    assert (diagnostic.line, diagnostic.column) == (24, 25)
+
+
+def test_a_cycle_an_override_closes_is_reported_at_the_override(write_spec: WriteSpec) -> None:
+    text = MINIMAL.replace(
+        "      - {address: 10.0.1.1}\n",
+        "      - {address: 10.0.1.1}\n  db:\n"
+        "    port: 5432\n    instances: [{address: 10.0.2.1}]\n"
+        "    upstreams: {web: {}}\n",
+    )
+    path = write_spec(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, overrides=["services.api.upstreams.db={}"])
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E0202"
+    assert diagnostic.file == "--set #1"
+    assert "web -> api -> db -> web" in diagnostic.message
