@@ -4,6 +4,7 @@ bytes)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -32,6 +33,25 @@ def command(scenario: bool, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
+    try:
+        write_output(output, text.encode("utf-8"))
+    except OSError as error:
+        click.echo(f"meshspec schema: {error.filename or output}: {error.strerror}", err=True)
+        sys.exit(2)
+
+
+def write_output(output: Path, data: bytes) -> None:
+    """Replace a regular file atomically (a ``.partial`` beside it, renamed over it); write
+    through anything else (a symbolic link, ``/dev/stdout``, a pipe), which a rename would
+    replace instead of writing to."""
+    if output.is_symlink() or (output.exists() and not output.is_file()):
+        with output.open("wb") as stream:
+            stream.write(data)
+        return
     partial = output.with_name(output.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(output)
+    try:
+        partial.write_bytes(data)
+        partial.replace(output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
