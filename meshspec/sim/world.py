@@ -33,6 +33,8 @@ Process = Generator[Event, Any, Any]
 
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
 _SUCCESS = OutcomeKind.SUCCESS
+INSTANT_RETRY_PAUSE = 0.001
+"""A closed-loop client without think time whose call took no time waits this long (1 ms)."""
 MAX_TIMER_LENGTHS = 256
 """Distinct attempt timeouts that get a shared timer; rarer lengths use their own."""
 
@@ -330,9 +332,14 @@ class World:
         stop = min(self.duration, traffic.stop if traffic.stop is not None else math.inf)
         yield Timeout(env, traffic.start)
         while env.now < stop:
+            sent = env.now
             yield from self._call(policies, edge)
             if traffic.think > 0:
                 yield Timeout(env, traffic.think)
+            elif env.now == sent:
+                # an answer in no time (a refused connection, an open breaker, no endpoint):
+                # without a pause the client would loop forever at one instant of the clock
+                yield Timeout(env, INSTANT_RETRY_PAUSE)
 
     # --- the hot path --------------------------------------------------------------------------
 

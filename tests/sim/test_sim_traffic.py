@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,36 @@ def test_closed_loop_clients_send_one_request_at_a_time(
     # Each client: 5 ms at front + 5 ms at back, then 90 ms thinking: 10 requests a second.
     front = run(path)["services"]["front"]
     assert front["goodput"] == pytest.approx(5 * 10, rel=0.02)
+
+
+def test_closed_loop_clients_facing_instant_failures_do_not_stall_the_clock(
+    write: Callable[[str, str], Path],
+) -> None:
+    # Without think time, a client whose calls are refused at once (its entry service crashed)
+    # used to call again at the same instant forever: the run never ended.
+    write("mesh.yaml", MESH)
+    path = write(
+        "closed.yaml",
+        SCENARIO.replace("{to: front, rate: 100/s}", "{to: front, clients: 2}").replace(
+            "service: back, instances: 50%", "service: front"
+        ),
+    )
+
+    def stalled(signum: int, frame: object) -> None:
+        raise TimeoutError("the simulated clock stalled")
+
+    previous = signal.signal(signal.SIGALRM, stalled)
+    signal.alarm(60)
+    try:
+        front = run(path)["edges"]["@traffic->front"]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    failures = front["failures"]
+    instant = failures["attempts_exhausted"] + failures["no_endpoint"]
+    # refused for the 5 s of the crash, then no endpoint until discovery lists front again
+    # (at most a check interval and the propagation delay later): one every ms per client
+    assert 2 * 5 * 1000 <= instant <= 2 * (5 + 2 + 1 + 1) * 1000
 
 
 def test_a_discovery_outage_keeps_a_crashed_instance_listed(
