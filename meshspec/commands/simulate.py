@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -20,6 +21,8 @@ from meshspec.sim.runner import Source, build_report, compare_runs, run_seeds, v
 from meshspec.spec.diagnostics import SpecError
 
 PathArg = click.Path(exists=False, dir_okay=False, path_type=Path)
+MAX_SEEDS = 100_000
+"""Each seed is a whole simulation: more than this is a typo, not a plan."""
 
 
 @click.command("simulate")
@@ -33,7 +36,7 @@ PathArg = click.Path(exists=False, dir_okay=False, path_type=Path)
 @click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
 @click.option(
     "--seeds",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEEDS),
     default=1,
     show_default=True,
     help="Run this many seeds (seed, seed+1, ...) and report means with 95% CIs.",
@@ -88,6 +91,11 @@ def command(
         for diagnostic in error.diagnostics:
             click.echo(diagnostic.format(), err=True)  # one line each, never wrapped
         sys.exit(2)
+    if report_dir is not None:
+        try:  # before the runs: a report folder that cannot be made must not cost a simulation
+            report_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            _exit_unwritable(report_dir, error)
     first = seed if seed is not None else loaded.scenario.seed
     seed_list = list(range(first, first + seeds))
     # Wide enough for the tables when piped into a CI log.
@@ -146,6 +154,18 @@ def command(
     else:
         print_summary(console, report, results)
     if report_dir is not None:
-        html = write_report(report_dir, report)
+        try:
+            html = write_report(report_dir, report)
+        except OSError as error:
+            _exit_unwritable(report_dir, error)
         (err if as_json else console).print(f"report: {html}")
     sys.exit(0 if report["passed"] else 1)
+
+
+def _exit_unwritable(report_dir: Path, error: OSError) -> NoReturn:
+    click.echo(
+        f"meshspec simulate: --report {report_dir}: {error.filename or report_dir}: "
+        f"{error.strerror}",
+        err=True,
+    )
+    sys.exit(2)
