@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import pytest
 from meshspec_runtime.bundle import Endpoint
@@ -241,3 +242,22 @@ def test_classifier_reads_status_attributes_and_error_responses() -> None:
     assert classify(Urllib(), 0.0).status == 502
     assert classify(HttpError(), 0.0).status == 429
     assert classify(HttpError(), 0.0).kind is OutcomeKind.SUCCESS
+
+
+def test_an_int_enum_status_is_a_status() -> None:
+    # http.HTTPStatus is an int: a 503 given as HTTPStatus.SERVICE_UNAVAILABLE was taken for a
+    # plain answer without status, so it was neither retried nor counted as a failure.
+    class Enum503(Exception):
+        response = Response(HTTPStatus.SERVICE_UNAVAILABLE)
+
+    assert classify(Response(HTTPStatus.SERVICE_UNAVAILABLE), 0.0).status == 503
+    assert type(classify(Response(HTTPStatus.SERVICE_UNAVAILABLE), 0.0).status) is int
+    assert classify(Enum503(), 0.0).status == 503
+    assert classify(Response(True), 0.0).status is None  # a bool is not a status
+    up = UpstreamPolicies(
+        UpstreamPolicy(retry=RetryConfig(attempts=2, backoff=FAST)),
+        endpoints(2),
+        rng=random.Random(0),
+    )
+    with pytest.raises(CallFailed, match=r"attempts_exhausted \(last attempt: HTTP 503\)"):
+        call_sync(up, lambda ep, timeout: Response(HTTPStatus.SERVICE_UNAVAILABLE))

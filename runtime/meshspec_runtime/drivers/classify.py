@@ -58,7 +58,14 @@ def status_of(value: object) -> int | None:
     status = getattr(value, "status_code", None)
     if status is None:
         status = getattr(value, "status", None)
-    return status if type(status) is int else None
+    return status if type(status) is int else _integer(status)
+
+
+def _integer(status: object) -> int | None:
+    """An ``int`` subclass other than bool (``http.HTTPStatus``) as a plain int, else None."""
+    if isinstance(status, int) and not isinstance(status, bool):
+        return int(status)
+    return None
 
 
 def classify(value: object, latency: float) -> Outcome:
@@ -73,7 +80,7 @@ def classify(value: object, latency: float) -> Outcome:
     made: Outcome = _new(Outcome)  # outcome(...), inlined: this is every call's hot path
     _set_kind(made, _SUCCESS)
     _set_latency(made, latency)
-    _set_status(made, status if type(status) is int else None)
+    _set_status(made, status if type(status) is int else _integer(status))
     _set_grpc(made, None)
     return made
 
