@@ -45,8 +45,10 @@ class Previous:
             serial = data.get("dns_serial")
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return None
-        if not isinstance(version, str) or not (serial is None or isinstance(serial, int)):
+        if not isinstance(version, str):
             return None
+        if not (type(serial) is int and 0 <= serial < _SERIAL_MODULUS):  # not bool, 32 bits
+            serial = None  # a hand-edited manifest: start again rather than write a bad zone
         return cls(version, serial)
 
 

@@ -3,6 +3,7 @@ one step beyond, the spec refuses them (a located error, not a traceback or a re
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,18 @@ def test_a_default_instance_id_beyond_63_characters_is_refused(tmp_path: Path) -
     assert diagnostic.code == "E0213"
     assert "default id '" + SERVICE + "-1'" in diagnostic.message
     assert (diagnostic.line, diagnostic.column) == (6, 46)  # the instance without an id
+
+
+@pytest.mark.parametrize("serial", [2**32, 2**40, -1, True, 1.5, "7"])
+def test_a_previous_serial_a_zone_cannot_hold_starts_the_serial_again(
+    serial: object, tmp_path: Path
+) -> None:
+    previous = tmp_path / "previous"
+    compile_spec(SHOP, previous)
+    manifest = json.loads((previous / "manifest.json").read_text())
+    manifest["dns_serial"] = serial
+    (previous / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "bundle"
+    result = compile_spec(SHOP, out, previous=previous)
+    assert result.serial == 1
+    named_checkzone("shop.mesh.internal", out / "dns" / "shop.mesh.internal.zone")
