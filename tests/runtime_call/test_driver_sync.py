@@ -261,3 +261,21 @@ def test_an_int_enum_status_is_a_status() -> None:
     )
     with pytest.raises(CallFailed, match=r"attempts_exhausted \(last attempt: HTTP 503\)"):
         call_sync(up, lambda ep, timeout: Response(HTTPStatus.SERVICE_UNAVAILABLE))
+
+
+def test_a_retry_predicate_that_raises_releases_everything_once() -> None:
+    # The predicate runs after the attempt's feedback: cancelling then released the host's
+    # active count a second time (IndexError, masking the user's error) and kept the permit.
+    def broken(outcome: object) -> bool:
+        raise ValueError("predicate bug")
+
+    up = UpstreamPolicies(
+        UpstreamPolicy(concurrency_limit=1),
+        endpoints(1),
+        rng=random.Random(0),
+        retry_predicate=broken,
+    )
+    with pytest.raises(ValueError, match="predicate bug"):
+        call_sync(up, lambda ep, timeout: Response(404))
+    assert [h.active for h in up.balancer.hosts] == [0]
+    assert up.bulkhead is not None and up.bulkhead.in_use == 0

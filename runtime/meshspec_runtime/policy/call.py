@@ -301,6 +301,9 @@ class Call:
             and outcome.grpc_status not in _OVERLOAD_GRPC
         ):
             throttle.on_accept(now)
+        # The attempt's feedback is in: if the user's retry predicate raises, cancel() must
+        # release only the permit, not the host's active count or the breaker slot again.
+        self._state = READY
         if not up.retry_on.matches(outcome):
             if outcome.kind is _SUCCESS:
                 self._finish(_done(outcome))
