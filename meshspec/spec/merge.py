@@ -26,15 +26,21 @@ from meshspec.spec.document import Provenance, Source
 from meshspec.spec.yamlio import PositionLookup
 
 
-class FixedPosition(PositionLookup):
-    """A lookup that answers one position whatever the path (for a command-line value)."""
+class OverridePosition(PositionLookup):
+    """Positions inside one ``--set KEY=VALUE`` argument (line 1): a path below KEY is looked up
+    in VALUE's own YAML, so an error in ``--set 'a.tags=[ok, "b c"]'`` points at ``"b c"``."""
 
-    def __init__(self, line: int, column: int) -> None:
-        super().__init__("")
-        self._position = (line, column)
+    def __init__(self, key: Sequence[str | int], value: str, column: int) -> None:
+        super().__init__(value)
+        self._key_length = len(key)
+        self._column = column
+        """1-based column of VALUE's first character in the argument."""
 
     def locate(self, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
-        return self._position
+        line, column = super().locate(tuple(path)[self._key_length :], key=key)
+        if line != 1:  # an empty value, or a position on a later line of a multi-line one
+            return 1, self._column
+        return 1, self._column + column - 1
 
 
 def merge_into(
@@ -131,7 +137,8 @@ def apply_overrides(
         except ValueError as error:
             problems.append(Diagnostic(where, 1, 1, "E0301", "", f"{text!r}: {error}"))
             continue
-        provenance.add(path, Source(where, FixedPosition(1, column), tuple(path)))
+        raw = text[column - 1 :]
+        provenance.add(path, Source(where, OverridePosition(path, raw, column), tuple(path)))
     if problems:
         raise SpecError(problems)
     return merged

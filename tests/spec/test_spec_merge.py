@@ -284,3 +284,23 @@ def test_a_cycle_an_override_closes_is_reported_at_the_override(write_spec: Writ
     assert diagnostic.code == "E0202"
     assert diagnostic.file == "--set #1"
     assert "web -> api -> db -> web" in diagnostic.message
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "column"),
+    [
+        ('services.api.tags=[ok, "a b"]', "services.api.tags[1]", 24),
+        ("services.api.port=   99999", "services.api.port", 22),
+        ("services.api.instances[0]={address: x}", "services.api.instances[0].address", 37),
+        ("defaults.retry={atempts: 2}", "defaults.retry.atempts", 17),
+        ("services.api.port=0", "services.api.port", 19),
+    ],
+)
+def test_an_error_inside_an_override_value_points_at_its_element(
+    override: str, path: str, column: int, write_spec: WriteSpec
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(MINIMAL), overrides=[override])
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.file, diagnostic.path) == ("--set #1", path)
+    assert (diagnostic.line, diagnostic.column) == (1, column), diagnostic.format()
