@@ -289,6 +289,10 @@ class Call:
         throttle = up.throttle
         failed = up.failure_on.matches(outcome)
         up.finish_attempt(now, host, latency, failed)
+        # The attempt is accounted for: if anything below raises (the user's retry predicate,
+        # a breaker listener), cancel() must release only the permit, not the host's active
+        # count or the breaker's slot a second time.
+        self._state = READY
         if breaker is not None:
             if failed:
                 breaker.on_failure(now, latency, self._ticket)
@@ -301,9 +305,6 @@ class Call:
             and outcome.grpc_status not in _OVERLOAD_GRPC
         ):
             throttle.on_accept(now)
-        # The attempt's feedback is in: if the user's retry predicate raises, cancel() must
-        # release only the permit, not the host's active count or the breaker slot again.
-        self._state = READY
         if not up.retry_on.matches(outcome):
             if outcome.kind is _SUCCESS:
                 self._finish(_done(outcome))
