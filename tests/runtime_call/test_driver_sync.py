@@ -279,3 +279,23 @@ def test_a_retry_predicate_that_raises_releases_everything_once() -> None:
         call_sync(up, lambda ep, timeout: Response(404))
     assert [h.active for h in up.balancer.hosts] == [0]
     assert up.bulkhead is not None and up.bulkhead.in_use == 0
+
+
+def test_a_raising_breaker_listener_does_not_release_the_attempt_twice() -> None:
+    def listener(old: object, new: object, now: float) -> None:
+        raise RuntimeError("listener bug")
+
+    up = UpstreamPolicies(
+        UpstreamPolicy(
+            concurrency_limit=1,
+            retry=RetryConfig(attempts=1),
+            circuit_breaker=CircuitBreakerConfig(mode="consecutive", consecutive_failures=1),
+        ),
+        endpoints(1),
+        rng=random.Random(0),
+        breaker_listeners=(listener,),
+    )
+    with pytest.raises(RuntimeError, match="listener bug"):
+        call_sync(up, lambda ep, timeout: Response(503))
+    assert [h.active for h in up.balancer.hosts] == [0]
+    assert up.bulkhead is not None and up.bulkhead.in_use == 0
