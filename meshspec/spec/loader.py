@@ -61,6 +61,22 @@ def _check_valid_services(
 
 def _document(path: Path, display: str) -> tuple[dict[str, Any], PositionLookup]:
     data, lookup = load_yaml_document(path, display)
+    starts = lookup.document_starts() if isinstance(data, list) else []
+    if len(starts) > 1:
+        line, column = starts[1]
+        raise SpecError(
+            [
+                Diagnostic(
+                    display,
+                    line,
+                    column,
+                    "E0014",
+                    "",
+                    f"a second YAML document starts here ({len(starts)} in the file); expected "
+                    "one document, a mapping with apiVersion, mesh and services",
+                )
+            ]
+        )
     if not isinstance(data, dict):
         raise SpecError(
             [

@@ -80,6 +80,19 @@ class PositionLookup:
             mark = key_node.start_mark if key and last and key_node else current.start_mark
         return mark.line + 1, mark.column + 1
 
+    def document_starts(self) -> list[tuple[int, int]]:
+        """The (line, column) where each YAML document of the text starts: more than one when
+        the text is a stream of documents, which the data alone cannot tell from a list."""
+        loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        starts: list[tuple[int, int]] = []
+        try:
+            for event in yaml.parse(self._text, Loader=loader):
+                if isinstance(event, yaml.DocumentStartEvent):
+                    starts.append((event.start_mark.line + 1, event.start_mark.column + 1))
+        except (yaml.YAMLError, RecursionError, ValueError):
+            return starts
+        return starts
+
     def duplicate_key(self) -> tuple[list[str | int], int, int] | None:
         """The first key that appears twice in one mapping: its path and position."""
         root = self._node()

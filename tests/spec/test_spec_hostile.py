@@ -142,3 +142,25 @@ def test_aliases_used_sensibly_stay_within_the_budget(write_spec: WriteSpec) -> 
         lines.append(f"    upstreams: {{sink: {edge}}}")
     spec = load_spec(write_spec("\n".join(lines) + "\n"))
     assert spec.edge_count() == 5000
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (MINIMAL + "---\n", (21, 1)),  # a trailing separator: an empty second document
+        ("--- {a: 1}\n--- {b: 2}\n", (2, 1)),
+    ],
+)
+def test_a_stream_of_documents_is_named_as_such(
+    text: str, where: tuple[int, int], write_spec: WriteSpec
+) -> None:
+    # the parser returns a stream as a list: the message must not say the top is a list
+    code, line, column, message = _error(write_spec(text))
+    assert (code, (line, column)) == ("E0014", where)
+    assert "a second YAML document starts here (2 in the file)" in message
+
+
+def test_a_top_level_list_is_still_a_list(write_spec: WriteSpec) -> None:
+    code, line, column, message = _error(write_spec("- a\n- b\n"))
+    assert (code, line, column) == ("E0014", 1, 1)
+    assert message.endswith("found a list")
