@@ -87,8 +87,9 @@ class PositionLookup:
         starts: list[tuple[int, int]] = []
         try:
             for event in yaml.parse(self._text, Loader=loader):
-                if isinstance(event, yaml.DocumentStartEvent):
-                    starts.append((event.start_mark.line + 1, event.start_mark.column + 1))
+                mark = event.start_mark if isinstance(event, yaml.DocumentStartEvent) else None
+                if mark is not None:
+                    starts.append((mark.line + 1, mark.column + 1))
         except (yaml.YAMLError, RecursionError, ValueError):
             return starts
         return starts
