@@ -129,9 +129,18 @@ def _address(value: Any) -> str:
         return value  # already canonical; the common case, kept off ipaddress's slow path
     if isinstance(value, str):
         try:
-            return str(ipaddress.ip_address(value))
+            parsed = ipaddress.ip_address(value)
         except ValueError:
             pass
+        else:
+            # fe80::1%eth0 names an interface of one host: no zone record or peer can use it
+            if not (isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id):
+                return str(parsed)
+            raise PydanticCustomError(
+                "address",
+                "expected an IPv4 or IPv6 address without a scope (%interface), found {found}",
+                {"found": repr(value)},
+            )
     raise PydanticCustomError(
         "address",
         "expected an IPv4 or IPv6 address, found {found}",

@@ -143,3 +143,33 @@ def test_a_previous_serial_a_zone_cannot_hold_starts_the_serial_again(
     result = compile_spec(SHOP, out, previous=previous)
     assert result.serial == 1
     named_checkzone("shop.mesh.internal", out / "dns" / "shop.mesh.internal.zone")
+
+
+def test_an_ipv6_address_with_a_scope_is_refused(tmp_path: Path) -> None:
+    # ipaddress accepts fe80::1%eth0, which no zone file (AAAA) or health-check URL can hold
+    override = "services.web.instances.0.address=fe80::1%eth0"
+    out = tmp_path / "bundle"
+    with pytest.raises(SpecError) as caught:
+        compile_spec(SHOP, out, overrides=(override,))
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E0110"
+    assert "without a scope" in diagnostic.message
+    assert not out.exists()
+
+
+def test_an_ipv6_only_service_with_one_instance_and_no_upstreams_compiles_cleanly(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bundle"
+    compile_spec(
+        SHOP,
+        out,
+        overrides=(
+            "services.payments.instances=[{address: 'fe80::1'}]",
+            "services.ledger.instances=[{address: '::ffff:10.0.0.1', weight: 65535}]",
+        ),
+    )
+    named_checkzone("shop.mesh.internal", out / "dns" / "shop.mesh.internal.zone")
+    files = sorted((out / "consul" / "services").glob("*.json"))
+    result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
+    assert result.returncode == 0, result.stdout + result.stderr
