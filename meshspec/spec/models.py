@@ -69,6 +69,11 @@ and its readers (Consul's Go ints among them) hold."""
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
 Weight = Annotated[int, Field(ge=1, le=65535)]
 """An instance's weight is an SRV record's 16-bit weight field in the zone."""
+MAX_META_PAIRS = 62
+"""Consul takes at most 64 meta pairs per service, and the bundle adds two of its own."""
+RESERVED_META_PREFIXES = ("consul-", "meshspec_")
+"""Consul refuses ``consul-`` keys; the bundle writes ``meshspec_`` keys itself (its version and
+mesh) and would overwrite a spec's."""
 MAX_DNS_TTL = 2**31 - 1
 """RFC 2181 section 8: a TTL is at most 2^31 - 1 seconds."""
 # The runtime's enums, spelled as literals so strict validation takes plain strings (a test
@@ -383,7 +388,7 @@ class ServiceSpec(SpecModel):
     port: Port
     protocol: Literal["http", "grpc", "tcp"] = "http"
     tags: list[SafeText] = Field(default_factory=list)
-    meta: dict[MetaKey, MetaValue] = Field(default_factory=dict)
+    meta: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=MAX_META_PAIRS)
     instances: Annotated[list[InstanceSpec], Field(min_length=1)]
     health_check: HealthCheckOrOff | None = None
     defaults: EdgePolicySpec | None = None

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from meshspec.spec.diagnostics import Diagnostic
 from meshspec.spec.document import Provenance
-from meshspec.spec.models import DNS_LABEL_PATTERN, OFF, MeshSpec
+from meshspec.spec.models import DNS_LABEL_PATTERN, OFF, RESERVED_META_PREFIXES, MeshSpec
 from meshspec.spec.resolve import (
     HEALTH_CHECK_KINDS,
     MergedLayers,
@@ -45,6 +45,7 @@ def check(spec: MeshSpec, provenance: Provenance, *, call_graph: bool = True) ->
         out.extend(_cycles(graph, provenance))
     out.extend(_instances(spec, provenance))
     out.extend(_dns_names(spec, provenance))
+    out.extend(_meta_keys(spec, provenance))
     out.extend(_health_checks(spec, provenance))
     out.extend(_edges(spec, provenance))
     return out
@@ -191,6 +192,19 @@ def _instances(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
                         f"instance id {instance.id!r} is used twice (first by "
                         f"instances[{first_id}])",
                     )
+
+
+def _meta_keys(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
+    for name, service in spec.services.items():
+        for key in service.meta:
+            if key.startswith(RESERVED_META_PREFIXES):
+                yield provenance.diagnostic(
+                    ("services", name, "meta", key),
+                    "E0214",
+                    f"meta key {key!r} starts with a reserved prefix; expected a key not "
+                    f"starting with {' or '.join(map(repr, RESERVED_META_PREFIXES))}",
+                    key=True,
+                )
 
 
 MAX_DNS_LABEL = 63

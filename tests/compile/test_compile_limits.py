@@ -173,3 +173,36 @@ def test_an_ipv6_only_service_with_one_instance_and_no_upstreams_compiles_cleanl
     files = sorted((out / "consul" / "services").glob("*.json"))
     result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _meta(pairs: int) -> str:
+    return "{" + ", ".join(f"k{i}: v" for i in range(pairs)) + "}"
+
+
+def test_the_most_meta_pairs_consul_takes_compile_into_accepted_service_files(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bundle"
+    compile_spec(SHOP, out, overrides=(f"services.web.meta={_meta(62)}",))
+    files = sorted((out / "consul" / "services").glob("*.json"))
+    result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("meta", "code", "path"),
+    [
+        (_meta(63), "E0103", "services.web.meta"),
+        ("{team: a, consul-team: b}", "E0214", "services.web.meta.consul-team"),
+        ("{meshspec_mesh: other}", "E0214", "services.web.meta.meshspec_mesh"),
+    ],
+)
+def test_meta_consul_or_the_bundle_would_refuse_or_overwrite_is_refused(
+    meta: str, code: str, path: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "bundle"
+    with pytest.raises(SpecError) as caught:
+        compile_spec(SHOP, out, overrides=(f"services.web.meta={meta}",))
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.code, diagnostic.path) == (code, path)
+    assert not out.exists()
