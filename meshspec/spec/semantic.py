@@ -171,7 +171,7 @@ def _cycles(declared: CallGraph, provenance: Provenance) -> Iterator[Diagnostic]
 def _instances(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
     for name, service in spec.services.items():
         seen: dict[tuple[str, int], int] = {}
-        ids: dict[str, int] = {}
+        ids: dict[str, tuple[int, bool]] = {}
         for index, instance in enumerate(service.instances):
             port = instance.port if instance.port is not None else service.port
             where = ("services", name, "instances", index)
@@ -183,15 +183,20 @@ def _instances(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
                     f"instance {instance.address} port {port} is declared twice "
                     f"(first as instances[{first}]); expected unique address and port",
                 )
-            if instance.id is not None:
-                first_id = ids.setdefault(instance.id, index)
-                if first_id != index:
-                    yield provenance.diagnostic(
-                        (*where, "id"),
-                        "E0210",
-                        f"instance id {instance.id!r} is used twice (first by "
-                        f"instances[{first_id}])",
-                    )
+            # the default id counts too, and case does not: the id is a DNS label of the zone
+            explicit = instance.id is not None
+            effective = instance.id if instance.id is not None else f"{name}-{index}"
+            first_id, first_explicit = ids.setdefault(effective.lower(), (index, explicit))
+            if first_id != index:
+                how = ("" if first_explicit else " by default") + (
+                    "" if explicit else ", then by default"
+                )
+                yield provenance.diagnostic(
+                    (*where, "id") if explicit else where,
+                    "E0210",
+                    f"instance id {effective!r} is used twice (first by instances[{first_id}]"
+                    f"{how}); expected ids unique regardless of case",
+                )
 
 
 def _meta_keys(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:

@@ -206,3 +206,25 @@ def test_meta_consul_or_the_bundle_would_refuse_or_overwrite_is_refused(
     (diagnostic,) = caught.value.diagnostics
     assert (diagnostic.code, diagnostic.path) == (code, path)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("instances", "path", "found"),
+    [
+        # a default id (web-0) taken by an explicit one: Consul kept one registration of two
+        ("[{address: 10.9.0.1}, {address: 10.9.0.2, id: web-0}]", "instances[1].id", "by default"),
+        ("[{address: 10.9.0.1, id: web-1}, {address: 10.9.0.2}]", "instances[1]", "then by"),
+        # ids differing in case only are one DNS name
+        ("[{address: 10.9.0.1, id: a1}, {address: 10.9.0.2, id: A1}]", "instances[1].id", "'A1'"),
+    ],
+)
+def test_instance_ids_are_unique_with_defaults_and_regardless_of_case(
+    instances: str, path: str, found: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "bundle"
+    with pytest.raises(SpecError) as caught:
+        compile_spec(SHOP, out, overrides=(f"services.web.instances={instances}",))
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.code, diagnostic.path) == ("E0210", f"services.web.{path}")
+    assert found in diagnostic.message
+    assert not out.exists()
