@@ -86,6 +86,11 @@ def _write_all(fd: int, content: bytes) -> None:
 def _check_replaceable(target: Path) -> None:
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise OutputError(f"{target} exists and is not a directory")
+    for parent in target.parents:  # a folder inside a bundle is a file it does not list
+        if (parent / MARKER).is_file():
+            raise OutputError(
+                f"{target} is inside the bundle {parent}: writing there would break it"
+            )
     if target.is_dir() and not (target / MARKER).is_file() and any(target.iterdir()):
         raise OutputError(
             f"{target} is a non-empty directory without {MARKER}: refusing to replace "

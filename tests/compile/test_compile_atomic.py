@@ -111,3 +111,14 @@ def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.undo()
     assert snapshot(tmp_path / "bundle") == bundle.files
     assert load_bundle(tmp_path / "bundle").version == bundle.version
+
+
+@pytest.mark.parametrize("inside", ["inner", "consul/new", "a/b/c"])
+def test_a_target_inside_a_bundle_is_refused_and_the_bundle_stays_loadable(
+    previous: Path, inside: str
+) -> None:
+    before = snapshot(previous)
+    with pytest.raises(OutputError, match="is inside the bundle"):
+        write_bundle(build_bundle(ir_mesh(), "0" * 64), previous / inside)
+    assert snapshot(previous) == before
+    load_bundle(previous)
