@@ -35,6 +35,8 @@ REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
 _SUCCESS = OutcomeKind.SUCCESS
 INSTANT_RETRY_PAUSE = 0.001
 """A closed-loop client without think time whose call took no time waits this long (1 ms)."""
+MAX_DRAIN = 300.0
+"""Longest drain after the traffic stops, unless the run itself is longer (seconds)."""
 MAX_TIMER_LENGTHS = 256
 """Distinct attempt timeouts that get a shared timer; rarer lengths use their own."""
 
@@ -205,7 +207,9 @@ class World:
         seconds = max(1, math.ceil(scenario.duration))
         # After the traffic stops, requests in flight may finish: every one an outside client
         # started is counted, so ratios (amplification, load) are not skewed by the cut-off.
-        self.drain = max(t.timeout for t in scenario.traffic)
+        # The drain is capped: a client timeout of hours would otherwise size every counter
+        # array and keep the clock (health checks, progress) ticking for hours of sim time.
+        self.drain = min(max(t.timeout for t in scenario.traffic), max(self.duration, MAX_DRAIN))
         slots = seconds + math.ceil(self.drain) + 1
         self.recorder = Recorder(duration=scenario.duration, seconds=seconds, slots=slots)
         self._progress = progress

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from simrun import MESH, SCENARIO, run
 
+from meshspec.sim.load import load_scenario
+from meshspec.sim.metrics import ENTRY
 from meshspec.sim.scenario import Traffic
+from meshspec.sim.world import World
 
 NO_RETRY = "retry: {attempts: 3, per_try_timeout: 500ms, backoff: {base: 10ms, max: 100ms}}"
 
@@ -141,3 +144,22 @@ def test_reduced_capacity_rejects_more(write: Callable[[str, str], Path]) -> Non
     assert full["services"]["back"]["rejected"] < reduced["services"]["back"]["rejected"]
     during = reduced["series"]["services"]["back"]["success_rate"][6:10]
     assert max(rate for rate in during if rate is not None) < 0.9
+
+
+def test_a_very_long_client_timeout_does_not_stretch_the_run(
+    write: Callable[[str, str], Path],
+) -> None:
+    # A 10000 h client timeout sized every counter array for 10000 h and kept health checks
+    # and the progress clock ticking through them: the run never ended in practice.
+    write("mesh.yaml", MESH)
+    path = write(
+        "slow.yaml",
+        SCENARIO.replace("{to: front, rate: 100/s}", "{to: front, rate: 100/s, timeout: 10000h}"),
+    )
+    loaded, model = load_scenario(path)
+    world = World(model, loaded.scenario, loaded.scenario.seed)
+    assert world.drain == 300.0
+    recorder = world.run()
+    assert recorder.slots <= 20 + 300 + 1
+    front = recorder.edge(ENTRY, "front")
+    assert sum(front.calls) == pytest.approx(100 * 20, rel=0.1)
