@@ -116,6 +116,12 @@ def parse_override(text: str) -> tuple[list[str | int], Any, int]:
         if not part:
             raise ValueError(f"empty part in the key {key!r}")
         path.append(int(part) if part.isdigit() else part)
+    if path[0] == "environments":
+        # overrides apply after the environment's overlay: this one would change nothing
+        raise ValueError(
+            "an override cannot change an environment (it applies after the overlay); set the "
+            "value's own path, with --env to pick the environment"
+        )
     try:
         value = yaml_rs.loads(raw, parse_datetime=False) if raw.strip() else None
     except yaml_rs.YAMLDecodeError as error:

@@ -304,3 +304,20 @@ def test_an_error_inside_an_override_value_points_at_its_element(
     (diagnostic,) = caught.value.diagnostics
     assert (diagnostic.file, diagnostic.path) == ("--set #1", path)
     assert (diagnostic.line, diagnostic.column) == (1, column), diagnostic.format()
+
+
+@pytest.mark.parametrize(
+    "override", ["environments.prod.services.api.port=0", "environments=null", "environments.x={}"]
+)
+def test_an_override_of_an_environment_is_refused_not_ignored(
+    override: str, write_spec: WriteSpec
+) -> None:
+    # --set applies after the overlay, so this changed nothing while saying nothing
+    text = MINIMAL + "environments:\n  prod:\n    services: {api: {port: 9000}}\n"
+    path = write_spec(text)
+    for env in (None, "prod"):
+        with pytest.raises(SpecError) as caught:
+            load_spec(path, env=env, overrides=[override])
+        (diagnostic,) = caught.value.diagnostics
+        assert (diagnostic.file, diagnostic.code) == ("--set #1", "E0301")
+        assert "cannot change an environment" in diagnostic.message
