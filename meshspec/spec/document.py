@@ -275,9 +275,11 @@ def diagnostics_from_error(
         if accepts_off and code in ("E0101", "E0105"):
             message = message.replace("expected ", "expected off or ", 1)
         if detail["type"] == "missing":
-            # point at the mapping that lacks the field, name the field in the path
+            # point at the mapping that lacks the field, name the field in the path; or at the
+            # null of an overlay or override that removed it
             source, inner = provenance.source_of(path)
-            line, column = source.lookup.locate(inner[:-1])
+            removed = provenance.is_overlaid(path)
+            line, column = source.lookup.locate(inner if removed else inner[:-1], key=removed)
             out.append(Diagnostic(source.file, line, column, code, format_path(inner), message))
             continue
         key = is_key or detail["type"] == "extra_forbidden"

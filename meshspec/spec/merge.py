@@ -54,7 +54,8 @@ def merge_into(
     for key, value in overlay.items():
         here = (*at, key)
         if value is None:
-            base.pop(key, None)
+            if base.pop(key, None) is not None:  # a required field it removes is missing here
+                provenance.add(here, Source(source.file, source.lookup, source.prefix + here))
             continue
         current = base.get(key)
         if isinstance(value, dict) and isinstance(current, dict):

@@ -321,3 +321,23 @@ def test_an_override_of_an_environment_is_refused_not_ignored(
         (diagnostic,) = caught.value.diagnostics
         assert (diagnostic.file, diagnostic.code) == ("--set #1", "E0301")
         assert "cannot change an environment" in diagnostic.message
+
+
+@pytest.mark.parametrize(
+    ("overlay", "path", "where"),
+    [
+        ("services: null", "environments.prod.services", (23, 5)),
+        ("services: {api: {port: null}}", "environments.prod.services.api.port", (23, 22)),
+        ("mesh: {dns: {zone: null}}", "environments.prod.mesh.dns.zone", (23, 18)),
+    ],
+)
+def test_a_required_field_an_overlay_removes_is_reported_at_its_null(
+    overlay: str, path: str, where: tuple[int, int], write_spec: WriteSpec
+) -> None:
+    # it was reported at 1:1 (the top of the document), at a path without the environment
+    text = MINIMAL + f"environments:\n  prod:\n    {overlay}\n"
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(text), env="prod")
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.code, diagnostic.path) == ("E0102", path)
+    assert (diagnostic.line, diagnostic.column) == where, diagnostic.format()
