@@ -14,6 +14,7 @@ import random
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 from simpy.events import Event, Timeout
 
@@ -52,11 +53,25 @@ class FaultSchedule:
         self.held: set[str] = set()
         """Services whose updates wait for a discovery outage to end."""
         self.version = 0
+        self.crash_starts: dict[int, list[float]] = {}
+        """id(instance) -> start times of the crash faults upon it, latest first."""
         self.applied: dict[int, int] = {}
         """id(policies) -> the version of the last update it got (late ones never overwrite)."""
 
     def start(self) -> None:
         world = self.world
+        for fault in world.scenario.faults:
+            if isinstance(fault, Crash):
+                crashed = world.services[fault.service]
+                for instance_id in fault.pick([i.endpoint.id for i in crashed.instances]):
+                    instance = crashed.by_id[instance_id]
+                    self.crash_starts.setdefault(id(instance), []).append(fault.at)
+        for service in world.services.values():
+            for instance in service.instances:
+                starts = self.crash_starts.get(id(instance))
+                if starts:
+                    starts.sort(reverse=True)
+                    instance.next_crash = starts[-1]
         for fault in world.scenario.faults:
             end = fault.end(world.duration)
             target = getattr(fault, "service", None) or ""
@@ -129,10 +144,21 @@ class FaultSchedule:
             if instance.base_limit == math.inf
             else max(1.0, math.floor(instance.base_limit * instance.capacity))
         )
+        starts = self.crash_starts.get(id(instance))
+        now = self.world.env.now
+        while starts and starts[-1] <= now:
+            starts.pop()
+        instance.next_crash = starts[-1] if starts else math.inf
         if was_up and not instance.up:
-            # A crash drops everything in flight: queued requests wake up to a reset.
+            # A crash drops everything in flight: requests in service are reset now, queued
+            # ones wake up to a reset.
             instance.epoch += 1
             instance.inflight = 0
+            serving = list(instance.serving.items())
+            instance.serving.clear()
+            for reply, arrived in serving:
+                if not reply.triggered:
+                    reply.succeed(Outcome(OutcomeKind.RESET, now - arrived))
             queued = list(instance.queue)
             instance.queue.clear()
             for slot in queued:

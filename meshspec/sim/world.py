@@ -104,9 +104,11 @@ class Instance:
         "hung",
         "inflight",
         "limit",
+        "next_crash",
         "policies",
         "queue",
         "service",
+        "serving",
         "up",
     )
 
@@ -127,6 +129,12 @@ class Instance:
         self.capacity = 1.0
         self.policies: list[UpstreamPolicies] = []
         """One per upstream edge of the service, in ``service.edges`` order."""
+        self.serving: dict[Event, float] = {}
+        """Replies of the requests in service here (served by a process) -> arrival time: a
+        crash answers them with a reset at once."""
+        self.next_crash = math.inf
+        """When the next crash fault upon this instance starts: a leaf's attempt that could
+        still be in service then takes the server process, which a crash can interrupt."""
 
 
 class Edge:
@@ -369,7 +377,11 @@ class World:
                 elif instance.hung or edge.partitioned:
                     yield Timeout(env, timeout)
                     call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
-                elif leaf and instance.inflight < instance.limit:
+                elif (
+                    leaf
+                    and instance.inflight < instance.limit
+                    and now + timeout < instance.next_crash
+                ):
                     # A leaf with a free slot answers after exactly its work time, known now:
                     # wait for the sooner of that and the timeout without a server process.
                     upstream.counters.received[int(now)] += 1
@@ -497,6 +509,8 @@ class World:
                 return
         else:
             instance.inflight += 1
+        serving = instance.serving
+        serving[reply] = arrived
         yield Timeout(env, self._work(instance))
         ok = True
         rng = self.behaviour_rng
@@ -507,7 +521,8 @@ class World:
                 ok = False
                 break
         if instance.epoch != epoch:
-            return self._reset(reply, arrived)
+            return self._reset(reply, arrived)  # already answered by the crash
+        del serving[reply]
         self._release(instance)
         if not reply.triggered:
             latency = env.now - arrived

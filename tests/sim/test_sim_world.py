@@ -238,3 +238,22 @@ def test_a_hung_instance_fails_its_health_check_only_when_the_check_times_out(
     world.run()
     assert len(dropped) == 4
     assert all(5 + 1 <= at < 5 + 2 + 1 for at in dropped.values()), dropped
+
+
+def test_a_crash_resets_the_requests_in_service_at_once(
+    write: Callable[[str, str], Path],
+) -> None:
+    # One client calls back directly; each request works 10 s. back crashes at 5 s: the request
+    # in service must end with a reset then, not when its work would have ended (10 s).
+    write("mesh.yaml", MESH)
+    path = write(
+        "scenario.yaml",
+        SCENARIO.replace("{to: front, rate: 100/s}", "{to: back, clients: 1, think: 1s}")
+        .replace("default: {latency: {median: 5ms, p99: 20ms}}", "default: {latency: {fixed: 10s}}")
+        .replace("service: back, instances: 50%", "service: back"),
+    )
+    summary = run(path)
+    requests = summary["series"]["edges"]["@traffic->back"]["requests"]
+    assert requests[:5] == [0] * 5
+    assert requests[5] == 1, requests
+    assert summary["edges"]["@traffic->back"]["failures"]["not_retryable"] >= 1
