@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
-from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify
-from meshspec_runtime.drivers.classify import classify as default_classify
+from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify, record_answer
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
@@ -38,7 +37,6 @@ async def call_async(
     """
     now = clock()
     call = upstream.start(now, key)
-    plain = classify is default_classify
     result: T | None = None
     error: Exception | None = None
     try:
@@ -55,16 +53,8 @@ async def call_async(
                     continue
                 error = None
                 ended = clock()
-                if plain:  # the default classifier, inlined for its common case: an answer
-                    status = getattr(result, "status_code", None)
-                    if status is None:
-                        status = getattr(result, "status", None)
-                    if status is None or type(status) is int:
-                        if call.record_success(ended, ended - now, status):
-                            return result
-                        now = ended
-                        continue
-                call.record(ended, classify(result, ended - now))
+                if record_answer(call, result, ended, ended - now, classify):
+                    return result
                 now = ended
             elif type(step) is Done:
                 return result  # type: ignore[return-value]  # Done follows a returned result

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, Final
 
-from meshspec_runtime.policy.call import Fail, FailReason
+from meshspec_runtime.policy.call import Call, Fail, FailReason
 from meshspec_runtime.policy.fastbuild import builder
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
@@ -83,6 +83,25 @@ def classify(value: object, latency: float) -> Outcome:
     _set_status(made, status if type(status) is int else _integer(status))
     _set_grpc(made, None)
     return made
+
+
+def record_answer(
+    call: Call, result: object, ended: float, latency: float, classifier: Classifier
+) -> bool:
+    """Report what an attempt returned to ``call``; True when it ends the call as its answer.
+
+    The default classifier's common case, an answer with no status or an integer one, goes
+    through ``record_success`` without building an ``Outcome``; anything else is classified
+    and recorded (the call's next step then says whether it is over).
+    """
+    if classifier is classify:
+        status = getattr(result, "status_code", None)
+        if status is None:
+            status = getattr(result, "status", None)
+        if status is None or type(status) is int:
+            return call.record_success(ended, latency, status)
+    call.record(ended, classifier(result, latency))
+    return False
 
 
 class CallFailed(Exception):
