@@ -16,9 +16,9 @@ command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || need_apt+=(nsd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  # The nsd package starts a system service; the tests start their own on free ports.
+  # The nsd package may start a system service on port 53; the tests start their own NSD on
+  # free loopback ports, so it is only switched off where systemd manages it.
   systemctl disable --now nsd >/dev/null 2>&1 || true
-  pkill -x nsd 2>/dev/null || true
 fi
 
 if [ ! -x "$tools/bin/promtool" ]; then
