@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from meshspec_runtime.policy.config import (
     CONDITION_KEYWORDS,
@@ -166,6 +166,13 @@ def _off_tag(value: Any) -> str:
     return "<off>" if value == OFF else "<value>"
 
 
+_T = TypeVar("_T")
+OrOff = Annotated[
+    Annotated[_T, Tag("<value>")] | Annotated[Off, Tag("<off>")], Discriminator(_off_tag)
+]
+"""``OrOff[X]``: an X, or ``off`` to switch an inherited policy off."""
+
+
 class SpecModel(BaseModel):
     """Base of the spec models: immutable, unknown fields rejected."""
 
@@ -195,23 +202,13 @@ class RetryBudgetSpec(SpecModel):
     window: Duration | None = None
 
 
-RetryBudgetOrOff = Annotated[
-    Annotated[RetryBudgetSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-DurationOrOff = Annotated[
-    Annotated[Duration, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-
-
 class RetrySpec(SpecModel):
     attempts: Annotated[int, Field(ge=1, le=100)] | None = None
     """Total tries, the first included."""
-    per_try_timeout: DurationOrOff | None = None
+    per_try_timeout: OrOff[Duration] | None = None
     backoff: BackoffSpec | None = None
     on: list[Condition] | None = None
-    budget: RetryBudgetOrOff | None = None
+    budget: OrOff[RetryBudgetSpec] | None = None
 
 
 class AdaptiveThrottleSpec(SpecModel):
@@ -249,22 +246,16 @@ class SlowCallSpec(SpecModel):
     rate: Ratio | None = None
 
 
-SlowCallOrOff = Annotated[
-    Annotated[SlowCallSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-
-
 class CircuitBreakerSpec(SpecModel):
     mode: Literal["rate", "consecutive"] | None = None
     window: Window | None = None
     """Replaced as a whole when overridden (a count and a time window do not mix)."""
     minimum_calls: PositiveInt | None = None
     failure_rate: Ratio | None = None
-    slow_calls: SlowCallOrOff | None = None
+    slow_calls: OrOff[SlowCallSpec] | None = None
     consecutive_failures: PositiveInt | None = None
     open_for: Duration | None = None
-    open_for_max: DurationOrOff | None = None
+    open_for_max: OrOff[Duration] | None = None
     open_for_multiplier: Annotated[float, Field(ge=1)] | None = None
     half_open_calls: PositiveInt | None = None
     failure_on: list[Condition] | None = None
@@ -292,39 +283,17 @@ class ObjectiveSpec(SpecModel):
     """The edge's success-rate SLO; the compiler turns it into alert rules."""
 
 
-ThrottleOrOff = Annotated[
-    Annotated[AdaptiveThrottleSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-RetryOrOff = Annotated[
-    Annotated[RetrySpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-BreakerOrOff = Annotated[
-    Annotated[CircuitBreakerSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-OutlierOrOff = Annotated[
-    Annotated[OutlierDetectionSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-LimitOrOff = Annotated[
-    Annotated[PositiveInt, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
-
-
 class EdgePolicySpec(SpecModel):
     """What a caller applies to an upstream; every field optional (inherited when absent)."""
 
     timeout: Duration | None = None
     """The whole call, retries included."""
-    retry: RetryOrOff | None = None
-    adaptive_throttle: ThrottleOrOff | None = None
-    circuit_breaker: BreakerOrOff | None = None
+    retry: OrOff[RetrySpec] | None = None
+    adaptive_throttle: OrOff[AdaptiveThrottleSpec] | None = None
+    circuit_breaker: OrOff[CircuitBreakerSpec] | None = None
     load_balancer: LoadBalancerSpec | None = None
-    outlier_detection: OutlierOrOff | None = None
-    concurrency_limit: LimitOrOff | None = None
+    outlier_detection: OrOff[OutlierDetectionSpec] | None = None
+    concurrency_limit: OrOff[PositiveInt] | None = None
     objective: ObjectiveSpec | None = None
 
 
@@ -347,7 +316,7 @@ class HealthCheckSpec(SpecModel):
     """The instance reports in itself at least this often."""
     interval: Duration | None = None
     timeout: Duration | None = None
-    deregister_after: DurationOrOff | None = None
+    deregister_after: OrOff[Duration] | None = None
     success_threshold: PositiveInt | None = None
     failure_threshold: PositiveInt | None = None
 
@@ -364,12 +333,6 @@ class HealthCheckSpec(SpecModel):
 
     def kind(self) -> str | None:
         return next((k for k in HEALTH_CHECK_KINDS if getattr(self, k) is not None), None)
-
-
-HealthCheckOrOff = Annotated[
-    Annotated[HealthCheckSpec, Tag("<value>")] | Annotated[Off, Tag("<off>")],
-    Discriminator(_off_tag),
-]
 
 
 # --- services and the mesh ------------------------------------------------------------------
@@ -390,7 +353,7 @@ class ServiceSpec(SpecModel):
     tags: list[SafeText] = Field(default_factory=list)
     meta: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=MAX_META_PAIRS)
     instances: Annotated[list[InstanceSpec], Field(min_length=1)]
-    health_check: HealthCheckOrOff | None = None
+    health_check: OrOff[HealthCheckSpec] | None = None
     defaults: EdgePolicySpec | None = None
     """Policies for all of this service's upstream edges, over the mesh defaults."""
     upstreams: dict[DnsLabel, EdgePolicySpec | None] = Field(default_factory=dict)
@@ -400,7 +363,7 @@ class ServiceSpec(SpecModel):
 class MeshDefaults(EdgePolicySpec):
     """Mesh-wide defaults: every edge's policies, and every service's health check."""
 
-    health_check: HealthCheckOrOff | None = None
+    health_check: OrOff[HealthCheckSpec] | None = None
 
 
 class DnsSpec(SpecModel):
