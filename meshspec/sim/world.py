@@ -32,7 +32,7 @@ from meshspec.sim.scenario import Scenario, Traffic
 Process = Generator[Event, Any, Any]
 
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
-_SUCCESS = OutcomeKind.SUCCESS
+_SUCCESS = OutcomeKind.ANSWER
 INSTANT_RETRY_PAUSE = 0.001
 """A closed-loop client without think time whose call took no time waits this long (1 ms)."""
 MAX_DRAIN = 300.0
@@ -175,7 +175,7 @@ class SimService:
         self.by_id = {i.endpoint.id: i for i in self.instances}
         self.sample: Callable[[], float] = lambda: 0.0
         grpc = model.protocol == "grpc"
-        self.unavailable = Outcome(OutcomeKind.SUCCESS, 0.0, 503, "UNAVAILABLE" if grpc else None)
+        self.unavailable = Outcome(OutcomeKind.ANSWER, 0.0, 503, "UNAVAILABLE" if grpc else None)
         self.error_outcomes = {
             status: (status, _grpc_status(status) if grpc else None) for status in range(400, 600)
         }
@@ -479,12 +479,12 @@ class World:
         service = instance.service
         if ok and instance.error_rate and self.behaviour_rng.random() < instance.error_rate:
             status, grpc = service.error_outcomes[instance.error_status]
-            return Outcome(OutcomeKind.SUCCESS, latency, status, grpc)
+            return Outcome(OutcomeKind.ANSWER, latency, status, grpc)
         if ok:
             service.counters.served[int(self.env.now)] += 1
             return None
         status, grpc = service.error_outcomes[503]
-        return Outcome(OutcomeKind.SUCCESS, latency, status, grpc)
+        return Outcome(OutcomeKind.ANSWER, latency, status, grpc)
 
     def _serve(self, instance: Instance, reply: Event) -> Process:
         """One attempt at one instance: queue, work, call the upstreams, answer."""

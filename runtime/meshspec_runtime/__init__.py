@@ -3,7 +3,11 @@
 The public API, importable from here. Names load on first use, so that ``import
 meshspec_runtime`` (which the compiler does for the bundle models) stays cheap.
 
-    from meshspec_runtime import load_bundle, policies_for, call_sync
+    from meshspec_runtime import Mesh
+
+    mesh = Mesh.open("build/shop", service="checkout")
+    with mesh.httpx_client("payments") as client:
+        client.post("/charge", json=order)
 """
 
 from __future__ import annotations
@@ -21,15 +25,37 @@ if TYPE_CHECKING:
         UnknownServiceError,
         Upstream,
     )
+    from meshspec_runtime.deadline import (
+        TIMEOUT_HEADER,
+        current_deadline,
+        deadline_scope,
+        time_left,
+    )
     from meshspec_runtime.drivers.aio import call_async
     from meshspec_runtime.drivers.classify import (
         CallFailed,
         Classifier,
+        UserClassifier,
         classify,
         classify_error,
     )
     from meshspec_runtime.drivers.sync import call_sync
+    from meshspec_runtime.errors import register_error
+    from meshspec_runtime.events import (
+        BreakerTransition,
+        CallRefused,
+        EndpointsEjected,
+        EndpointsReturned,
+        MeshEvent,
+    )
     from meshspec_runtime.loader import Bundle, BundleError, load_bundle
+    from meshspec_runtime.mesh import (
+        Mesh,
+        MeshClosedError,
+        MeshError,
+        MeshUpstream,
+        UnknownUpstreamError,
+    )
     from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
     from meshspec_runtime.policy.breaker import BreakerListener, BreakerState, CircuitBreaker
     from meshspec_runtime.policy.call import (
@@ -48,41 +74,57 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "TIMEOUT_HEADER",
     "Attempt",
     "Balancer",
     "BreakerListener",
     "BreakerState",
+    "BreakerTransition",
     "Bundle",
     "BundleError",
     "Call",
     "CallFailed",
+    "CallRefused",
     "CallStateError",
     "CircuitBreaker",
     "Classifier",
     "ConditionSet",
     "Done",
     "Endpoint",
+    "EndpointsEjected",
+    "EndpointsReturned",
     "Fail",
     "FailReason",
     "Host",
     "Manifest",
+    "Mesh",
+    "MeshClosedError",
+    "MeshError",
+    "MeshEvent",
+    "MeshUpstream",
     "Outcome",
     "OutcomeKind",
     "PolicyDocument",
     "ServicePolicies",
     "Step",
     "UnknownServiceError",
+    "UnknownUpstreamError",
     "Upstream",
     "UpstreamPolicies",
     "UpstreamPolicy",
+    "UserClassifier",
     "Wait",
     "balancer_for",
     "call_async",
     "call_sync",
     "classify",
     "classify_error",
+    "current_deadline",
+    "deadline_scope",
     "load_bundle",
     "policies_for",
+    "register_error",
+    "time_left",
 ]
 
 _HOMES: dict[str, str] = {
@@ -100,10 +142,23 @@ _HOMES: dict[str, str] = {
     ),
     "call_async": "meshspec_runtime.drivers.aio",
     **dict.fromkeys(
-        ["CallFailed", "Classifier", "classify", "classify_error"],
+        ["CallFailed", "Classifier", "UserClassifier", "classify", "classify_error"],
         "meshspec_runtime.drivers.classify",
     ),
     "call_sync": "meshspec_runtime.drivers.sync",
+    **dict.fromkeys(
+        ["TIMEOUT_HEADER", "current_deadline", "deadline_scope", "time_left"],
+        "meshspec_runtime.deadline",
+    ),
+    "register_error": "meshspec_runtime.errors",
+    **dict.fromkeys(
+        ["BreakerTransition", "CallRefused", "EndpointsEjected", "EndpointsReturned", "MeshEvent"],
+        "meshspec_runtime.events",
+    ),
+    **dict.fromkeys(
+        ["Mesh", "MeshClosedError", "MeshError", "MeshUpstream", "UnknownUpstreamError"],
+        "meshspec_runtime.mesh",
+    ),
     **dict.fromkeys(["Bundle", "BundleError", "load_bundle"], "meshspec_runtime.loader"),
     **dict.fromkeys(["Balancer", "Host", "balancer_for"], "meshspec_runtime.policy.balancer"),
     **dict.fromkeys(

@@ -11,14 +11,14 @@ from meshspec_runtime.policy.config import UpstreamPolicy
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
-OK = Outcome(OutcomeKind.SUCCESS, latency=0.01)
+OK = Outcome(OutcomeKind.ANSWER, latency=0.01)
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE, latency=0.001)
 TIMED_OUT = Outcome(OutcomeKind.TIMEOUT, latency=0.5)
 ERROR = Outcome(OutcomeKind.ERROR, latency=0.01)
 
 
 def status(code: int, latency: float = 0.01) -> Outcome:
-    return Outcome(OutcomeKind.SUCCESS, latency=latency, status=code)
+    return Outcome(OutcomeKind.ANSWER, latency=latency, status=code)
 
 
 def endpoints(n: int, weights: Sequence[int] | None = None) -> list[Endpoint]:

@@ -282,7 +282,7 @@ def test_no_endpoint_fails_the_call() -> None:
 
 
 def test_a_user_predicate_adds_retry_conditions() -> None:
-    slow = Outcome(OutcomeKind.SUCCESS, latency=0.9)
+    slow = Outcome(OutcomeKind.ANSWER, latency=0.9)
     up = upstream(policy(retry=RetryConfig(backoff=NO_WAIT)))
     up = type(up)(up.policy, up.endpoints, rng=up.rng, retry_predicate=lambda o: o.latency > 0.5)
     final, steps = drive(up.start(0.0), [slow, OK])
@@ -299,7 +299,7 @@ def test_record_success_is_record_of_a_plain_success() -> None:
     call = up.start(0.0)
     call.next(0.0)
     assert call.record_success(0.25, 0.25) is True
-    assert call.next(0.3) == Done(Outcome(OutcomeKind.SUCCESS, latency=0.25))
+    assert call.next(0.3) == Done(Outcome(OutcomeKind.ANSWER, latency=0.25))
 
 
 def test_the_key_routes_hash_balanced_calls() -> None:

@@ -223,8 +223,8 @@ def test_an_exception_escaping_the_driver_cancels_the_call() -> None:
         (ConnectionResetError(), OutcomeKind.RESET, None),
         (BrokenPipeError(), OutcomeKind.RESET, None),
         (ValueError(), OutcomeKind.ERROR, None),
-        ("plain", OutcomeKind.SUCCESS, None),
-        (Response(503), OutcomeKind.SUCCESS, 503),
+        ("plain", OutcomeKind.ANSWER, None),
+        (Response(503), OutcomeKind.ANSWER, 503),
     ],
 )
 def test_default_classifier(value: object, kind: OutcomeKind, status: int | None) -> None:
@@ -241,7 +241,7 @@ def test_classifier_reads_status_attributes_and_error_responses() -> None:
 
     assert classify(Urllib(), 0.0).status == 502
     assert classify(HttpError(), 0.0).status == 429
-    assert classify(HttpError(), 0.0).kind is OutcomeKind.SUCCESS
+    assert classify(HttpError(), 0.0).kind is OutcomeKind.ANSWER
 
 
 def test_an_int_enum_status_is_a_status() -> None:

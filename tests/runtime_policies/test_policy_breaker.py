@@ -421,9 +421,9 @@ def test_a_listener_may_query_the_breaker() -> None:
 
 def test_is_failure_follows_failure_on() -> None:
     breaker = CircuitBreaker(CircuitBreakerConfig(failure_on=("503", "timeout")))
-    assert breaker.is_failure.matches(Outcome(OutcomeKind.SUCCESS, status=503))
+    assert breaker.is_failure.matches(Outcome(OutcomeKind.ANSWER, status=503))
     assert breaker.is_failure.matches(Outcome(OutcomeKind.TIMEOUT))
-    assert not breaker.is_failure.matches(Outcome(OutcomeKind.SUCCESS, status=500))
+    assert not breaker.is_failure.matches(Outcome(OutcomeKind.ANSWER, status=500))
     assert not breaker.is_failure.matches(Outcome(OutcomeKind.RESET))
 
 

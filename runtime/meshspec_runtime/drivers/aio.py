@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.deadline import current_deadline
 from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify, record_answer
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
@@ -28,6 +29,7 @@ async def call_async(
     *,
     key: str | None = None,
     classify: Classifier = classify,
+    discard: Callable[[T], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> T:
@@ -36,13 +38,16 @@ async def call_async(
     Raises :class:`CallFailed` when the policies end the call without a usable answer.
     """
     now = clock()
-    call = upstream.start(now, key)
+    call = upstream.start(now, key, current_deadline())
     result: T | None = None
     error: Exception | None = None
     try:
         while True:
             step = call.next(now)
             if type(step) is Attempt:
+                if result is not None and discard is not None:
+                    discard(result)  # a retried answer: the call will not return it
+                    result = None
                 try:
                     result = await asyncio.wait_for(afn(step.endpoint, step.timeout), step.timeout)
                 except Exception as raised:  # TimeoutError from wait_for included

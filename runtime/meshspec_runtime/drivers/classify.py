@@ -6,66 +6,45 @@ function's return value, or the exception it raised - and the attempt's latency 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
+from meshspec_runtime.errors import ERRORS, outcome, status_of
 from meshspec_runtime.policy.call import Call, Fail, FailReason
-from meshspec_runtime.policy.fastbuild import builder
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
 Classifier = Callable[[object, float], Outcome]
+UserClassifier = Callable[[object, float], Outcome | None]
+"""A user's classifier: ``None`` for what it does not know, which the built-in one decides."""
 
-_outcome = builder(Outcome, "kind", "latency", "status", "grpc_status")
 _new = object.__new__
 _set_kind = getattr(Outcome, "kind").__set__  # noqa: B009  # slot descriptors
 _set_latency = getattr(Outcome, "latency").__set__  # noqa: B009
 _set_status = getattr(Outcome, "status").__set__  # noqa: B009
 _set_grpc = getattr(Outcome, "grpc_status").__set__  # noqa: B009
 
-_SUCCESS: Final = OutcomeKind.SUCCESS
-CONNECT_ERRORS: Final = (ConnectionRefusedError, socket.gaierror)
-RESET_ERRORS: Final = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+_ANSWER: Final = OutcomeKind.ANSWER
 
-
-def outcome(
-    kind: OutcomeKind, latency: float, status: int | None = None, grpc_status: str | None = None
-) -> Outcome:
-    """``Outcome(...)`` without the frozen dataclass ``__init__`` (3x cheaper on the hot path)."""
-    made: Outcome = _outcome(kind, latency, status, grpc_status)
-    return made
+__all__ = [
+    "CallFailed",
+    "Classifier",
+    "UserClassifier",
+    "classify",
+    "classify_error",
+    "falling_back",
+    "outcome",
+    "record_answer",
+    "status_of",
+]
 
 
 def classify_error(error: BaseException, latency: float) -> Outcome:
-    """Connection refused / DNS failure -> connect-failure, TimeoutError -> timeout, connection
-    reset / aborted / broken pipe -> reset, a response-carrying error -> its status, anything
-    else -> error (never retried unless a predicate says so)."""
-    if isinstance(error, CONNECT_ERRORS):
-        return outcome(OutcomeKind.CONNECT_FAILURE, latency)
-    if isinstance(error, TimeoutError):
-        return outcome(OutcomeKind.TIMEOUT, latency)
-    if isinstance(error, RESET_ERRORS):
-        return outcome(OutcomeKind.RESET, latency)
-    response: Any = getattr(error, "response", None)
-    status = status_of(response) if response is not None else None
-    if status is not None:
-        return outcome(_SUCCESS, latency, status)
-    return outcome(OutcomeKind.ERROR, latency)
-
-
-def status_of(value: object) -> int | None:
-    """The integer ``status_code`` or ``status`` attribute of a response, else None."""
-    status = getattr(value, "status_code", None)
-    if status is None:
-        status = getattr(value, "status", None)
-    return status if type(status) is int else _integer(status)
-
-
-def _integer(status: object) -> int | None:
-    """An ``int`` subclass other than bool (``http.HTTPStatus``) as a plain int, else None."""
-    if isinstance(status, int) and not isinstance(status, bool):
-        return int(status)
-    return None
+    """What an exception stands for, by the table in ``meshspec_runtime.errors``: connection
+    refused or a name that does not resolve -> connect-failure, ``TimeoutError`` -> timeout,
+    reset / aborted / broken pipe -> reset, each client library's own errors as its
+    integration module says, an error carrying a response -> that answer, anything else ->
+    error (never retried unless a predicate says so)."""
+    return ERRORS.classify(error, latency)
 
 
 def classify(value: object, latency: float) -> Outcome:
@@ -78,11 +57,21 @@ def classify(value: object, latency: float) -> Outcome:
     if status is None:
         status = getattr(value, "status", None)
     made: Outcome = _new(Outcome)  # outcome(...), inlined: this is every call's hot path
-    _set_kind(made, _SUCCESS)
+    _set_kind(made, _ANSWER)
     _set_latency(made, latency)
-    _set_status(made, status if type(status) is int else _integer(status))
+    _set_status(made, status if type(status) is int else status_of(value))
     _set_grpc(made, None)
     return made
+
+
+def falling_back(user: UserClassifier) -> Classifier:
+    """``user``'s classifier, with the built-in one deciding what it returns ``None`` for."""
+
+    def classifier(value: object, latency: float) -> Outcome:
+        made = user(value, latency)
+        return made if made is not None else classify(value, latency)
+
+    return classifier
 
 
 def record_answer(

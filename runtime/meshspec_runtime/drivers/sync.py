@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.deadline import current_deadline
 from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify, record_answer
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
@@ -25,6 +26,7 @@ def call_sync(
     *,
     key: str | None = None,
     classify: Classifier = classify,
+    discard: Callable[[T], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], object] = time.sleep,
 ) -> T:
@@ -35,13 +37,16 @@ def call_sync(
     so no permit or half-open probe slot leaks.
     """
     now = clock()
-    call = upstream.start(now, key)
+    call = upstream.start(now, key, current_deadline())
     result: T | None = None
     error: Exception | None = None
     try:
         while True:
             step = call.next(now)
             if type(step) is Attempt:
+                if result is not None and discard is not None:
+                    discard(result)  # a retried answer: the call will not return it
+                    result = None
                 try:
                     result = fn(step.endpoint, step.timeout)
                 except Exception as raised:

@@ -142,7 +142,7 @@ _IN_ATTEMPT: Final = 3  # waiting for record()
 FINISHED: Final = 4  # the final Done or Fail is decided
 _CANCELLED: Final = 5
 
-_SUCCESS: Final = OutcomeKind.SUCCESS
+_SUCCESS: Final = OutcomeKind.ANSWER
 _CLOSED: Final = BreakerState.CLOSED
 OVERLOAD_STATUSES: Final = frozenset({429, 503})
 """Answers that tell the adaptive throttle the upstream refused the request."""

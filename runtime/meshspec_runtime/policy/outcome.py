@@ -14,8 +14,9 @@ from meshspec_runtime.policy.config import check_condition
 
 
 class OutcomeKind(StrEnum):
-    SUCCESS = "success"
-    """The upstream answered; ``status``/``grpc_status`` say how (a 503 is still an answer)."""
+    ANSWER = "answer"
+    """The upstream answered; ``status``/``grpc_status`` say how (a 503 is an answer too: the
+    policies' conditions decide whether it is a failure)."""
     CONNECT_FAILURE = "connect-failure"
     """No connection: refused, unreachable, DNS failure."""
     TIMEOUT = "timeout"
@@ -36,8 +37,6 @@ class Outcome:
     grpc_status: str | None = None
     """gRPC status name (``UNAVAILABLE``), when the upstream answered over gRPC."""
 
-
-SUCCESS = Outcome(OutcomeKind.SUCCESS)
 
 OutcomePredicate = Callable[[Outcome], bool]
 

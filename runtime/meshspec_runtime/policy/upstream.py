@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from meshspec_runtime.bundle import Endpoint, ServicePolicies
 from meshspec_runtime.policy.backoff import backoff_for
@@ -34,6 +34,9 @@ from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind, 
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
 
+EjectionListener = Callable[[frozenset[str], frozenset[str], float], None]
+"""``listener(ejected, returned, now)``: endpoint ids newly ejected, and back from ejection."""
+
 
 class UpstreamPolicies:
     """Balancer, breaker, retry budget, adaptive throttle, outlier detector and bulkhead of one
@@ -48,6 +51,7 @@ class UpstreamPolicies:
         "breaker",
         "budget",
         "bulkhead",
+        "ejection_listeners",
         "failure_on",
         "fast_answers",
         "lock",
@@ -97,8 +101,8 @@ class UpstreamPolicies:
             code
             for code in range(100, 600)
             if code not in OVERLOAD_STATUSES
-            and not self.failure_on.matches(Outcome(OutcomeKind.SUCCESS, status=code))
-            and not listed_retry_on.matches(Outcome(OutcomeKind.SUCCESS, status=code))
+            and not self.failure_on.matches(Outcome(OutcomeKind.ANSWER, status=code))
+            and not listed_retry_on.matches(Outcome(OutcomeKind.ANSWER, status=code))
         )
         """HTTP statuses no failure or retry condition matches and that do not signal overload
         to the throttle."""
@@ -122,6 +126,9 @@ class UpstreamPolicies:
         """A successful attempt's feedback is only the balancer's active count (fast path)."""
         self._unhealthy: frozenset[str] = frozenset()
         self._ejected: frozenset[str] = frozenset()
+        self.ejection_listeners: list[EjectionListener] = []
+        """Called as ``listener(ejected, returned, now)`` when the outlier detector's set of
+        ejected endpoints changes (seen by the next pick), outside the lock."""
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -153,11 +160,14 @@ class UpstreamPolicies:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def start(self, now: float, key: str | None = None) -> Call:
-        """Begin one logical request; ``key`` feeds the hash balancers."""
+    def start(self, now: float, key: str | None = None, deadline: float | None = None) -> Call:
+        """Begin one logical request; ``key`` feeds the hash balancers. The call ends by
+        ``policy.timeout`` from ``now``, or by ``deadline`` (the request being served, see
+        ``meshspec_runtime.deadline``) when that is sooner."""
         call = Call()  # no __init__: Call's fields are set here, one frame less per call
         call._up = self
-        call._deadline = now + self.timeout
+        end = now + self.timeout
+        call._deadline = end if deadline is None or deadline > end else deadline
         call._key = key
         call._host = None
         call._last = None
@@ -191,8 +201,14 @@ class UpstreamPolicies:
             with self.lock:
                 # a racing thread may publish an older set after this one: the next pick
                 # sees the difference and publishes again
+                before = self._ejected
+                if before is ejected:  # another thread published it first
+                    return
                 self._ejected = ejected
                 self._publish_unavailable()
+            if self.ejection_listeners:
+                for listener in self.ejection_listeners:
+                    listener(ejected - before, before - ejected, now)
 
     def finish_attempt(self, now: float, host: Host, latency: float, failed: bool) -> None:
         """Feedback from an attempt's outcome to the balancer and the outlier detector."""

@@ -1,0 +1,376 @@
+"""``Mesh``: the one object a service holds.
+
+``Mesh.open(bundle, service=...)`` loads a verified bundle, takes this service's slice and
+builds one :class:`UpstreamPolicies` per upstream. It hands out per-upstream handles
+(``mesh.upstream("payments")``) and client integrations (``mesh.httpx_client("payments")``,
+``mesh.requests_session()``, ``mesh.aiohttp_session()``, ``mesh.grpc_channel("payments")`` ...),
+owns their lifecycle (``close``/``aclose``, or use it as a context manager) and reports policy
+decisions as events (``mesh.on(BreakerTransition, handler)``; see ``events``).
+
+Each integration lives in ``meshspec_runtime.integrations`` and is imported only when its
+client is asked for, so the core needs nothing but pydantic.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from meshspec_runtime.bundle import Endpoint, ServicePolicies, UnknownServiceError
+from meshspec_runtime.drivers.aio import call_async
+from meshspec_runtime.drivers.classify import (
+    CallFailed,
+    Classifier,
+    UserClassifier,
+    falling_back,
+)
+from meshspec_runtime.drivers.classify import classify as builtin_classify
+from meshspec_runtime.drivers.sync import call_sync
+from meshspec_runtime.events import (
+    BreakerTransition,
+    CallRefused,
+    E,
+    EndpointsEjected,
+    EndpointsReturned,
+    EventBus,
+    Handler,
+    logger,
+)
+from meshspec_runtime.loader import load_bundle
+from meshspec_runtime.policy.breaker import BreakerState
+from meshspec_runtime.policy.call import FailReason
+from meshspec_runtime.policy.outcome import OutcomePredicate
+from meshspec_runtime.policy.upstream import UpstreamPolicies
+
+if TYPE_CHECKING:
+    import aiohttp
+    import grpc
+    import grpc.aio
+    import httpx
+    import requests
+
+T = TypeVar("T")
+
+REFUSALS: Final = frozenset(
+    {
+        FailReason.BREAKER_OPEN,
+        FailReason.THROTTLED,
+        FailReason.CONCURRENCY_LIMIT,
+        FailReason.NO_ENDPOINT,
+        FailReason.BUDGET_EXHAUSTED,
+        FailReason.DEADLINE_EXCEEDED,
+    }
+)
+"""Reasons a call ended that are the policies' own decision (reported as ``CallRefused``)."""
+
+
+class MeshError(Exception):
+    """Misuse of a ``Mesh``: an upstream it does not know, a client used after ``close``."""
+
+
+class UnknownUpstreamError(MeshError, LookupError):
+    """A call to a service that is not an upstream of this service in the bundle."""
+
+
+class MeshClosedError(MeshError, RuntimeError):
+    """The ``Mesh`` (or a client it handed out) was used after ``close``."""
+
+
+class MeshUpstream:
+    """One upstream of the service: its policies, and calls through them.
+
+    Integrations drive their attempts through :meth:`call`/:meth:`call_async`; an application
+    can too, with any client: ``fn(endpoint, timeout)`` performs one attempt.
+    """
+
+    __slots__ = ("_mesh", "classify", "name", "policies")
+
+    def __init__(
+        self, mesh: Mesh, name: str, policies: UpstreamPolicies, classify: Classifier
+    ) -> None:
+        self._mesh = mesh
+        self.name = name
+        self.policies = policies
+        """Replaced whole when a reload changes this upstream's policy (read it per call)."""
+        self.classify = classify
+
+    @property
+    def caller(self) -> str:
+        return self._mesh.service
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return self.policies.endpoints
+
+    def call(
+        self,
+        fn: Callable[[Endpoint, float], T],
+        *,
+        key: str | None = None,
+        discard: Callable[[T], object] | None = None,
+    ) -> T:
+        """One logical request: ``fn(endpoint, timeout)`` per attempt (see ``call_sync``).
+        ``discard`` receives each answer the call retries instead of returning (close it)."""
+        if self._mesh.closed:
+            raise MeshClosedError(f"{self._mesh.describe()} is closed: no call to {self.name!r}")
+        try:
+            return call_sync(self.policies, fn, key=key, classify=self.classify, discard=discard)
+        except CallFailed as failed:
+            self._refused(failed)
+            raise
+
+    async def call_async(
+        self,
+        afn: Callable[[Endpoint, float], Awaitable[T]],
+        *,
+        key: str | None = None,
+        discard: Callable[[T], object] | None = None,
+    ) -> T:
+        """:meth:`call` under asyncio (see ``call_async``)."""
+        if self._mesh.closed:
+            raise MeshClosedError(f"{self._mesh.describe()} is closed: no call to {self.name!r}")
+        try:
+            return await call_async(
+                self.policies, afn, key=key, classify=self.classify, discard=discard
+            )
+        except CallFailed as failed:
+            self._refused(failed)
+            raise
+
+    def _refused(self, failed: CallFailed) -> None:
+        if failed.reason in REFUSALS:
+            now = self._mesh.clock()
+            self._mesh.events.emit(CallRefused(self.caller, self.name, now, failed.reason))
+
+
+class Mesh:
+    """A service's view of the mesh: one verified bundle, this service's upstreams."""
+
+    def __init__(
+        self,
+        service: ServicePolicies,
+        *,
+        mesh: str,
+        version: str,
+        rng: random.Random | None = None,
+        classify: UserClassifier | None = None,
+        retry_predicate: OutcomePredicate | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Prefer :meth:`open`; this builds a mesh from an already loaded service slice."""
+        self.service = service.name
+        self.mesh = mesh
+        self.version = version
+        self.protocol = service.protocol
+        self.clock = clock or time.monotonic
+        self.events = EventBus()
+        self.closed = False
+        self._closeables: list[Any] = []
+        rng = rng if rng is not None else random.Random()
+        classifier = falling_back(classify) if classify is not None else builtin_classify
+        self._upstreams: dict[str, MeshUpstream] = {}
+        for name, upstream in service.upstreams.items():
+            policies = UpstreamPolicies(
+                upstream.policy, upstream.endpoints, rng=rng, retry_predicate=retry_predicate
+            )
+            self._watch(name, policies)
+            self._upstreams[name] = MeshUpstream(self, name, policies, classifier)
+
+    @classmethod
+    def open(
+        cls,
+        bundle: str | os.PathLike[str],
+        *,
+        service: str,
+        rng: random.Random | None = None,
+        classify: UserClassifier | None = None,
+        retry_predicate: OutcomePredicate | None = None,
+    ) -> Mesh:
+        """Load the bundle at ``bundle`` (verified; see ``load_bundle``) for ``service``.
+
+        ``classify(value, latency)`` classifies what an attempt returned or raised; it returns
+        None for what it does not know, which the built-in classification then decides.
+        ``retry_predicate(outcome)`` retries outcomes the bundle's ``retry.on`` does not list.
+        Raises ``BundleError`` for a bundle that fails verification and ``MeshError`` for a
+        service the bundle does not hold.
+        """
+        loaded = load_bundle(bundle)
+        try:
+            slice_ = loaded.policy.service(service)
+        except UnknownServiceError:
+            known = sorted(loaded.policy.services)
+            raise MeshError(
+                f"bundle {os.fspath(bundle)!r} (mesh {loaded.manifest.mesh!r}, version "
+                f"{loaded.version}) has no service {service!r}{_did_you_mean(service, known)}"
+            ) from None
+        return cls(
+            slice_,
+            mesh=loaded.manifest.mesh,
+            version=loaded.version,
+            rng=rng,
+            classify=classify,
+            retry_predicate=retry_predicate,
+        )
+
+    # -- upstreams --------------------------------------------------------------------------
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        return tuple(self._upstreams)
+
+    def upstream(self, name: str) -> MeshUpstream:
+        """The handle of upstream ``name``; ``UnknownUpstreamError`` if the bundle does not
+        list it for this service."""
+        handle = self._upstreams.get(name)
+        if handle is None:
+            raise UnknownUpstreamError(
+                f"{self.describe()} has no upstream {name!r}"
+                f"{_did_you_mean(name, list(self._upstreams))}; its upstreams: "
+                f"{', '.join(sorted(self._upstreams)) or 'none'}"
+            )
+        return handle
+
+    def call(
+        self, upstream: str, fn: Callable[[Endpoint, float], T], *, key: str | None = None
+    ) -> T:
+        """``mesh.upstream(upstream).call(fn, key=key)``."""
+        return self.upstream(upstream).call(fn, key=key)
+
+    async def call_async(
+        self,
+        upstream: str,
+        afn: Callable[[Endpoint, float], Awaitable[T]],
+        *,
+        key: str | None = None,
+    ) -> T:
+        """``await mesh.upstream(upstream).call_async(afn, key=key)``."""
+        return await self.upstream(upstream).call_async(afn, key=key)
+
+    # -- client integrations (each an optional extra, imported here on first use) ------------
+
+    def httpx_client(self, upstream: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` whose requests go through the mesh: ``http://payments/charge``
+        names upstream ``payments``. With ``upstream``, relative URLs go to it."""
+        from meshspec_runtime.integrations import httpx as integration
+
+        return self.adopt(integration.client(self, upstream, **kwargs))
+
+    def async_httpx_client(self, upstream: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        """:meth:`httpx_client` for asyncio: an ``httpx.AsyncClient``."""
+        from meshspec_runtime.integrations import httpx as integration
+
+        return self.adopt(integration.async_client(self, upstream, **kwargs))
+
+    def requests_session(self, upstream: str | None = None) -> requests.Session:
+        """A ``requests.Session`` whose requests go through the mesh (an ``HTTPAdapter``)."""
+        from meshspec_runtime.integrations import requests as integration
+
+        return self.adopt(integration.session(self, upstream))
+
+    def aiohttp_session(self, upstream: str | None = None, **kwargs: Any) -> aiohttp.ClientSession:
+        """An ``aiohttp.ClientSession`` whose requests go through the mesh (a middleware)."""
+        from meshspec_runtime.integrations import aiohttp as integration
+
+        return self.adopt(integration.session(self, upstream, **kwargs))
+
+    def grpc_channel(self, upstream: str, **kwargs: Any) -> grpc.Channel:
+        """A ``grpc.Channel`` to ``upstream``: every call goes through its policies."""
+        from meshspec_runtime.integrations import grpc as integration
+
+        return self.adopt(integration.channel(self, upstream, **kwargs))
+
+    def grpc_aio_channel(self, upstream: str, **kwargs: Any) -> grpc.aio.Channel:
+        """:meth:`grpc_channel` for ``grpc.aio``."""
+        from meshspec_runtime.integrations import grpc as integration
+
+        return self.adopt(integration.aio_channel(self, upstream, **kwargs))
+
+    # -- events and lifecycle ---------------------------------------------------------------
+
+    def on(self, event_type: type[E], handler: Handler[E]) -> None:
+        """Call ``handler(event)`` for every event of ``event_type`` (or a subclass)."""
+        self.events.subscribe(event_type, handler)
+
+    def adopt(self, closeable: T) -> T:
+        """Close ``closeable`` (a client handed out by an integration) with the mesh."""
+        if self.closed:
+            raise MeshClosedError(f"{self.describe()} is closed")
+        self._closeables.append(closeable)
+        return closeable
+
+    def close(self) -> None:
+        """Close every client handed out; later calls raise ``MeshClosedError``. Idempotent.
+        Asynchronous clients (httpx's ``AsyncClient``, aiohttp, ``grpc.aio``) can only be
+        closed by :meth:`aclose`; ``close`` leaves them to their owner and says so."""
+        self.closed = True
+        closeables, self._closeables = self._closeables, []
+        for closeable in closeables:
+            if _is_async(closeable):
+                logger.warning("%s: close() cannot close %r; use aclose()", self, closeable)
+            else:
+                closeable.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting the asynchronous clients' own ``aclose``/``close``."""
+        self.closed = True
+        closeables, self._closeables = self._closeables, []
+        for closeable in closeables:
+            if _is_async(closeable):
+                closer = getattr(closeable, "aclose", None) or closeable.close
+                await closer()
+            else:
+                closeable.close()
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Mesh:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def describe(self) -> str:
+        return f"mesh {self.mesh!r} (version {self.version}) for service {self.service!r}"
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._upstreams)} upstreams"
+        return f"<Mesh {self.mesh} {self.version} service={self.service} {state}>"
+
+    def _watch(self, name: str, policies: UpstreamPolicies) -> None:
+        """Report this upstream's breaker transitions and ejections as events."""
+        emit, caller = self.events.emit, self.service
+        if policies.breaker is not None:
+
+            def transition(old: BreakerState, new: BreakerState, at: float) -> None:
+                emit(BreakerTransition(caller, name, at, old, new))
+
+            policies.breaker.add_listener(transition)
+
+        def ejections(ejected: frozenset[str], returned: frozenset[str], at: float) -> None:
+            if ejected:
+                emit(EndpointsEjected(caller, name, at, tuple(sorted(ejected))))
+            if returned:
+                emit(EndpointsReturned(caller, name, at, tuple(sorted(returned))))
+
+        policies.ejection_listeners.append(ejections)
+
+
+def _is_async(closeable: Any) -> bool:
+    """Whether the client closes with a coroutine (``aclose``, or an async ``close``)."""
+    return hasattr(closeable, "aclose") or inspect.iscoroutinefunction(
+        getattr(closeable, "close", None)
+    )
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
