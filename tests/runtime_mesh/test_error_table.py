@@ -18,7 +18,9 @@ from meshspec_runtime.errors import ERRORS, ErrorTable, answer
         (ConnectionRefusedError(), OutcomeKind.CONNECT_FAILURE),
         (socket.gaierror(), OutcomeKind.CONNECT_FAILURE),
         (TimeoutError(), OutcomeKind.TIMEOUT),
-        (OSError(110, "timed out").__class__(), OutcomeKind.ERROR),
+        (OSError(errno.ETIMEDOUT, "timed out"), OutcomeKind.TIMEOUT),  # a TimeoutError
+        (OSError(errno.ECONNREFUSED, "refused"), OutcomeKind.CONNECT_FAILURE),
+        (OSError(errno.EACCES, "denied"), OutcomeKind.ERROR),
         (ConnectionResetError(), OutcomeKind.RESET),
         (ConnectionAbortedError(), OutcomeKind.RESET),
         (BrokenPipeError(), OutcomeKind.RESET),
