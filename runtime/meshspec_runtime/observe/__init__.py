@@ -1,0 +1,1 @@
+"""Observability: metric names (one source of truth), the Prometheus collector, tracing."""
