@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     import grpc.aio
     import httpx
     import requests
+    from prometheus_client.registry import CollectorRegistry
+
+    from meshspec_runtime.observe.prometheus import MeshCollector
 
 T = TypeVar("T")
 
@@ -161,6 +164,7 @@ class Mesh:
         classify: UserClassifier | None = None,
         retry_predicate: OutcomePredicate | None = None,
         clock: Callable[[], float] | None = None,
+        metrics: CollectorRegistry | None = None,
     ) -> None:
         """Prefer :meth:`open`; this builds a mesh from an already loaded service slice."""
         self.service = service.name
@@ -180,6 +184,13 @@ class Mesh:
             )
             self._watch(name, policies)
             self._upstreams[name] = MeshUpstream(self, name, policies, classifier)
+        self._metrics = metrics
+        self._collector: MeshCollector | None = None
+        if metrics is not None:
+            from meshspec_runtime.observe.prometheus import MeshCollector
+
+            self._collector = MeshCollector(self)
+            metrics.register(self._collector)
 
     @classmethod
     def open(
@@ -190,12 +201,15 @@ class Mesh:
         rng: random.Random | None = None,
         classify: UserClassifier | None = None,
         retry_predicate: OutcomePredicate | None = None,
+        metrics: CollectorRegistry | None = None,
     ) -> Mesh:
         """Load the bundle at ``bundle`` (verified; see ``load_bundle``) for ``service``.
 
         ``classify(value, latency)`` classifies what an attempt returned or raised; it returns
         None for what it does not know, which the built-in classification then decides.
         ``retry_predicate(outcome)`` retries outcomes the bundle's ``retry.on`` does not list.
+        ``metrics``: a prometheus-client ``CollectorRegistry`` to export this mesh's metrics on
+        (extra ``meshspec-runtime[prometheus]``; see ``observe.prometheus``).
         Raises ``BundleError`` for a bundle that fails verification and ``MeshError`` for a
         service the bundle does not hold.
         """
@@ -215,6 +229,7 @@ class Mesh:
             rng=rng,
             classify=classify,
             retry_predicate=retry_predicate,
+            metrics=metrics,
         )
 
     # -- upstreams --------------------------------------------------------------------------
@@ -304,11 +319,11 @@ class Mesh:
         return closeable
 
     def close(self) -> None:
-        """Close every client handed out; later calls raise ``MeshClosedError``. Idempotent.
-        Asynchronous clients (httpx's ``AsyncClient``, aiohttp, ``grpc.aio``) can only be
-        closed by :meth:`aclose`; ``close`` leaves them to their owner and says so."""
-        self.closed = True
-        closeables, self._closeables = self._closeables, []
+        """Close every client handed out and stop exporting metrics; later calls raise
+        ``MeshClosedError``. Idempotent. Asynchronous clients (httpx's ``AsyncClient``,
+        aiohttp, ``grpc.aio``) can only be closed by :meth:`aclose`; ``close`` leaves them to
+        their owner and says so."""
+        closeables = self._shut()
         for closeable in closeables:
             if _is_async(closeable):
                 logger.warning("%s: close() cannot close %r; use aclose()", self, closeable)
@@ -317,14 +332,22 @@ class Mesh:
 
     async def aclose(self) -> None:
         """:meth:`close`, awaiting the asynchronous clients' own ``aclose``/``close``."""
-        self.closed = True
-        closeables, self._closeables = self._closeables, []
+        closeables = self._shut()
         for closeable in closeables:
             if _is_async(closeable):
                 closer = getattr(closeable, "aclose", None) or closeable.close
                 await closer()
             else:
                 closeable.close()
+
+    def _shut(self) -> list[Any]:
+        """Mark the mesh closed, unregister its collector; the clients left to close."""
+        self.closed = True
+        if self._collector is not None and self._metrics is not None:
+            self._metrics.unregister(self._collector)
+            self._collector = None
+        closeables, self._closeables = self._closeables, []
+        return closeables
 
     def __enter__(self) -> Mesh:
         return self

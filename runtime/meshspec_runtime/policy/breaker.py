@@ -190,6 +190,13 @@ class CircuitBreaker:
         return state
 
     @property
+    def current_state(self) -> BreakerState:
+        """The state as last moved, without the OPEN -> HALF_OPEN move that :meth:`state`
+        makes when the open time has elapsed: for readers (a metrics scrape) that must not
+        change the breaker."""
+        return self._state
+
+    @property
     def rejected_total(self) -> int:
         """Calls rejected so far."""
         return self._rejected

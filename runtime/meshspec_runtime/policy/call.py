@@ -142,6 +142,9 @@ _IN_ATTEMPT: Final = 3  # waiting for record()
 FINISHED: Final = 4  # the final Done or Fail is decided
 _CANCELLED: Final = 5
 
+FOLD_AT: Final = 4096
+"""Finished calls waiting in a call log before the thread that adds one folds them (metrics)."""
+
 _SUCCESS: Final = OutcomeKind.ANSWER
 _CLOSED: Final = BreakerState.CLOSED
 OVERLOAD_STATUSES: Final = frozenset({429, 503})
@@ -161,12 +164,15 @@ class Call:
     __slots__ = (
         "_deadline",
         "_delay",
+        "_ended",
         "_final",
         "_host",
         "_key",
         "_last",
         "_latency",
+        "_outcomes",
         "_permit",
+        "_started",
         "_state",
         "_status",
         "_ticket",
@@ -190,6 +196,11 @@ class Call:
     _latency: float
     _status: int | None
     _ticket: int
+    _started: float
+    _ended: float
+    """Set when the call finishes, if its upstream keeps a call log (metrics are on)."""
+    _outcomes: list[Outcome] | None
+    """Outcomes ``record`` saw (not the plain answers of ``record_success``), for metrics."""
     attempts: int
     """Attempts started so far."""
     retries_denied: int
@@ -228,7 +239,7 @@ class Call:
         up = self._up
         left = self._deadline - now
         if left <= 0.0:
-            return self._finish(_fail(FailReason.DEADLINE_EXCEEDED, self._last))
+            return self._finish(_fail(FailReason.DEADLINE_EXCEEDED, self._last), now)
         breaker = up.breaker
         ticket = 0
         if breaker is not None:
@@ -237,7 +248,7 @@ class Call:
             if breaker._state is not _CLOSED:
                 ticket = breaker.admit(now)
                 if ticket == 0:  # CircuitBreaker.REJECTED
-                    return self._finish(_fail(FailReason.BREAKER_OPEN, self._last))
+                    return self._finish(_fail(FailReason.BREAKER_OPEN, self._last), now)
         # The admission (a half-open probe slot) is given back if anything below raises, e.g.
         # a hash key of the wrong type: cancel() would not know it was taken. (A try block
         # costs nothing until something raises.)
@@ -246,7 +257,7 @@ class Call:
             if throttle is not None and throttle.should_reject(now, up.rng):
                 if breaker is not None:
                     breaker.on_cancel(now, ticket)
-                return self._finish(_fail(FailReason.THROTTLED, self._last))
+                return self._finish(_fail(FailReason.THROTTLED, self._last), now)
             if up.outlier is not None:
                 up.refresh_ejections(now)
             host = up.balancer.pick(now, self._key, self._host)  # lock-free (balancer.base)
@@ -257,7 +268,7 @@ class Call:
         if host is None:
             if breaker is not None:
                 breaker.on_cancel(now, ticket)
-            return self._finish(_fail(FailReason.NO_ENDPOINT, self._last))
+            return self._finish(_fail(FailReason.NO_ENDPOINT, self._last), now)
         host.inflight.append(None)  # Balancer.on_start, inlined
         self._host = host
         self._ticket = ticket
@@ -284,6 +295,11 @@ class Call:
             return
         host = self._host
         assert host is not None
+        outcomes = self._outcomes
+        if outcomes is None:
+            self._outcomes = [outcome]
+        else:
+            outcomes.append(outcome)
         latency = outcome.latency
         breaker = up.breaker
         throttle = up.throttle
@@ -307,9 +323,9 @@ class Call:
             throttle.on_accept(now)
         if not up.retry_on.matches(outcome):
             if outcome.kind is _SUCCESS:
-                self._finish(_done(outcome))
+                self._finish(_done(outcome), now)
             else:
-                self._finish(_fail(FailReason.NOT_RETRYABLE, outcome))
+                self._finish(_fail(FailReason.NOT_RETRYABLE, outcome), now)
             return
         self._retry(now, outcome)
 
@@ -342,6 +358,13 @@ class Call:
         self._status = status
         if self._permit:
             self._release()
+        log = up.call_log
+        if log is not None:
+            self._ended = now
+            pending = log.pending
+            pending.append(self)
+            if len(pending) >= FOLD_AT:
+                log.fold_if_idle()
         return True
 
     def cancel(self, now: float) -> None:
@@ -366,24 +389,31 @@ class Call:
         self._last = outcome
         up = self._up
         if self.attempts >= up.max_attempts:
-            self._finish(_fail(FailReason.ATTEMPTS_EXHAUSTED, outcome))
+            self._finish(_fail(FailReason.ATTEMPTS_EXHAUSTED, outcome), now)
             return
         delay = up.backoff.delay(self.attempts, self._delay, up.rng)
         if now + delay >= self._deadline:
-            self._finish(_fail(FailReason.DEADLINE_EXCEEDED, outcome))
+            self._finish(_fail(FailReason.DEADLINE_EXCEEDED, outcome), now)
             return
         budget = up.budget
         if budget is not None and not budget.try_withdraw(now):
             self.retries_denied = 1
-            self._finish(_fail(FailReason.BUDGET_EXHAUSTED, outcome))
+            self._finish(_fail(FailReason.BUDGET_EXHAUSTED, outcome), now)
             return
         self._delay = delay
         self._state = _WAIT_DUE if delay > 0.0 else READY
 
-    def _finish(self, step: Fail | Done) -> Fail | Done:
+    def _finish(self, step: Fail | Done, now: float) -> Fail | Done:
         self._final = step
         self._state = FINISHED
         self._release()
+        log = self._up.call_log
+        if log is not None:
+            self._ended = now
+            pending = log.pending
+            pending.append(self)
+            if len(pending) >= FOLD_AT:
+                log.fold_if_idle()
         return step
 
     def _release(self) -> None:

@@ -112,6 +112,11 @@ class OutlierDetector:
                 self._return_due(now)
             return self._view
 
+    def ejected_count(self, now: float) -> int:
+        """How many endpoints are ejected at ``now``, without returning those whose time is
+        up (for readers that must not change the detector, such as a metrics scrape)."""
+        return sum(1 for until in list(self._ejected_until.values()) if until > now)
+
     def ejection_count(self, endpoint_id: str) -> int:
         """How many times ``endpoint_id`` has been ejected (the ejection-time multiplier)."""
         with self._lock:

@@ -14,6 +14,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from meshspec_runtime.bundle import Endpoint, ServicePolicies
 from meshspec_runtime.policy.backoff import backoff_for
@@ -34,6 +35,9 @@ from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind, 
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
 
+if TYPE_CHECKING:
+    from meshspec_runtime.observe.calls import CallLog
+
 EjectionListener = Callable[[frozenset[str], frozenset[str], float], None]
 """``listener(ejected, returned, now)``: endpoint ids newly ejected, and back from ejection."""
 
@@ -51,6 +55,7 @@ class UpstreamPolicies:
         "breaker",
         "budget",
         "bulkhead",
+        "call_log",
         "ejection_listeners",
         "failure_on",
         "fast_answers",
@@ -126,6 +131,8 @@ class UpstreamPolicies:
         """A successful attempt's feedback is only the balancer's active count (fast path)."""
         self._unhealthy: frozenset[str] = frozenset()
         self._ejected: frozenset[str] = frozenset()
+        self.call_log: CallLog | None = None
+        """Finished calls are appended here when metrics are on (see ``observe.calls``)."""
         self.ejection_listeners: list[EjectionListener] = []
         """Called as ``listener(ejected, returned, now)`` when the outlier detector's set of
         ejected endpoints changes (seen by the next pick), outside the lock."""
@@ -172,6 +179,8 @@ class UpstreamPolicies:
         call._host = None
         call._last = None
         call._delay = 0.0
+        call._started = now
+        call._outcomes = None
         call.attempts = 0
         call.retries_denied = 0
         bulkhead = self.bulkhead
@@ -179,6 +188,9 @@ class UpstreamPolicies:
             call._permit = False
             call._final = Fail(FailReason.CONCURRENCY_LIMIT, None)
             call._state = FINISHED
+            if self.call_log is not None:
+                call._ended = now
+                self.call_log.pending.append(call)
             return call
         call._permit = bulkhead is not None
         call._state = READY

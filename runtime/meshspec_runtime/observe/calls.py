@@ -1,0 +1,145 @@
+"""Per-edge call statistics, counted off the request path.
+
+When metrics are on, a finished ``Call`` appends *itself* to its upstream's ``CallLog`` (one
+``deque.append``, atomic under the GIL, no allocation: the call already holds its start and
+end times, its attempts and its verdict). The log is folded into plain counters by whoever
+reads them (a scrape) or, so that memory stays bounded between scrapes, by the appending thread
+once ``FOLD_AT`` calls are waiting. Folding classifies each call the way the metrics
+document (``observe.names.OUTCOMES``) and never touches policy state.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+from meshspec_runtime.observe.names import DURATION_BUCKETS, OUTCOMES, REFUSAL_REASONS
+from meshspec_runtime.policy.call import Done, Fail, FailReason
+from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
+
+if TYPE_CHECKING:
+    from meshspec_runtime.policy.call import Call
+
+_REJECTIONS: Final = frozenset(
+    {
+        FailReason.BREAKER_OPEN,
+        FailReason.THROTTLED,
+        FailReason.CONCURRENCY_LIMIT,
+        FailReason.NO_ENDPOINT,
+    }
+)
+_INDEX: Final = {outcome: index for index, outcome in enumerate(OUTCOMES)}
+_SUCCESS, _ERROR, _TIMEOUT, _CONNECT, _REJECTED = (
+    _INDEX[name] for name in ("success", "error", "timeout", "connect_failure", "rejected")
+)
+_BY_KIND: Final = {
+    OutcomeKind.TIMEOUT: _TIMEOUT,
+    OutcomeKind.CONNECT_FAILURE: _CONNECT,
+    OutcomeKind.RESET: _ERROR,
+    OutcomeKind.ERROR: _ERROR,
+}
+
+
+class EdgeCounts:
+    """What the log has folded so far; only ever grows. Read with the log's lock held, or
+    through :meth:`CallLog.snapshot`."""
+
+    __slots__ = ("attempts", "buckets", "duration_sum", "refused", "requests", "retries")
+
+    def __init__(self) -> None:
+        self.requests = [0] * len(OUTCOMES)
+        self.attempts = [0] * len(OUTCOMES)
+        self.retries = 0
+        self.refused = dict.fromkeys(REFUSAL_REASONS, 0)
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        """Per bucket (not cumulative); the last one is +Inf."""
+        self.duration_sum = 0.0
+
+    def copy(self) -> EdgeCounts:
+        made = EdgeCounts()
+        made.requests, made.attempts = list(self.requests), list(self.attempts)
+        made.retries, made.refused = self.retries, dict(self.refused)
+        made.buckets, made.duration_sum = list(self.buckets), self.duration_sum
+        return made
+
+
+class CallLog:
+    """Finished calls of one upstream, waiting to be counted."""
+
+    __slots__ = ("_counts", "_failure_on", "_lock", "_retry_on", "pending")
+
+    def __init__(self, failure_on: ConditionSet, retry_on: ConditionSet) -> None:
+        self.pending: deque[Call] = deque()
+        """Appended to by ``Call`` on the request path."""
+        self._failure_on = failure_on
+        self._retry_on = retry_on
+        self._counts = EdgeCounts()
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> EdgeCounts:
+        """Fold what is pending and return a copy of the counts."""
+        with self._lock:
+            self._fold()
+            return self._counts.copy()
+
+    def fold_if_idle(self) -> None:
+        """Fold now unless another thread is folding (called from the request path)."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._fold()
+            finally:
+                self._lock.release()
+
+    def _fold(self) -> None:
+        pending, counts = self.pending, self._counts
+        while True:
+            try:
+                call = pending.popleft()
+            except IndexError:
+                return
+            self._count(call, counts)
+
+    def _count(self, call: Call, counts: EdgeCounts) -> None:
+        attempts = call.attempts
+        outcomes = call._outcomes  # what record() saw; the other attempts were plain answers
+        recorded = 0
+        if outcomes is not None:
+            for outcome in outcomes:
+                counts.attempts[self._label(outcome)] += 1
+            recorded = len(outcomes)
+        counts.attempts[_SUCCESS] += attempts - recorded
+        if attempts > 1:
+            counts.retries += attempts - 1
+        final = call._final
+        if final is None:  # a success the fast path recorded, no step built
+            counts.requests[_SUCCESS] += 1
+        else:
+            counts.requests[self._verdict(final)] += 1
+            if type(final) is Fail and final.last is not None:
+                reason = final.reason
+                if reason is FailReason.ATTEMPTS_EXHAUSTED:
+                    counts.refused["attempts"] += 1
+                elif reason is FailReason.BUDGET_EXHAUSTED:
+                    counts.refused["budget"] += 1
+                elif reason is FailReason.DEADLINE_EXCEEDED and self._retry_on.matches(final.last):
+                    counts.refused["deadline"] += 1
+        duration = call._ended - call._started
+        counts.buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+        counts.duration_sum += duration
+
+    def _label(self, outcome: Outcome) -> int:
+        if outcome.kind is OutcomeKind.ANSWER:
+            return _ERROR if self._failure_on.matches(outcome) else _SUCCESS
+        return _BY_KIND[outcome.kind]
+
+    def _verdict(self, final: Done | Fail) -> int:
+        if type(final) is Done:
+            return self._label(final.outcome)
+        assert isinstance(final, Fail)
+        if final.reason in _REJECTIONS or final.last is None:
+            return _REJECTED
+        if final.reason is FailReason.DEADLINE_EXCEEDED:
+            return _TIMEOUT
+        return self._label(final.last)
