@@ -345,6 +345,7 @@ class Mesh:
         self.closed = True
         if self._collector is not None and self._metrics is not None:
             self._metrics.unregister(self._collector)
+            self._collector.close()
             self._collector = None
         closeables, self._closeables = self._closeables, []
         return closeables

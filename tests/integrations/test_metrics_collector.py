@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,11 @@ class Answer:
 
 
 @pytest.fixture
-def metered(tmp_path: Path) -> tuple[Mesh, CollectorRegistry]:
+def metered(tmp_path: Path) -> Iterator[tuple[Mesh, CollectorRegistry]]:
     registry = CollectorRegistry()
     bundle = compile_mesh(tmp_path, {"payments": [9001, 9002]}, policy=POLICY)
-    return Mesh.open(bundle, service="checkout", metrics=registry), registry
+    with Mesh.open(bundle, service="checkout", metrics=registry) as mesh:
+        yield mesh, registry
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -137,7 +139,7 @@ def test_no_call_is_lost_across_threads_and_folds(
 ) -> None:
     mesh, registry = metered
     payments = mesh.upstream("payments")
-    per_thread = FOLD_AT  # 8 threads: several folds by the calling threads, one by the scrape
+    per_thread = FOLD_AT // 4  # 8 threads: folds by the calling threads, the folder, the scrape
 
     def work() -> None:
         ok = answering(*([200] * per_thread))
@@ -151,3 +153,22 @@ def test_no_call_is_lost_across_threads_and_folds(
         thread.join()
     assert sample(registry, "meshspec_upstream_requests_total", outcome="success") == 8 * per_thread
     assert len(payments.policies.call_log.pending) == 0  # type: ignore[union-attr]
+
+
+def test_a_background_thread_folds_between_scrapes_and_stops_with_the_mesh(
+    metered: tuple[Mesh, CollectorRegistry],
+) -> None:
+    mesh, registry = metered
+    payments = mesh.upstream("payments")
+    for _ in range(100):
+        payments.call(answering(200))
+    log = payments.policies.call_log
+    assert log is not None
+    deadline = time.monotonic() + 5
+    while log.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not log.pending  # folded without a scrape
+    folders = {t for t in threading.enumerate() if t.name == "meshspec-metrics"}
+    mesh.close()
+    stopped = folders - {t for t in threading.enumerate() if t.name == "meshspec-metrics"}
+    assert len(stopped) == 1  # this mesh's folder, and only it

@@ -2,10 +2,11 @@
 
 When metrics are on, a finished ``Call`` appends *itself* to its upstream's ``CallLog`` (one
 ``deque.append``, atomic under the GIL, no allocation: the call already holds its start and
-end times, its attempts and its verdict). The log is folded into plain counters by whoever
-reads them (a scrape) or, so that memory stays bounded between scrapes, by the appending thread
-once ``FOLD_AT`` calls are waiting. Folding classifies each call the way the metrics
-document (``observe.names.OUTCOMES``) and never touches policy state.
+end times, its attempts and its verdict). The log is folded into plain counters beside the
+request path: by a scrape, and every second by a :class:`PeriodicFold` thread, so memory stays
+bounded between scrapes; only a burst that leaves ``FOLD_AT`` calls waiting makes the appending
+thread fold. Folding classifies each call the way the metrics document
+(``observe.names.OUTCOMES``) and never touches policy state.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 from meshspec_runtime.observe.names import DURATION_BUCKETS, OUTCOMES, REFUSAL_REASONS
@@ -143,3 +145,26 @@ class CallLog:
         if final.reason is FailReason.DEADLINE_EXCEEDED:
             return _TIMEOUT
         return self._label(final.last)
+
+
+class PeriodicFold:
+    """Folds call logs every ``interval`` seconds in a daemon thread until :meth:`stop`."""
+
+    def __init__(self, logs: Callable[[], Iterable[CallLog]], interval: float = 1.0) -> None:
+        self._logs = logs
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="meshspec-metrics", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            for log in self._logs():
+                log.fold_if_idle()

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from meshspec_runtime.observe import names
-from meshspec_runtime.observe.calls import CallLog
+from meshspec_runtime.observe.calls import CallLog, PeriodicFold
 from meshspec_runtime.policy.breaker import BreakerState
 
 if TYPE_CHECKING:
@@ -49,6 +49,18 @@ class MeshCollector(Collector):
         self._lock = threading.Lock()
         for name in mesh.upstreams:
             self.watch(mesh.upstream(name))
+        self._fold = PeriodicFold(self._logs)
+        self._fold.start()
+
+    def close(self) -> None:
+        """Stop folding in the background (the mesh unregisters the collector)."""
+        self._fold.stop()
+
+    def _logs(self) -> Iterator[CallLog]:
+        for name in self._mesh.upstreams:
+            log = self._mesh.upstream(name).policies.call_log
+            if log is not None:
+                yield log
 
     def watch(self, handle: MeshUpstream) -> None:
         """Start counting ``handle``'s calls (its policies get a call log) and transitions."""

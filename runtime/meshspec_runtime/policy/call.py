@@ -142,8 +142,9 @@ _IN_ATTEMPT: Final = 3  # waiting for record()
 FINISHED: Final = 4  # the final Done or Fail is decided
 _CANCELLED: Final = 5
 
-FOLD_AT: Final = 4096
-"""Finished calls waiting in a call log before the thread that adds one folds them (metrics)."""
+FOLD_AT: Final = 16384
+"""Finished calls waiting in a call log before the thread that adds one folds them (metrics;
+normally a background thread folds them every second, see ``observe.calls``)."""
 
 _SUCCESS: Final = OutcomeKind.ANSWER
 _CLOSED: Final = BreakerState.CLOSED
