@@ -158,7 +158,7 @@ def test_no_call_is_lost_across_threads_and_folds(
 def test_a_background_thread_folds_between_scrapes_and_stops_with_the_mesh(
     metered: tuple[Mesh, CollectorRegistry],
 ) -> None:
-    mesh, registry = metered
+    mesh, _ = metered
     payments = mesh.upstream("payments")
     for _ in range(100):
         payments.call(answering(200))
