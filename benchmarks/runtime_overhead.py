@@ -6,6 +6,9 @@ Measured in one run, each candidate wrapping the same trivial function:
 - ``bare``: the function called directly;
 - ``meshspec``: ``call_sync`` through one ``UpstreamPolicies`` with a balancer (least request,
   P2C, 3 endpoints), circuit breaker, retry budget and the call state machine (metrics off);
+- ``meshspec_metrics``: the same with metrics on: each call appended to the edge's call log,
+  which a background thread folds every second, as under ``Mesh.open(metrics=registry)``
+  (the folding thread's CPU time is not the benchmarking thread's: ``--wall`` counts it);
 - ``pybreaker``: ``CircuitBreaker.call``;
 - ``tenacity``: ``retry(stop=stop_after_attempt(3))``;
 - ``purgatory``: its sync breaker, from ``SyncCircuitBreakerFactory``.
@@ -34,6 +37,7 @@ import pybreaker
 import tenacity
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.drivers.sync import call_sync
+from meshspec_runtime.observe.calls import CallLog, PeriodicFold
 from meshspec_runtime.policy.config import (
     CircuitBreakerConfig,
     RetryBudgetConfig,
@@ -55,6 +59,9 @@ def candidates() -> dict[str, Callable[[], object]]:
     )
     endpoints = [Endpoint(id=f"e{i}", address=f"10.0.0.{i + 1}", port=80) for i in range(3)]
     upstream = UpstreamPolicies(policy, endpoints, rng=random.Random(7))
+    metered = UpstreamPolicies(policy, endpoints, rng=random.Random(7))
+    log = metered.call_log = CallLog(metered.failure_on, metered.retry_on)
+    PeriodicFold(lambda: [log]).start()  # a daemon thread, gone with the process
 
     def attempt(endpoint: Endpoint, timeout: float) -> int:  # ``work`` with the driver's signature
         return 42
@@ -70,6 +77,7 @@ def candidates() -> dict[str, Callable[[], object]]:
     return {
         "bare": work,
         "meshspec": lambda: call_sync(upstream, attempt),
+        "meshspec_metrics": lambda: call_sync(metered, attempt),
         "pybreaker": lambda: breaker.call(work),
         "tenacity": retrying,
         "purgatory": purgatory_call,
@@ -116,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         "meshspec_over_bare_ns": round(medians["meshspec"] - medians["bare"]),
         "ratio_meshspec_per_pybreaker": round(ratio("meshspec", "pybreaker"), 3),
         "ratio_tenacity_per_meshspec": round(ratio("tenacity", "meshspec"), 2),
+        "ratio_metrics_on_per_off": round(ratio("meshspec_metrics", "meshspec"), 3),
     }
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

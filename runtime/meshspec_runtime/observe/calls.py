@@ -1,8 +1,9 @@
 """Per-edge call statistics, counted off the request path.
 
-When metrics are on, a finished ``Call`` appends *itself* to its upstream's ``CallLog`` (one
-``deque.append``, atomic under the GIL, no allocation: the call already holds its start and
-end times, its attempts and its verdict). The log is folded into plain counters beside the
+When metrics are on, a finished ``Call`` appends itself to its upstream's ``CallLog`` (one
+``deque.append``, atomic under the GIL: the call already holds its start and end times, its
+attempts and its verdict); the common case, a call answered at its first attempt, appends only
+its duration. The log is folded into plain counters beside the
 request path: by a scrape, and every second by a :class:`PeriodicFold` thread, so memory stays
 bounded between scrapes; only a burst that leaves ``FOLD_AT`` calls waiting makes the appending
 thread fold. Folding classifies each call the way the metrics document
@@ -70,11 +71,13 @@ class EdgeCounts:
 class CallLog:
     """Finished calls of one upstream, waiting to be counted."""
 
-    __slots__ = ("_counts", "_failure_on", "_lock", "_retry_on", "pending")
+    __slots__ = ("_counts", "_failure_on", "_lock", "_retry_on", "answers", "pending")
 
     def __init__(self, failure_on: ConditionSet, retry_on: ConditionSet) -> None:
         self.pending: deque[Call] = deque()
-        """Appended to by ``Call`` on the request path."""
+        """Finished calls, appended by ``Call`` on the request path."""
+        self.answers: deque[float] = deque()
+        """Durations of calls answered at their first attempt by ``record_success``."""
         self._failure_on = failure_on
         self._retry_on = retry_on
         self._counts = EdgeCounts()
@@ -95,7 +98,22 @@ class CallLog:
                 self._lock.release()
 
     def _fold(self) -> None:
-        pending, counts = self.pending, self._counts
+        answers, counts = self.answers, self._counts
+        buckets = counts.buckets
+        taken = 0
+        total = 0.0
+        while True:
+            try:
+                duration = answers.popleft()
+            except IndexError:
+                break
+            buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+            total += duration
+            taken += 1
+        counts.requests[_SUCCESS] += taken
+        counts.attempts[_SUCCESS] += taken
+        counts.duration_sum += total
+        pending = self.pending
         while True:
             try:
                 call = pending.popleft()

@@ -361,11 +361,16 @@ class Call:
             self._release()
         log = up.call_log
         if log is not None:
-            self._ended = now
-            pending = log.pending
-            pending.append(self)
-            if len(pending) >= FOLD_AT:
-                log.fold_if_idle()
+            if self._outcomes is None and self.attempts == 1:
+                # the common case, one plain answer: only its duration (a float, which the
+                # garbage collector does not track) waits to be counted
+                answers = log.answers
+                answers.append(now - self._started)
+                if len(answers) >= FOLD_AT:
+                    log.fold_if_idle()
+            else:
+                self._ended = now
+                log.pending.append(self)
         return True
 
     def cancel(self, now: float) -> None:
@@ -411,9 +416,8 @@ class Call:
         log = self._up.call_log
         if log is not None:
             self._ended = now
-            pending = log.pending
-            pending.append(self)
-            if len(pending) >= FOLD_AT:
+            log.pending.append(self)
+            if len(log.pending) >= FOLD_AT:
                 log.fold_if_idle()
         return step
 
