@@ -53,9 +53,11 @@ if TYPE_CHECKING:
     import grpc.aio
     import httpx
     import requests
+    from opentelemetry.trace import TracerProvider
     from prometheus_client.registry import CollectorRegistry
 
     from meshspec_runtime.observe.prometheus import MeshCollector
+    from meshspec_runtime.observe.tracing import Tracing
 
 T = TypeVar("T")
 
@@ -119,10 +121,22 @@ class MeshUpstream:
     ) -> T:
         """One logical request: ``fn(endpoint, timeout)`` per attempt (see ``call_sync``).
         ``discard`` receives each answer the call retries instead of returning (close it)."""
-        if self._mesh.closed:
-            raise MeshClosedError(f"{self._mesh.describe()} is closed: no call to {self.name!r}")
+        mesh = self._mesh
+        if mesh.closed:
+            raise MeshClosedError(f"{mesh.describe()} is closed: no call to {self.name!r}")
         try:
-            return call_sync(self.policies, fn, key=key, classify=self.classify, discard=discard)
+            if mesh.tracing is None:
+                return call_sync(
+                    self.policies, fn, key=key, classify=self.classify, discard=discard
+                )
+            with mesh.tracing.call(self) as spans:
+                return call_sync(
+                    self.policies,
+                    spans.attempts(fn),
+                    key=key,
+                    classify=self.classify,
+                    discard=discard,
+                )
         except CallFailed as failed:
             self._refused(failed)
             raise
@@ -135,12 +149,22 @@ class MeshUpstream:
         discard: Callable[[T], object] | None = None,
     ) -> T:
         """:meth:`call` under asyncio (see ``call_async``)."""
-        if self._mesh.closed:
-            raise MeshClosedError(f"{self._mesh.describe()} is closed: no call to {self.name!r}")
+        mesh = self._mesh
+        if mesh.closed:
+            raise MeshClosedError(f"{mesh.describe()} is closed: no call to {self.name!r}")
         try:
-            return await call_async(
-                self.policies, afn, key=key, classify=self.classify, discard=discard
-            )
+            if mesh.tracing is None:
+                return await call_async(
+                    self.policies, afn, key=key, classify=self.classify, discard=discard
+                )
+            with mesh.tracing.call(self) as spans:
+                return await call_async(
+                    self.policies,
+                    spans.async_attempts(afn),
+                    key=key,
+                    classify=self.classify,
+                    discard=discard,
+                )
         except CallFailed as failed:
             self._refused(failed)
             raise
@@ -165,6 +189,7 @@ class Mesh:
         retry_predicate: OutcomePredicate | None = None,
         clock: Callable[[], float] | None = None,
         metrics: CollectorRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         """Prefer :meth:`open`; this builds a mesh from an already loaded service slice."""
         self.service = service.name
@@ -175,6 +200,11 @@ class Mesh:
         self.events = EventBus()
         self.closed = False
         self._closeables: list[Any] = []
+        self.tracing: Tracing | None = None
+        if tracer_provider is not None:
+            from meshspec_runtime.observe.tracing import Tracing
+
+            self.tracing = Tracing(tracer_provider)
         rng = rng if rng is not None else random.Random()
         classifier = falling_back(classify) if classify is not None else builtin_classify
         self._upstreams: dict[str, MeshUpstream] = {}
@@ -202,6 +232,7 @@ class Mesh:
         classify: UserClassifier | None = None,
         retry_predicate: OutcomePredicate | None = None,
         metrics: CollectorRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> Mesh:
         """Load the bundle at ``bundle`` (verified; see ``load_bundle``) for ``service``.
 
@@ -210,6 +241,8 @@ class Mesh:
         ``retry_predicate(outcome)`` retries outcomes the bundle's ``retry.on`` does not list.
         ``metrics``: a prometheus-client ``CollectorRegistry`` to export this mesh's metrics on
         (extra ``meshspec-runtime[prometheus]``; see ``observe.prometheus``).
+        ``tracer_provider``: an OpenTelemetry ``TracerProvider``; every call and attempt
+        becomes a span (extra ``meshspec-runtime[otel]``; see ``observe.tracing``).
         Raises ``BundleError`` for a bundle that fails verification and ``MeshError`` for a
         service the bundle does not hold.
         """
@@ -230,6 +263,7 @@ class Mesh:
             classify=classify,
             retry_predicate=retry_predicate,
             metrics=metrics,
+            tracer_provider=tracer_provider,
         )
 
     # -- upstreams --------------------------------------------------------------------------
