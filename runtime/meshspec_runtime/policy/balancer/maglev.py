@@ -16,19 +16,7 @@ from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.balancer.base import Balancer, Host
 from meshspec_runtime.policy.balancer.hashing import hash64
 from meshspec_runtime.policy.config import LoadBalancerConfig
-
-
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    if n % 2 == 0:
-        return n == 2
-    divisor = 3
-    while divisor * divisor <= n:
-        if n % divisor == 0:
-            return False
-        divisor += 2
-    return True
+from meshspec_runtime.policy.limits import is_prime
 
 
 def build_table(pool: tuple[Host, ...], size: int) -> list[Host]:
