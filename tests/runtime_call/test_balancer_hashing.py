@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from meshspec_runtime.policy.balancer import Balancer, balancer_for
+from meshspec_runtime.policy.balancer import Balancer, Maglev, RingHash, balancer_for
 from meshspec_runtime.policy.balancer.hashing import hash64
 from meshspec_runtime.policy.config import LoadBalancerConfig, Strategy
 from meshspec_runtime.policy.limits import is_prime
@@ -119,3 +119,53 @@ def test_calls_without_a_key_are_spread() -> None:
         balancer = make(strategy, 4)
         seen = {balancer.pick(0.0).id for _ in range(400)}  # type: ignore[union-attr]
         assert seen == {"ep-0", "ep-1", "ep-2", "ep-3"}
+
+
+def builds(balancer: Balancer) -> tuple[int, object]:
+    """How many times the balancer built its lookup structure, and the one it uses now."""
+    if isinstance(balancer, Maglev):
+        return balancer.table_builds, balancer.table
+    assert isinstance(balancer, RingHash)
+    return balancer.ring_builds, balancer.ring
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_an_availability_change_rebuilds_nothing(strategy: Strategy) -> None:
+    balancer = make(strategy, 10)
+    count, structure = builds(balancer)
+    assert count == 1
+    before = mapping(balancer)
+    for unavailable in ({"ep-3"}, {"ep-3", "ep-7"}, set(), {"ep-0"}):
+        balancer.set_unavailable(frozenset(unavailable))
+        assert builds(balancer) == (1, structure)
+        assert builds(balancer)[1] is structure
+        after = mapping(balancer)
+        # a key whose host is available keeps it; the others leave the unavailable hosts
+        assert all(after[k] == before[k] for k in KEYS if before[k] not in unavailable)
+        assert not any(after[k] in unavailable for k in KEYS)
+    balancer.set_endpoints(endpoints(11))  # a new endpoint set: one build
+    assert builds(balancer)[0] == 2
+    assert builds(balancer)[1] is not structure
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_keys_of_an_unavailable_host_spread_over_the_others(strategy: Strategy) -> None:
+    balancer = make(strategy, 5)
+    before = mapping(balancer)
+    balancer.set_unavailable(frozenset({"ep-2"}))
+    after = mapping(balancer)
+    moved = [after[k] for k in KEYS if before[k] == "ep-2"]
+    assert moved and set(moved) == {"ep-0", "ep-1", "ep-3", "ep-4"}
+    for host in ("ep-0", "ep-1", "ep-3", "ep-4"):
+        assert moved.count(host) / len(moved) == pytest.approx(1 / 4, abs=0.15)
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_a_retry_avoids_the_failed_host_and_unavailable_ones(strategy: Strategy) -> None:
+    balancer = make(strategy, 4)
+    balancer.set_unavailable(frozenset({"ep-1"}))
+    for key in KEYS[:500]:
+        first = balancer.pick(0.0, key)
+        assert first is not None and first.id != "ep-1"
+        other = balancer.pick(0.0, key, avoid=first)
+        assert other is not None and other.id not in ("ep-1", first.id)
