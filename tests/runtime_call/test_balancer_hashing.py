@@ -169,3 +169,13 @@ def test_a_retry_avoids_the_failed_host_and_unavailable_ones(strategy: Strategy)
         assert first is not None and first.id != "ep-1"
         other = balancer.pick(0.0, key, avoid=first)
         assert other is not None and other.id not in ("ep-1", first.id)
+
+
+def test_maglev_finds_an_available_host_that_owns_no_slot() -> None:
+    # in a 7-slot table a host 65535 times lighter than the other owns no slot at all
+    config = LoadBalancerConfig(strategy=Strategy.MAGLEV, maglev_table_size=7, panic_threshold=0)
+    balancer = balancer_for(config, endpoints(2, [65535, 1]), random.Random(0))
+    assert isinstance(balancer, Maglev)
+    assert {h.id for h in balancer.table} == {"ep-0"}
+    balancer.set_unavailable(frozenset({"ep-0"}))
+    assert {balancer.pick(0.0, key).id for key in KEYS[:50]} == {"ep-1"}  # type: ignore[union-attr]

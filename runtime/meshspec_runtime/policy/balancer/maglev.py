@@ -117,4 +117,5 @@ class Maglev(Balancer):
             if host is not avoid and host in usable:
                 return host
         # a host far lighter than the heaviest may own no slot at all in a small table
-        return next((h for h in self.pool if h is not avoid), avoid)
+        pool = self.pool  # not empty: picks are made only from a non-empty pool
+        return next((h for h in pool if h is not avoid), pool[0])

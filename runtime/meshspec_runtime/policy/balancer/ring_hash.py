@@ -83,4 +83,5 @@ class RingHash(Balancer):
             host = owners[(start + step) % count]
             if host is not avoid and host in usable:
                 return host
-        return next((h for h in self.pool if h is not avoid), avoid)
+        pool = self.pool  # not empty: picks are made only from a non-empty pool
+        return next((h for h in pool if h is not avoid), pool[0])
