@@ -15,14 +15,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from meshspec.sim.caps import MAX_JOBS, MAX_SEED, MAX_SEEDS
 from meshspec.sim.console import print_summary
-from meshspec.sim.report import to_json, write_report
+from meshspec.sim.report import ReportFolderError, check_report_folder, to_json, write_report
 from meshspec.sim.runner import Source, build_report, compare_runs, run_seeds, verdicts
 from meshspec.spec.diagnostics import SpecError
 
 PathArg = click.Path(exists=False, dir_okay=False, path_type=Path)
-MAX_SEEDS = 100_000
-"""Each seed is a whole simulation: more than this is a typo, not a plan."""
 
 
 @click.command("simulate")
@@ -33,7 +32,9 @@ MAX_SEEDS = 100_000
     type=click.Path(file_okay=False, path_type=Path),
     help="Write report.json, report.html and plots/ into this folder.",
 )
-@click.option("--seed", type=click.IntRange(min=0), help="Override the scenario's seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0, max=MAX_SEED), help="Override the scenario's seed."
+)
 @click.option(
     "--seeds",
     type=click.IntRange(min=1, max=MAX_SEEDS),
@@ -44,7 +45,7 @@ MAX_SEEDS = 100_000
 @click.option(
     "--jobs",
     "-j",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_JOBS),
     default=1,
     show_default=True,
     help="Worker processes for --seeds.",
@@ -93,7 +94,10 @@ def command(
         sys.exit(2)
     if report_dir is not None:
         try:  # before the runs: a report folder that cannot be made must not cost a simulation
+            check_report_folder(report_dir)
             report_dir.mkdir(parents=True, exist_ok=True)
+        except ReportFolderError as error:
+            _exit_refused(report_dir, error)
         except OSError as error:
             _exit_unwritable(report_dir, error)
     first = seed if seed is not None else loaded.scenario.seed
@@ -156,6 +160,8 @@ def command(
     if report_dir is not None:
         try:
             html = write_report(report_dir, report)
+        except ReportFolderError as error:
+            _exit_refused(report_dir, error)
         except OSError as error:
             _exit_unwritable(report_dir, error)
         (err if as_json else console).print(f"report: {html}")
@@ -168,4 +174,9 @@ def _exit_unwritable(report_dir: Path, error: OSError) -> NoReturn:
         f"{error.strerror}",
         err=True,
     )
+    sys.exit(2)
+
+
+def _exit_refused(report_dir: Path, error: ReportFolderError) -> NoReturn:
+    click.echo(f"meshspec simulate: --report {report_dir}: {error}", err=True)
     sys.exit(2)

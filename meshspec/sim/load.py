@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meshspec.sim.behaviour import DEFAULT_KEY
+from meshspec.sim.estimate import E_TOO_BIG, check_caps
 from meshspec.sim.expect import Expectation, ExpectationError, parse
 from meshspec.sim.mesh import MeshModel, mesh_from_spec
 from meshspec.sim.scenario import Partition, Scenario
@@ -170,6 +171,8 @@ def check(
             )
             continue
         out.append(exp)
+    for path, message in check_caps(scenario, mesh):
+        problems.append(provenance.diagnostic(path, E_TOO_BIG, message))
     return tuple(out)
 
 

@@ -1,7 +1,9 @@
 """Report files: ``report.json`` (deterministic), ``report.html`` and ``plots/<service>.png``.
 
 Files are written to a temporary folder beside the target and moved into place, so a failed
-run never leaves a half-written report.
+run never leaves a half-written report. A report folder holds a marker file
+(:data:`REPORT_MARKER`): only a folder with it (a previous report), an empty folder or a path
+that does not exist yet is ever replaced; anything else is refused, untouched.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import base64
 import html
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,50 @@ EDGE_COLUMNS = (
 )
 
 
+REPORT_MARKER = ".meshspec-report"
+"""The file that marks a folder as a report ``meshspec simulate`` wrote (and may replace)."""
+_MARKER_TEXT = "written by meshspec simulate --report; the folder is replaced by the next one\n"
+
+
+class ReportFolderError(Exception):
+    """The ``--report`` folder exists and is not one ``meshspec simulate`` may replace."""
+
+
+def check_report_folder(directory: Path) -> None:
+    """Raise :class:`ReportFolderError` unless ``directory`` is absent, an empty folder or a
+    previous report (it holds :data:`REPORT_MARKER`). Touches nothing."""
+    if not directory.exists() and not directory.is_symlink():
+        return
+    if not directory.is_dir():
+        raise ReportFolderError("exists and is not a folder")
+    if (directory / REPORT_MARKER).is_file():
+        return
+    if next(directory.iterdir(), None) is not None:
+        raise ReportFolderError(
+            f"exists, is not empty and is not a meshspec report (it has no {REPORT_MARKER} "
+            "file); name a new or empty folder, or a previous report"
+        )
+
+
+def _fresh_folder(parent: Path, prefix: str) -> Path:
+    """A new folder in ``parent``, with the mode new folders get (umask applied; unlike
+    ``tempfile.mkdtemp``, whose folders are 0700)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+
+
+def _unused_name(parent: Path, prefix: str) -> Path:
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        if not path.exists() and not path.is_symlink():
+            return path
+
+
 def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
@@ -57,9 +103,11 @@ def write_report(directory: Path, report: dict[str, Any]) -> Path:
     from meshspec.sim.plots import service_figure
 
     directory = directory.resolve()
+    check_report_folder(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=directory.parent))
+    staging = _fresh_folder(directory.parent, ".report-")
     try:
+        (staging / REPORT_MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         (staging / "plots").mkdir()
         images: dict[str, bytes] = {}
         for service in plotted_services(report):
@@ -69,10 +117,9 @@ def write_report(directory: Path, report: dict[str, Any]) -> Path:
         (staging / "report.json").write_text(to_json(report), encoding="utf-8")
         (staging / "report.html").write_text(render_html(report, images), encoding="utf-8")
         if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(directory, old)
+            check_report_folder(directory)  # again: the run took a while
+            old = _unused_name(directory.parent, f".{directory.name}.old-")
+            os.replace(directory, old)  # a previous report or an empty folder
             os.replace(staging, directory)
             shutil.rmtree(old)
         else:

@@ -10,14 +10,23 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
+from meshspec_runtime.policy.limits import MAX_COUNT
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from meshspec.sim.units import Offset, Percent, PositiveDuration, Rate
+from meshspec.sim.caps import MAX_CLIENTS, MAX_RATE, MAX_RUN_SECONDS, MAX_SEED
+from meshspec.sim.units import Offset, Percent, PositiveDuration
+from meshspec.sim.units import Rate as AnyRate
 
 Z_P99 = 2.3263478740408408
 """The standard normal quantile of 0.99: a lognormal's p99 is ``exp(mu + Z_P99 * sigma)``."""
 MAX_LOG = 700.0
 """Largest log of a service time: ``exp`` overflows a float a little above 709."""
+# Durations and rates are the spec's units, finite and bounded by the runtime's limits
+# (meshspec_runtime.policy.limits); the simulator's own caps (meshspec.sim.caps) bound what a
+# single run may ask for. Counts are at most the runtime's MAX_COUNT.
+Rate = Annotated[AnyRate, Field(le=MAX_RATE)]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+RunLength = Annotated[PositiveDuration, Field(le=MAX_RUN_SECONDS)]
 
 
 class ScenarioModel(BaseModel):
@@ -55,7 +64,7 @@ class Traffic(ScenarioModel):
     arrival: Literal["poisson", "constant"] = "poisson"
     ramps: tuple[Ramp, ...] = ()
     spikes: tuple[Spike, ...] = ()
-    clients: Annotated[int, Field(ge=1)] | None = None
+    clients: Annotated[int, Field(ge=1, le=MAX_CLIENTS)] | None = None
     think: Offset = 0.0
     start: Offset = 0.0
     stop: Offset | None = None
@@ -152,9 +161,9 @@ class Behaviour(ScenarioModel):
     """How the instances of one service behave. Unset fields come from ``behaviour.default``."""
 
     latency: Latency | None = None
-    concurrency: Annotated[int, Field(ge=1)] | None = None
+    concurrency: Count | None = None
     """Requests served at once per instance; None: unlimited."""
-    queue: Annotated[int, Field(ge=0)] | None = None
+    queue: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
     """Requests waiting for a slot per instance; beyond that the instance answers 503."""
     errors: Percent | None = None
     """Share of requests answered with a 500 even when healthy."""
@@ -178,7 +187,7 @@ class FaultBase(ScenarioModel):
 
 class InstanceFault(FaultBase):
     service: str
-    instances: Percent | Annotated[int, Field(ge=1)] | list[str] | None = None
+    instances: Percent | Count | list[str] | None = None
     """Which instances: a share (``50%``, the first ones), a count, or ids. Default: all."""
 
     def pick(self, ids: list[str]) -> list[str]:
@@ -282,8 +291,8 @@ class Scenario(ScenarioModel):
     mesh: str | None = None
     """Path of the mesh spec, relative to the scenario file (the command line may give one)."""
     env: str | None = None
-    duration: PositiveDuration
-    seed: Annotated[int, Field(ge=0)] = 0
+    duration: RunLength
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     traffic: Annotated[tuple[Traffic, ...], Field(min_length=1)]
     behaviour: dict[str, Behaviour] = Field(default_factory=dict)
     """Per service; the key ``default`` applies to every service that does not say."""

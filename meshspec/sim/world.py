@@ -24,6 +24,7 @@ from meshspec_runtime.policy.upstream import UpstreamPolicies
 from simpy.events import Event, Timeout
 
 from meshspec.sim.behaviour import ServiceBehaviour, resolve_behaviour
+from meshspec.sim.caps import DRAIN_CAP
 from meshspec.sim.faults import FaultSchedule
 from meshspec.sim.mesh import MeshModel, ServiceModel
 from meshspec.sim.metrics import ENTRY, EdgeCounters, FaultWindow, Recorder, ServiceCounters
@@ -35,7 +36,7 @@ REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
 _SUCCESS = OutcomeKind.ANSWER
 INSTANT_RETRY_PAUSE = 0.001
 """A closed-loop client without think time whose call took no time waits this long (1 ms)."""
-MAX_DRAIN = 300.0
+MAX_DRAIN = DRAIN_CAP
 """Longest drain after the traffic stops, unless the run itself is longer (seconds)."""
 MAX_TIMER_LENGTHS = 256
 """Distinct attempt timeouts that get a shared timer; rarer lengths use their own."""

@@ -102,6 +102,7 @@ _CUSTOM_CODES: dict[str, str] = {
     "condition": "E0111",
     "health_check_kind": "E0116",
     "window": "E0104",
+    "prime": "E0114",
 }
 _TYPE_NAMES = {
     "int_type": "an integer",

@@ -22,7 +22,22 @@ from meshspec_runtime.policy.config import (
     GRPC_STATUS_NAMES,
     check_condition,
 )
+from meshspec_runtime.policy.limits import (
+    MAX_ATTEMPTS,
+    MAX_CHOICES,
+    MAX_CONDITIONS,
+    MAX_COUNT,
+    MAX_COUNT_WINDOW,
+    MAX_HASH_ON_LENGTH,
+    MAX_MAGLEV_TABLE_SIZE,
+    MAX_MULTIPLIER,
+    MAX_RING_SIZE,
+    MAX_TIME_WINDOW_SECONDS,
+    MIN_MAGLEV_TABLE_SIZE,
+    is_prime,
+)
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -63,10 +78,11 @@ MetaValue = Annotated[str, StringConstraints(pattern=SAFE_TEXT_OR_EMPTY_PATTERN,
 MetaKey = Annotated[str, StringConstraints(pattern=META_KEY_PATTERN)]
 InstanceId = Annotated[str, StringConstraints(pattern=INSTANCE_ID_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-MAX_INT = 2**31 - 1
-"""The largest count the spec takes: a 32-bit signed integer, which the bundle's JSON writer
-and its readers (Consul's Go ints among them) hold."""
-PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
+# Bounds are the runtime's (meshspec_runtime.policy.limits), so that a spec that validates
+# lowers to policies the runtime accepts and can hold.
+MAX_INT = MAX_COUNT
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Multiplier = Annotated[float, Field(ge=1, le=MAX_MULTIPLIER)]
 Weight = Annotated[int, Field(ge=1, le=65535)]
 """An instance's weight is an SRV record's 16-bit weight field in the zone."""
 MAX_META_PAIRS = 62
@@ -122,6 +138,22 @@ _CONDITION_SCHEMA: dict[str, Any] = {
     ]
 }
 Condition = Annotated[str, BeforeValidator(_condition), WithJsonSchema(_CONDITION_SCHEMA)]
+Conditions = Annotated[list[Condition], Field(max_length=MAX_CONDITIONS)]
+
+
+def _prime(value: int) -> int:
+    if not is_prime(value):
+        raise PydanticCustomError(
+            "prime",
+            "expected a prime number (Maglev's table size), found {found}",
+            {"found": value},
+        )
+    return value
+
+
+MaglevTableSize = Annotated[
+    int, Field(ge=MIN_MAGLEV_TABLE_SIZE, le=MAX_MAGLEV_TABLE_SIZE), AfterValidator(_prime)
+]
 
 
 _PLAIN_IPV4 = re.compile(
@@ -193,7 +225,7 @@ class BackoffSpec(SpecModel):
     base: Duration | None = None
     max: Duration | None = None
     jitter: JitterName | None = None
-    multiplier: Annotated[float, Field(ge=1)] | None = None
+    multiplier: Multiplier | None = None
 
 
 class RetryBudgetSpec(SpecModel):
@@ -203,27 +235,27 @@ class RetryBudgetSpec(SpecModel):
 
 
 class RetrySpec(SpecModel):
-    attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)] | None = None
     """Total tries, the first included."""
     per_try_timeout: OrOff[Duration] | None = None
     backoff: BackoffSpec | None = None
-    on: list[Condition] | None = None
+    on: Conditions | None = None
     budget: OrOff[RetryBudgetSpec] | None = None
 
 
 class AdaptiveThrottleSpec(SpecModel):
-    k: Annotated[float, Field(ge=1)] | None = None
+    k: Multiplier | None = None
     window: Duration | None = None
 
 
 class CountWindowSpec(SpecModel):
     kind: Literal["count"]
-    size: PositiveInt
+    size: Annotated[int, Field(ge=1, le=MAX_COUNT_WINDOW)]
 
 
 class TimeWindowSpec(SpecModel):
     kind: Literal["time"]
-    size: WholeSeconds
+    size: Annotated[WholeSeconds, Field(le=MAX_TIME_WINDOW_SECONDS)]
 
 
 def _window_tag(value: Any) -> str | None:
@@ -256,19 +288,19 @@ class CircuitBreakerSpec(SpecModel):
     consecutive_failures: PositiveInt | None = None
     open_for: Duration | None = None
     open_for_max: OrOff[Duration] | None = None
-    open_for_multiplier: Annotated[float, Field(ge=1)] | None = None
+    open_for_multiplier: Multiplier | None = None
     half_open_calls: PositiveInt | None = None
-    failure_on: list[Condition] | None = None
+    failure_on: Conditions | None = None
 
 
 class LoadBalancerSpec(SpecModel):
     strategy: StrategyName | None = None
-    choices: Annotated[int, Field(ge=2, le=MAX_INT)] | None = None
+    choices: Annotated[int, Field(ge=2, le=MAX_CHOICES)] | None = None
     panic_threshold: Ratio | None = None
     ewma_decay: Duration | None = None
-    hash_on: SafeText | None = None
-    ring_size: PositiveInt | None = None
-    maglev_table_size: Annotated[int, Field(ge=7, le=MAX_INT)] | None = None
+    hash_on: Annotated[SafeText, StringConstraints(max_length=MAX_HASH_ON_LENGTH)] | None = None
+    ring_size: Annotated[int, Field(ge=1, le=MAX_RING_SIZE)] | None = None
+    maglev_table_size: MaglevTableSize | None = None
 
 
 class OutlierDetectionSpec(SpecModel):

@@ -14,6 +14,11 @@ import math
 import re
 from typing import Annotated, Any
 
+from meshspec_runtime.policy.limits import (
+    MAX_DURATION_SECONDS,
+    MAX_DURATION_TEXT,
+    MAX_RATE_PER_SECOND,
+)
 from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -27,10 +32,6 @@ WHOLE_SECONDS_PATTERN = r"^(?=[0-9hms]*[1-9])([0-9]+(h|m|s))+$"
 _WHOLE_SECONDS = re.compile(r"(?:\d+(?:h|m|s))+")
 PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
 RATE_PATTERN = r"^[0-9]+(\.[0-9]+)?/(s|m)$"
-MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
-"""The longest duration a Go ``time.Duration`` holds (whole seconds of it): Consul parses every
-duration the bundle writes as one, and refuses a longer one."""
-_MAX_DURATION_TEXT = "2562047h47m16s"
 
 
 def _shown(value: Any) -> str:
@@ -58,7 +59,7 @@ def parse_duration(value: Any) -> float:
             raise PydanticCustomError(
                 "duration",
                 "expected a duration from one nanosecond (0.000001ms) to {most}, found {found}",
-                {"most": _MAX_DURATION_TEXT, "found": repr(value)},
+                {"most": MAX_DURATION_TEXT, "found": repr(value)},
             )
         raise PydanticCustomError(
             "duration", "expected a duration above zero, found {found}", {"found": repr(value)}
@@ -115,17 +116,28 @@ def parse_ratio(value: Any) -> float:
 
 
 def parse_rate(value: Any) -> float:
-    """``"200/s"`` -> ``200.0``, ``"60/m"`` -> ``1.0``; a bare number is per second."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
-        return float(value)
-    if isinstance(value, str):
+    """``"200/s"`` -> ``200.0``, ``"60/m"`` -> ``1.0``; a bare number is per second.
+
+    At most ``MAX_RATE_PER_SECOND`` (meshspec_runtime.policy.limits)."""
+    per_second = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        per_second = float(value)
+    elif isinstance(value, str):
         number, _, unit = value.strip().partition("/")
         try:
             count = float(number)
         except ValueError:
             count = math.nan
-        if unit in ("s", "m") and 0 <= count < math.inf:
-            return count if unit == "s" else count / 60
+        if unit in ("s", "m"):
+            per_second = count if unit == "s" else count / 60
+    if 0 <= per_second <= MAX_RATE_PER_SECOND:
+        return per_second
+    if per_second > MAX_RATE_PER_SECOND:
+        raise PydanticCustomError(
+            "rate",
+            "expected a rate of at most {most}/s, found {found}",
+            {"most": f"{MAX_RATE_PER_SECOND:.0f}", "found": _shown(value)},
+        )
     raise PydanticCustomError(
         "rate",
         "expected a rate such as 200/s (or a number per second), found {found}",
@@ -175,7 +187,7 @@ Rate = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": MAX_RATE_PER_SECOND},
                 {"type": "string", "pattern": RATE_PATTERN},
             ],
             "description": "events per second: 200/s, 600/m, or a number",

@@ -51,8 +51,8 @@ def test_values_at_the_limits_compile_into_accepted_artifacts(tmp_path: Path) ->
         ("mesh.dns.ttl=2147483648s", "at most 2147483647"),
         ("services.web.instances.0.weight=65536", "at most 65535"),
         ("services.web.instances.0.weight=99999999999999999999999", "at most 65535"),
-        ("defaults.circuit_breaker.window.size=99999999999999999999", "at most 2147483647"),
-        ("defaults.load_balancer.choices=99999999999999999999", "at most 2147483647"),
+        ("defaults.circuit_breaker.window.size=99999999999999999999", "at most 100000"),
+        ("defaults.load_balancer.choices=99999999999999999999", "at most 100"),
     ],
 )
 def test_values_beyond_the_limits_are_refused(override: str, expected: str, tmp_path: Path) -> None:

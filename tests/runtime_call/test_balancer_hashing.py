@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from meshspec_runtime.policy.balancer import Balancer, balancer_for
+from meshspec_runtime.policy.balancer import Balancer, Maglev, RingHash, balancer_for
 from meshspec_runtime.policy.balancer.hashing import hash64
-from meshspec_runtime.policy.balancer.maglev import is_prime
 from meshspec_runtime.policy.config import LoadBalancerConfig, Strategy
+from meshspec_runtime.policy.limits import is_prime
 from runtime_call_kit import endpoints
 
 HASHED = [Strategy.RING_HASH, Strategy.MAGLEV]
@@ -105,7 +105,11 @@ def test_removing_an_endpoint_moves_only_its_keys(strategy: Strategy) -> None:
 
 def test_maglev_needs_a_prime_table() -> None:
     assert [n for n in range(2, 30) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
-    config = LoadBalancerConfig(strategy=Strategy.MAGLEV, maglev_table_size=1000)
+    # the model refuses it when a bundle is loaded ...
+    with pytest.raises(ValueError, match="maglev_table_size must be a prime, got 1000"):
+        LoadBalancerConfig(strategy=Strategy.MAGLEV, maglev_table_size=1000)
+    # ... and the balancer still does for a config built without validation
+    config = LoadBalancerConfig.model_construct(strategy=Strategy.MAGLEV, maglev_table_size=1000)
     with pytest.raises(ValueError, match="maglev_table_size must be prime, got 1000"):
         balancer_for(config, endpoints(3), random.Random(0))
 
@@ -115,3 +119,63 @@ def test_calls_without_a_key_are_spread() -> None:
         balancer = make(strategy, 4)
         seen = {balancer.pick(0.0).id for _ in range(400)}  # type: ignore[union-attr]
         assert seen == {"ep-0", "ep-1", "ep-2", "ep-3"}
+
+
+def builds(balancer: Balancer) -> tuple[int, object]:
+    """How many times the balancer built its lookup structure, and the one it uses now."""
+    if isinstance(balancer, Maglev):
+        return balancer.table_builds, balancer.table
+    assert isinstance(balancer, RingHash)
+    return balancer.ring_builds, balancer.ring
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_an_availability_change_rebuilds_nothing(strategy: Strategy) -> None:
+    balancer = make(strategy, 10)
+    count, structure = builds(balancer)
+    assert count == 1
+    before = mapping(balancer)
+    for unavailable in ({"ep-3"}, {"ep-3", "ep-7"}, set(), {"ep-0"}):
+        balancer.set_unavailable(frozenset(unavailable))
+        assert builds(balancer) == (1, structure)
+        assert builds(balancer)[1] is structure
+        after = mapping(balancer)
+        # a key whose host is available keeps it; the others leave the unavailable hosts
+        assert all(after[k] == before[k] for k in KEYS if before[k] not in unavailable)
+        assert not any(after[k] in unavailable for k in KEYS)
+    balancer.set_endpoints(endpoints(11))  # a new endpoint set: one build
+    assert builds(balancer)[0] == 2
+    assert builds(balancer)[1] is not structure
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_keys_of_an_unavailable_host_spread_over_the_others(strategy: Strategy) -> None:
+    balancer = make(strategy, 5)
+    before = mapping(balancer)
+    balancer.set_unavailable(frozenset({"ep-2"}))
+    after = mapping(balancer)
+    moved = [after[k] for k in KEYS if before[k] == "ep-2"]
+    assert moved and set(moved) == {"ep-0", "ep-1", "ep-3", "ep-4"}
+    for host in ("ep-0", "ep-1", "ep-3", "ep-4"):
+        assert moved.count(host) / len(moved) == pytest.approx(1 / 4, abs=0.15)
+
+
+@pytest.mark.parametrize("strategy", HASHED)
+def test_a_retry_avoids_the_failed_host_and_unavailable_ones(strategy: Strategy) -> None:
+    balancer = make(strategy, 4)
+    balancer.set_unavailable(frozenset({"ep-1"}))
+    for key in KEYS[:500]:
+        first = balancer.pick(0.0, key)
+        assert first is not None and first.id != "ep-1"
+        other = balancer.pick(0.0, key, avoid=first)
+        assert other is not None and other.id not in ("ep-1", first.id)
+
+
+def test_maglev_finds_an_available_host_that_owns_no_slot() -> None:
+    # in a 7-slot table a host 65535 times lighter than the other owns no slot at all
+    config = LoadBalancerConfig(strategy=Strategy.MAGLEV, maglev_table_size=7, panic_threshold=0)
+    balancer = balancer_for(config, endpoints(2, [65535, 1]), random.Random(0))
+    assert isinstance(balancer, Maglev)
+    assert {h.id for h in balancer.table} == {"ep-0"}
+    balancer.set_unavailable(frozenset({"ep-0"}))
+    assert {balancer.pick(0.0, key).id for key in KEYS[:50]} == {"ep-1"}  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ from meshspec_runtime.policy.config import (
     SlowCallConfig,
     TimeWindow,
 )
+from meshspec_runtime.policy.limits import MAX_DURATION_SECONDS, MAX_MULTIPLIER
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -428,11 +429,16 @@ def test_is_failure_follows_failure_on() -> None:
 
 
 def test_open_time_is_finite_and_positive() -> None:
-    breaker = tripped(rate_config(open_for=0.5, open_for_max=1e300, open_for_multiplier=1e10))
+    # the largest settings the model takes: 1000 ** 120 would overflow a float
+    breaker = tripped(
+        rate_config(
+            open_for=0.5, open_for_max=MAX_DURATION_SECONDS, open_for_multiplier=MAX_MULTIPLIER
+        )
+    )
     now = 0.0
-    for _ in range(40):
+    for _ in range(120):
         now += breaker.open_time
         call(breaker, now, failed=True)
         call(breaker, now, failed=True)
     assert math.isfinite(breaker.open_time)
-    assert breaker.open_time == 1e300
+    assert breaker.open_time == MAX_DURATION_SECONDS

@@ -14,15 +14,36 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Seconds = Annotated[float, Field(ge=0)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
+from meshspec_runtime.policy.limits import (
+    MAX_ATTEMPTS,
+    MAX_CHOICES,
+    MAX_CONDITIONS,
+    MAX_COUNT,
+    MAX_COUNT_WINDOW,
+    MAX_DURATION_SECONDS,
+    MAX_HASH_ON_LENGTH,
+    MAX_MAGLEV_TABLE_SIZE,
+    MAX_MULTIPLIER,
+    MAX_RATE_PER_SECOND,
+    MAX_RING_SIZE,
+    MAX_TIME_WINDOW_SECONDS,
+    MIN_MAGLEV_TABLE_SIZE,
+    is_prime,
+)
+
+# Every number is bounded (meshspec_runtime.policy.limits): a bundle is data from elsewhere,
+# and an unbounded value would fail later, as a hang or a MemoryError on the request path.
+Seconds = Annotated[float, Field(ge=0, le=MAX_DURATION_SECONDS)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_DURATION_SECONDS)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+Multiplier = Annotated[float, Field(ge=1, le=MAX_MULTIPLIER)]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 
 
 class PolicyModel(BaseModel):
-    """Base of every policy model: immutable, unknown fields rejected."""
+    """Base of every policy model: immutable, unknown fields rejected, numbers finite."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Jitter(StrEnum):
@@ -38,7 +59,7 @@ class BackoffConfig(PolicyModel):
     base: PositiveSeconds = 0.025
     max: PositiveSeconds = 1.0
     jitter: Jitter = Jitter.FULL
-    multiplier: Annotated[float, Field(ge=1)] = 2.0
+    multiplier: Multiplier = 2.0
 
     @model_validator(mode="after")
     def _base_within_max(self) -> BackoffConfig:
@@ -91,6 +112,7 @@ def check_condition(text: str) -> str:
 
 
 Condition = Annotated[str, Field(min_length=1)]
+Conditions = Annotated[tuple[Condition, ...], Field(max_length=MAX_CONDITIONS)]
 DEFAULT_RETRY_ON: tuple[str, ...] = ("connect-failure", "timeout", "5xx")
 DEFAULT_FAILURE_ON: tuple[str, ...] = ("connect-failure", "timeout", "reset", "5xx")
 
@@ -99,17 +121,17 @@ class RetryBudgetConfig(PolicyModel):
     """Finagle/Linkerd retry budget: retries up to ``ratio`` of recent requests plus a floor."""
 
     ratio: Fraction = 0.2
-    min_per_second: Annotated[float, Field(ge=0)] = 10.0
+    min_per_second: Annotated[float, Field(ge=0, le=MAX_RATE_PER_SECOND)] = 10.0
     window: PositiveSeconds = 10.0
 
 
 class RetryConfig(PolicyModel):
-    attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)] = 3
     """Total tries, the first included."""
     per_try_timeout: PositiveSeconds | None = None
     """``None``: each try may use what is left of the call's overall timeout."""
     backoff: BackoffConfig = BackoffConfig()
-    on: tuple[Condition, ...] = DEFAULT_RETRY_ON
+    on: Conditions = DEFAULT_RETRY_ON
     budget: RetryBudgetConfig | None = None
 
     @field_validator("on")
@@ -121,18 +143,18 @@ class RetryConfig(PolicyModel):
 class AdaptiveThrottleConfig(PolicyModel):
     """Client-side adaptive throttling (Google SRE book, "Handling Overload")."""
 
-    k: Annotated[float, Field(ge=1)] = 2.0
+    k: Multiplier = 2.0
     window: PositiveSeconds = 120.0
 
 
 class CountWindow(PolicyModel):
     kind: Literal["count"] = "count"
-    size: Annotated[int, Field(ge=1)] = 100
+    size: Annotated[int, Field(ge=1, le=MAX_COUNT_WINDOW)] = 100
 
 
 class TimeWindow(PolicyModel):
     kind: Literal["time"] = "time"
-    size: Annotated[int, Field(ge=1)] = 60
+    size: Annotated[int, Field(ge=1, le=MAX_TIME_WINDOW_SECONDS)] = 60
     """Seconds, as resilience4j's time-based window (one bucket a second)."""
 
 
@@ -146,16 +168,16 @@ class CircuitBreakerConfig(PolicyModel):
 
     mode: Literal["rate", "consecutive"] = "rate"
     window: Annotated[CountWindow | TimeWindow, Field(discriminator="kind")] = CountWindow()
-    minimum_calls: Annotated[int, Field(ge=1)] = 20
+    minimum_calls: Count = 20
     failure_rate: Fraction = 0.5
     slow_calls: SlowCallConfig | None = None
-    consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    consecutive_failures: Count = 5
     open_for: PositiveSeconds = 30.0
     open_for_max: PositiveSeconds | None = None
     """When set, each trip in a row multiplies ``open_for`` by the multiplier, up to this cap."""
-    open_for_multiplier: Annotated[float, Field(ge=1)] = 2.0
-    half_open_calls: Annotated[int, Field(ge=1)] = 5
-    failure_on: tuple[Condition, ...] = DEFAULT_FAILURE_ON
+    open_for_multiplier: Multiplier = 2.0
+    half_open_calls: Count = 5
+    failure_on: Conditions = DEFAULT_FAILURE_ON
 
     @field_validator("failure_on")
     @classmethod
@@ -186,20 +208,30 @@ class Strategy(StrEnum):
 
 class LoadBalancerConfig(PolicyModel):
     strategy: Strategy = Strategy.LEAST_REQUEST
-    choices: Annotated[int, Field(ge=2)] = 2
+    choices: Annotated[int, Field(ge=2, le=MAX_CHOICES)] = 2
     """Candidates sampled by least_request (power of two choices by default)."""
     panic_threshold: Fraction = 0.5
     """Below this share of available endpoints, balance over all of them (Envoy's panic mode)."""
     ewma_decay: PositiveSeconds = 10.0
     """peak_ewma's decay time."""
-    hash_on: str | None = None
+    hash_on: Annotated[str, Field(min_length=1, max_length=MAX_HASH_ON_LENGTH)] | None = None
     """ring_hash/maglev: the request attribute to hash (e.g. a header); ``None``: the call key."""
-    ring_size: Annotated[int, Field(ge=1)] = 1024
-    maglev_table_size: Annotated[int, Field(ge=7)] = 65537
+    ring_size: Annotated[int, Field(ge=1, le=MAX_RING_SIZE)] = 1024
+    maglev_table_size: Annotated[int, Field(ge=MIN_MAGLEV_TABLE_SIZE, le=MAX_MAGLEV_TABLE_SIZE)] = (
+        65537
+    )
+    """A prime (the Maglev paper: every host's preference list must visit every slot)."""
+
+    @field_validator("maglev_table_size")
+    @classmethod
+    def _prime(cls, value: int) -> int:
+        if not is_prime(value):
+            raise ValueError(f"maglev_table_size must be a prime, got {value}")
+        return value
 
 
 class OutlierDetectionConfig(PolicyModel):
-    consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    consecutive_failures: Count = 5
     base_ejection: PositiveSeconds = 30.0
     """Ejection time; the n-th ejection of one endpoint lasts n x base, up to ``max_ejection``."""
     max_ejection: PositiveSeconds = 300.0
@@ -216,7 +248,7 @@ class UpstreamPolicy(PolicyModel):
     circuit_breaker: CircuitBreakerConfig | None = None
     load_balancer: LoadBalancerConfig = LoadBalancerConfig()
     outlier_detection: OutlierDetectionConfig | None = None
-    concurrency_limit: Annotated[int, Field(ge=1)] | None = None
+    concurrency_limit: Count | None = None
 
     @model_validator(mode="after")
     def _per_try_within_total(self) -> UpstreamPolicy:
