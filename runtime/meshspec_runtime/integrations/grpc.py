@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 import grpc
 import grpc.aio
 
-from meshspec_runtime.deadline import MAX_TIMEOUT_MS, deadline_scope, time_left
+from meshspec_runtime.deadline import MAX_TIMEOUT_MS, current_deadline, deadline_scope, time_left
 from meshspec_runtime.drivers.classify import CallFailed
 from meshspec_runtime.errors import Rule, answer
+from meshspec_runtime.mesh import MeshClosedError
 from meshspec_runtime.policy.call import Attempt, Fail, FailReason
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
@@ -170,19 +171,15 @@ class _Base:
 
     def _check_open(self) -> MeshUpstream:
         if self._closed:
-            from meshspec_runtime.mesh import MeshClosedError
-
             raise MeshClosedError(f"the grpc channel to {self.name!r} is closed")
         return self._upstream
 
     def _start_one(self, key: str | None) -> tuple[Any, Endpoint, float]:
         """A call through the policies that will make one attempt: (call, endpoint, start)."""
-        from meshspec_runtime.mesh import MeshClosedError
-
         if self._mesh.closed:
             raise MeshClosedError(f"{self._mesh.describe()} is closed: no call to {self.name!r}")
         now = time.monotonic()
-        call = self._upstream.policies.start(now, key, _deadline())
+        call = self._upstream.policies.start(now, key, current_deadline())
         step = call.next(now)
         if not isinstance(step, Attempt):
             assert isinstance(step, Fail)  # the first step is an attempt or a refusal
@@ -195,12 +192,6 @@ class _Base:
         ended = time.monotonic()
         call.record(ended, status_outcome(code, details, ended - started))
         call.cancel(ended)  # no retry of a stream: release what a retry would have held
-
-
-def _deadline() -> float | None:
-    from meshspec_runtime.deadline import current_deadline
-
-    return current_deadline()
 
 
 # -- sync -----------------------------------------------------------------------------------
