@@ -138,7 +138,7 @@ class MeshUpstream:
                     discard=discard,
                 )
         except CallFailed as failed:
-            self._refused(failed)
+            self.report_failure(failed)
             raise
 
     async def call_async(
@@ -166,10 +166,12 @@ class MeshUpstream:
                     discard=discard,
                 )
         except CallFailed as failed:
-            self._refused(failed)
+            self.report_failure(failed)
             raise
 
-    def _refused(self, failed: CallFailed) -> None:
+    def report_failure(self, failed: CallFailed) -> None:
+        """Emit ``CallRefused`` when the policies ended the call themselves. ``call`` and
+        ``call_async`` do it; an integration that drives the call machine itself calls it."""
         if failed.reason in REFUSALS:
             now = self._mesh.clock()
             self._mesh.events.emit(CallRefused(self.caller, self.name, now, failed.reason))

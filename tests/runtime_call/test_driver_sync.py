@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
@@ -11,7 +12,7 @@ from http import HTTPStatus
 
 import pytest
 from meshspec_runtime.bundle import Endpoint
-from meshspec_runtime.drivers import CallFailed, call_sync, classify
+from meshspec_runtime.drivers import CallFailed, call_async, call_sync, classify
 from meshspec_runtime.policy.call import FailReason
 from meshspec_runtime.policy.config import (
     BackoffConfig,
@@ -159,6 +160,36 @@ def test_call_failed_carries_the_reason_the_last_outcome_and_result() -> None:
         call_sync(up, lambda ep, timeout: int("x"))
     assert isinstance(info.value.__cause__, ValueError)
     assert call_sync(up, lambda ep, timeout: Response(404)) == Response(404)
+
+
+class StatusError(Exception):
+    """What ``raise_for_status()`` raises: an error carrying the response."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.response = Response(status)
+
+
+def test_an_answer_raised_as_an_exception_and_not_retried_is_raised_again() -> None:
+    up = UpstreamPolicies(
+        UpstreamPolicy(retry=RetryConfig(attempts=2, backoff=FAST)),
+        endpoints(2),
+        rng=random.Random(0),
+    )
+    raised = StatusError(404)
+
+    def attempt(ep: Endpoint, timeout: float) -> None:
+        raise raised
+
+    with pytest.raises(StatusError) as info:
+        call_sync(up, attempt)
+    assert info.value is raised
+
+    async def async_attempt(ep: Endpoint, timeout: float) -> None:
+        raise raised
+
+    with pytest.raises(StatusError):
+        asyncio.run(call_async(up, async_attempt))
 
 
 def test_sleep_and_clock_are_injected() -> None:

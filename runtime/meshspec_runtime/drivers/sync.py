@@ -61,6 +61,8 @@ def call_sync(
                     return result
                 now = ended
             elif type(step) is Done:
+                if error is not None:  # the answer came as an exception (raise_for_status)
+                    raise error
                 return result  # type: ignore[return-value]  # Done follows a returned result
             elif type(step) is Wait:
                 sleep(step.delay)

@@ -183,7 +183,9 @@ class _Base:
         step = call.next(now)
         if not isinstance(step, Attempt):
             assert isinstance(step, Fail)  # the first step is an attempt or a refusal
-            raise MeshRpcError(CallFailed(step), None)
+            failed = CallFailed(step)
+            self._upstream.report_failure(failed)
+            raise MeshRpcError(failed, None)
         return call, step.endpoint, now
 
     @staticmethod
@@ -330,32 +332,23 @@ class _UnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
         compression: Any = None,
     ) -> tuple[Any, grpc.Call]:
         upstream = self._channel._check_open()
-        last_error: grpc.RpcError | None = None
 
         def attempt(endpoint: Endpoint, attempt_timeout: float) -> tuple[Any, grpc.Call]:
-            nonlocal last_error
-            try:
-                return self._target(endpoint).with_call(
-                    request,
-                    timeout=attempt_timeout,
-                    metadata=metadata,
-                    credentials=credentials,
-                    wait_for_ready=wait_for_ready,
-                    compression=compression,
-                )
-            except grpc.RpcError as error:
-                last_error = error
-                raise
+            return self._target(endpoint).with_call(
+                request,
+                timeout=attempt_timeout,
+                metadata=metadata,
+                credentials=credentials,
+                wait_for_ready=wait_for_ready,
+                compression=compression,
+            )
 
+        # a status not worth a retry is an answer: the driver raises grpc's own RpcError again
         with deadline_scope(timeout):
             try:
-                result = upstream.call(attempt, key=_hash_key(upstream, metadata))
+                return upstream.call(attempt, key=_hash_key(upstream, metadata))
             except CallFailed as failed:
                 raise MeshRpcError(failed, failed.__cause__) from failed.__cause__
-        if result is None:  # the last attempt's status was an answer not worth a retry
-            assert last_error is not None
-            raise last_error
-        return result
 
     def future(
         self,
@@ -570,34 +563,26 @@ class _AioUnaryUnary(grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[type-arg
         wait_for_ready: bool | None,
         compression: Any,
     ) -> Any:
-        last_error: grpc.RpcError | None = None
 
         async def attempt(endpoint: Endpoint, attempt_timeout: float) -> Any:
-            nonlocal last_error
             target = self._channel.endpoint_channel(endpoint).unary_unary(
                 self._method, self._serializer, self._deserializer
             )
-            try:
-                return await target(
-                    request,
-                    timeout=attempt_timeout,
-                    metadata=metadata,
-                    credentials=credentials,
-                    wait_for_ready=wait_for_ready,
-                    compression=compression,
-                )
-            except grpc.RpcError as error:
-                last_error = error
-                raise
+            return await target(
+                request,
+                timeout=attempt_timeout,
+                metadata=metadata,
+                credentials=credentials,
+                wait_for_ready=wait_for_ready,
+                compression=compression,
+            )
 
+        # a status not worth a retry is an answer: the driver raises grpc's own error again
         with deadline_scope(timeout):
             try:
-                result = await upstream.call_async(attempt, key=_hash_key(upstream, metadata))
+                return await upstream.call_async(attempt, key=_hash_key(upstream, metadata))
             except CallFailed as failed:
                 raise MeshRpcError(failed, failed.__cause__) from failed.__cause__
-        if result is None and last_error is not None:  # a status not worth a retry
-            raise last_error
-        return result
 
 
 class _AioStreaming:

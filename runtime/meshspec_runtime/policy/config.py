@@ -2,8 +2,8 @@
 
 One definition, used by both sides: the bundle is the single truth at run time. Every value
 here is resolved: durations are seconds (float), ratios are fractions in [0, 1], and a policy
-that is switched off is ``None``. The spec language (in the ``meshspec`` distribution) accepts friendlier
-forms (``250ms``, ``20%``) and lowers them to these models.
+that is switched off is ``None``. The spec language (in the ``meshspec`` distribution)
+accepts friendlier forms (``250ms``, ``20%``) and lowers them to these models.
 """
 
 from __future__ import annotations
