@@ -50,6 +50,7 @@ StepHook = Callable[[str], None]
 TEMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 LINK_TEMP_PREFIX = f"{CURRENT}.tmp-"
+MARKER_TEMP_PREFIX = f"{HOME_MARKER}.tmp-"
 _MARKER_LIMIT = 4096
 _PEEK_LIMIT = 1024 * 1024
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
@@ -100,7 +101,7 @@ class BundleHome:
 
     def _make_home(self) -> None:
         if not is_home(self.path):
-            temp = self.path / f"{HOME_MARKER}{TEMP_PREFIX}{os.getpid()}"
+            temp = self.path / f"{MARKER_TEMP_PREFIX}{os.getpid()}"
             _write_file(temp, marker_bytes())
             os.replace(temp, self.path / HOME_MARKER)
         self.versions.mkdir(exist_ok=True)
@@ -134,7 +135,8 @@ class BundleHome:
         never mistaken for a version."""
         keep = self.current_name()
         for entry in os.scandir(self.path):
-            if entry.name.startswith(LINK_TEMP_PREFIX) and entry.is_symlink():
+            link = entry.name.startswith(LINK_TEMP_PREFIX) and entry.is_symlink()
+            if link or entry.name.startswith(MARKER_TEMP_PREFIX):
                 os.unlink(entry.path)
                 self.on_step(f"removed {entry.name}")
         for entry in os.scandir(self.versions):
@@ -204,7 +206,7 @@ def check_target(target: Path) -> None:
             _check_marker(target)
         return
     entries = {entry.name for entry in os.scandir(target)}
-    if entries <= {LOCK}:
+    if all(name == LOCK or name.startswith(MARKER_TEMP_PREFIX) for name in entries):
         return  # empty, or a home being created by another publisher right now
     if MANIFEST in entries and _is_flat_bundle(target / MANIFEST):
         raise OutputError(
