@@ -1,7 +1,8 @@
 """``meshspec diff OLD NEW``: what changed between two bundles or specs (auto-detected).
 
 A folder is read as a bundle (a bundle home, through its ``current``, or a version folder;
-verified as the runtime verifies it); a file is compiled as a spec, in memory. Exit status: 0 equal, 1 different, 2 bad input.
+verified as the runtime verifies it); a file is compiled as a spec, in memory. Exit status:
+0 equal, 1 different, 2 bad input.
 """
 
 from __future__ import annotations

@@ -36,9 +36,7 @@ class CompileResult:
     ``--previous`` named it)."""
 
 
-def _emit(
-    path: Path, env: str | None, overrides: Sequence[str]
-) -> tuple[EmittedBundle, str]:
+def _emit(path: Path, env: str | None, overrides: Sequence[str]) -> tuple[EmittedBundle, str]:
     """Read ``path`` once (safely: ``read_source``), parse, resolve and emit; the digest is
     of the very bytes parsed."""
     source = read_source(path, str(path))

@@ -86,7 +86,9 @@ class BundleHome:
         check_target(path)
         path.mkdir(parents=True, exist_ok=True)
         try:
-            lock = os.open(path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            lock = os.open(
+                path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            )
         except OSError as error:
             raise OutputError(f"{path / LOCK}: cannot open the lock: {error.strerror}") from None
         try:

@@ -6,8 +6,9 @@ a second, position-aware pass (PyYAML's ``compose``, which builds nodes without 
 values or expanding aliases) runs only when a diagnostic has to be located.
 
 Hostile input is stopped before it costs much: anything but a regular file (a FIFO, a device)
-is refused before a byte is read, files above :data:`MAX_BYTES` are refused before parsing, bytes must be UTF-8 without control characters, flow nesting is bounded by
-the parser and block nesting by :data:`MAX_DEPTH`.
+is refused before a byte is read, files above :data:`MAX_BYTES` are refused before parsing,
+bytes must be UTF-8 without control characters, flow nesting is bounded by the parser and
+block nesting by :data:`MAX_DEPTH`.
 """
 
 from __future__ import annotations
@@ -162,7 +163,9 @@ def read_source(path: Path, display: str) -> bytes:
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise fail("E0001", f"cannot read the file: {_kind(info.st_mode)}, not a file")
+                raise fail(
+                    "E0001", f"cannot read the file: {_kind(info.st_mode)}, not a regular file"
+                )
             too_big = info.st_size > MAX_BYTES
             data = b"" if too_big else _read_at_most(fd, MAX_BYTES + 1)
         finally:

@@ -108,9 +108,7 @@ def load_bundle_files(path: str | os.PathLike[str]) -> tuple[Bundle, dict[str, b
 def load_service(path: str | os.PathLike[str], service: str) -> ServiceBundle:
     """``service``'s view of the bundle at ``path``: only the manifest and its slice are read
     and verified. Raises ``ServiceNotInBundleError`` (a BundleError) for an unknown service."""
-    return _pinned_read(
-        Path(path), lambda pinned, folders: _read_service(pinned, folders, service)
-    )
+    return _pinned_read(Path(path), lambda pinned, folders: _read_service(pinned, folders, service))
 
 
 def _pinned_read(root: Path, read: Callable[[Pinned, Folders], _T]) -> _T:

@@ -55,13 +55,13 @@ def read_regular(
         if not stat.S_ISREG(info.st_mode):
             raise FileProblem(f"{_kind(info.st_mode)}, not a regular file")
         allowed = limit if expected_size is None else min(limit, expected_size)
-        if info.st_size > limit:
-            raise FileProblem(f"{info.st_size} bytes, above the limit of {limit}")
         if expected_size is not None and info.st_size != expected_size:
             raise FileProblem(
                 f"{info.st_size} bytes, but the manifest says {expected_size}: "
                 "the file was changed after compilation"
             )
+        if info.st_size > limit:
+            raise FileProblem(f"{info.st_size} bytes, above the limit of {limit}")
         data = _read_at_most(fd, allowed + 1, info.st_size)
     except OSError as error:
         raise FileProblem(f"unreadable: {error.strerror}") from None

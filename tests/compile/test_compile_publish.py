@@ -309,7 +309,9 @@ def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # --- concurrency -------------------------------------------------------------------------------
 
 
-def _publish_each(home: str, meshes: list[ResolvedMesh], serials: multiprocessing.Queue[int]) -> None:
+def _publish_each(
+    home: str, meshes: list[ResolvedMesh], serials: multiprocessing.Queue[int]
+) -> None:
     for mesh in meshes:
         result = publish_emitted(emit_bundle(mesh), Path(home), DIGEST)
         assert result.bundle.manifest.dns_serial is not None
@@ -347,7 +349,7 @@ def _read_in_a_loop(
     while not os.path.exists(stop):
         try:
             bundle = load_bundle(home)
-        except Exception as error:  # noqa: BLE001 - every failure is what this test counts
+        except Exception as error:  # every failure is what this test counts
             errors.append(f"{type(error).__name__}: {error}")
             continue
         loads += 1
@@ -366,7 +368,9 @@ def test_readers_see_whole_verified_versions_while_publishes_replace_them(tmp_pa
     expected = {
         bundle.version: PolicyDocument.model_validate_json(
             build_bundle(mesh, DIGEST).files["policy.json"]
-        ).model_dump_json().encode()
+        )
+        .model_dump_json()
+        .encode()
         for bundle, mesh in zip(emitted, meshes, strict=True)
     }
     publish_emitted(emitted[0], home, DIGEST)
