@@ -79,8 +79,12 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def describe(times: list[float]) -> str:
-    median = statistics.median(times)
-    return f"median {median * 1000:9.2f} ms   range {min(times) * 1000:8.2f} - {max(times) * 1000:8.2f} ms"
+    median, low, high = (1000 * value for value in (statistics.median(times), *minmax(times)))
+    return f"median {median:9.2f} ms   range {low:8.2f} - {high:8.2f} ms"
+
+
+def minmax(times: list[float]) -> tuple[float, float]:
+    return min(times), max(times)
 
 
 def main() -> None:
