@@ -9,8 +9,9 @@ read until after the swap (concurrent compiles into one home take turns):
 1. leftovers are removed: every version folder but the one ``current`` names (so the version
    replaced by the last publish is kept until now, for readers that pinned it), temporary
    folders and links of interrupted runs;
-2. the new version is written into ``versions/.tmp-<name>-<pid>``, manifest last, every file
-   and folder fsynced, then renamed to ``versions/<name>`` (fsync of ``versions``);
+2. the new version is written into ``versions/.tmp-<name>-<pid>``, manifest last, made
+   durable (``syncfs`` on Linux, else an fsync per file; then an fsync per folder), and renamed
+   to ``versions/<name>`` (fsync of ``versions``);
 3. a symlink ``current.tmp-<pid> -> versions/<name>`` is made and renamed onto ``current``
    (``os.replace``: readers see the old or the new link, never none), then ``HOME`` is fsynced.
 
@@ -26,12 +27,15 @@ folder's descriptor and written with one ``os.write``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 import orjson
 from meshspec_runtime.bundle import BUNDLE_FORMAT
@@ -260,10 +264,28 @@ def _is_flat_bundle(manifest: Path) -> bool:
     return isinstance(data, dict) and {"format", "version", "files"} <= data.keys()
 
 
+def _find_syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)``: one call makes every file written durable, where an ``fsync``
+    per file costs a journal commit each (16,000 files of a 5,000-service mesh: seconds)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return cast("Callable[[int], int]", function)
+
+
+_syncfs = _find_syncfs()
+
+
 def _write_files(staging: Path, files: Iterable[tuple[str, bytes]], on_step: StepHook) -> None:
-    """Write ``files`` (POSIX relative paths, already checked safe) below ``staging``, each
-    fsynced, then every folder fsynced (deepest first, so each entry is durable)."""
-    folders: dict[str, int] = {}  # relative folder -> an open descriptor of it
+    """Write ``files`` (POSIX relative paths, already checked safe) below ``staging``; make them
+    durable (one ``syncfs`` of the file system where there is one, else an ``fsync`` per file),
+    then fsync every folder (deepest first, so each entry is durable)."""
+    folders: dict[str, int] = {"": os.open(staging, _FOLDER)}  # relative folder -> descriptor
     try:
         for relative, content in files:
             folder, _, name = relative.rpartition("/")
@@ -276,10 +298,13 @@ def _write_files(staging: Path, files: Iterable[tuple[str, bytes]], on_step: Ste
             fd = os.open(name, _CREATE, 0o644, dir_fd=folder_fd)
             try:
                 _write_all(fd, content)
-                os.fsync(fd)
+                if _syncfs is None:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             on_step(f"wrote {relative}")
+        if _syncfs is not None and _syncfs(folders[""]) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs failed", str(staging))
         for folder in sorted(folders, key=lambda f: -f.count("/") - (f != "")):
             os.fsync(folders[folder])
     finally:

@@ -118,3 +118,10 @@ def test_bad_input_exits_2_and_names_the_problem(base: Path, tmp_path: Path) -> 
     bad.write_text("apiVersion: meshspec/v1\nmesh: 3\n")
     code, _, stderr = run(str(SHOP), str(bad))
     assert code == 2 and "bad.yaml:2:" in stderr
+
+
+def test_a_version_folder_and_its_home_compare_equal(base: Path) -> None:
+    (folder,) = (base / "versions").iterdir()
+    code, stdout, _ = run(str(folder), str(base))
+    assert code == 0, stdout
+    assert f"--- bundle {folder} (version {folder.name})" in stdout
