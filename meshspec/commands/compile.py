@@ -40,12 +40,13 @@ def report_spec_error(error: SpecError, output: str = "text") -> int:
     "out",
     required=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="Bundle folder to write (replaced atomically).",
+    help="Bundle home to publish into: OUT/current -> OUT/versions/<version>, swapped atomically.",
 )
 @click.option(
     "--previous",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Bundle to continue the DNS SOA serial from (default: the one at --output).",
+    help="Bundle home or version folder to continue the DNS SOA serial from (as well as "
+    "the versions at --output).",
 )
 @click.option(
     "--format",

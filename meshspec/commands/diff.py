@@ -1,7 +1,8 @@
 """``meshspec diff OLD NEW``: what changed between two bundles or specs (auto-detected).
 
-A folder is read as a bundle (verified as the runtime verifies it); a file is compiled as a
-spec, in memory. Exit status: 0 equal, 1 different, 2 bad input.
+A folder is read as a bundle (a bundle home, through its ``current``, or a version folder;
+verified as the runtime verifies it); a file is compiled as a spec, in memory. Exit status:
+0 equal, 1 different, 2 bad input.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import click
 import orjson
-from meshspec_runtime.loader import MANIFEST, BundleError, load_bundle
+from meshspec_runtime.loader import BundleError, load_bundle_files
 
 from meshspec.commands.compile import report_spec_error
 from meshspec.compile import compile_spec_in_memory
@@ -46,13 +47,11 @@ def read_side(path: Path, env: str | None) -> Side:
     if path.is_dir():
         if env is not None:
             raise click.UsageError(f"{path} is a bundle: --env applies to specs only")
-        try:
-            bundle = load_bundle(path)
+        try:  # the bytes compared are the bytes verified, read once from one pinned version
+            bundle, files = load_bundle_files(path)
         except BundleError as error:
             click.echo(f"meshspec diff: {error}", err=True)
             raise BadInput from None
-        files = {name: (path / name).read_bytes() for name in bundle.manifest.files}
-        files[MANIFEST] = (path / MANIFEST).read_bytes()
         return Side("bundle", path, None, bundle.version, files)
     try:
         built = compile_spec_in_memory(path, env=env)
@@ -87,7 +86,7 @@ def command(
     new_env: str | None,
     output: str,
 ) -> None:
-    """Show what changed from OLD to NEW (each a bundle folder or a spec file).
+    """Show what changed from OLD to NEW (each a bundle home, a version folder or a spec file).
 
     Exit status: 0 when they are equal, 1 when they differ, 2 on bad input.
     """

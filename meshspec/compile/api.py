@@ -1,4 +1,4 @@
-"""The compiler's entry points: a spec file -> a bundle, in memory or on disk."""
+"""The compiler's entry points: a spec file -> a bundle, in memory or published into a home."""
 
 from __future__ import annotations
 
@@ -7,21 +7,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshspec.compile.manifest import Previous, spec_digest
-from meshspec.compile.pipeline import BuiltBundle, build_bundle, write_bundle
+from meshspec.compile.pipeline import (
+    BuiltBundle,
+    EmittedBundle,
+    emit_bundle,
+    publish_emitted,
+    stamp_bundle,
+)
 from meshspec.compile.resolve import resolve_mesh
+from meshspec.compile.writer import StepHook
 from meshspec.gcpause import collector_paused
 from meshspec.spec import load_spec
+from meshspec.spec.yamlio import read_source
 
 
 @dataclass(frozen=True, slots=True)
 class CompileResult:
     out: Path
+    """The bundle home."""
+    folder: Path
+    """The version folder its ``current`` names."""
     version: str
     serial: int
     files: int
     """Files in the bundle, manifest included."""
     unchanged: bool
-    """The bundle replaced one of the same version."""
+    """The bundle continued one of the same version (``current`` already held it, or
+    ``--previous`` named it)."""
+
+
+def _emit(path: Path, env: str | None, overrides: Sequence[str]) -> tuple[EmittedBundle, str]:
+    """Read ``path`` once (safely: ``read_source``), parse, resolve and emit; the digest is
+    of the very bytes parsed."""
+    source = read_source(path, str(path))
+    spec = load_spec(path, env=env, overrides=overrides, source=source)
+    digest = spec_digest(source, env, tuple(overrides))
+    return emit_bundle(resolve_mesh(spec)), digest
 
 
 def compile_spec_in_memory(
@@ -33,14 +54,11 @@ def compile_spec_in_memory(
 ) -> BuiltBundle:
     """Load, validate and resolve ``path``; return the bundle's files without writing them.
 
-    Raises ``meshspec.spec.SpecError`` (located diagnostics) for a bad spec, OSError when the
-    file cannot be read.
+    Raises ``meshspec.spec.SpecError`` (located diagnostics) for a bad or unreadable spec.
     """
     with collector_paused():
-        source = path.read_bytes()
-        spec = load_spec(path, env=env, overrides=overrides)
-        digest = spec_digest(source, env, tuple(overrides))
-        return build_bundle(resolve_mesh(spec), digest, previous)
+        emitted, digest = _emit(path, env, overrides)
+        return stamp_bundle(emitted, digest, previous)
 
 
 def compile_spec(
@@ -50,21 +68,25 @@ def compile_spec(
     env: str | None = None,
     overrides: Sequence[str] = (),
     previous: Path | None = None,
+    on_step: StepHook | None = None,
 ) -> CompileResult:
-    """Compile ``path`` into the bundle folder ``out``, atomically.
+    """Compile ``path`` and publish it into the bundle home ``out`` (created if missing).
 
-    The SOA serial continues from ``previous`` (a bundle folder), by default from the bundle
-    already at ``out``.
+    The SOA serial continues from the highest of the home's versions and ``previous`` (a home
+    or a version folder). ``on_step`` is called between the publish's steps (for tests).
+    Raises SpecError, or OutputError when ``out`` cannot be a bundle home.
     """
-    before = Previous.read(previous if previous is not None else out)
+    before = Previous.read(previous) if previous is not None else None
     with collector_paused():
-        bundle = compile_spec_in_memory(path, env=env, overrides=overrides, previous=before)
-        write_bundle(bundle, out)
+        emitted, digest = _emit(path, env, overrides)
+        published = publish_emitted(emitted, out, digest, previous=before, on_step=on_step)
+    bundle = published.bundle
     serial = bundle.manifest.dns_serial
     return CompileResult(
         out=out,
+        folder=published.folder,
         version=bundle.version,
         serial=serial if serial is not None else 0,
         files=len(bundle.files),
-        unchanged=before is not None and before.version == bundle.version,
+        unchanged=published.unchanged,
     )

@@ -6,19 +6,24 @@
   what a file says gives a new one; the version never depends on itself or on the serial.
 - serial: a content hash cannot increase, so the serial continues from the previous bundle:
   its serial when its version is the same, its serial + 1 (RFC 1982 arithmetic) when the
-  version changed, ``BASE_SERIAL`` when there is no previous bundle.
+  version changed, ``BASE_SERIAL`` when there is no previous bundle. In a bundle home the
+  previous bundle is the one with the highest serial among ``current``, every folder left in
+  ``versions`` (also by an interrupted publish) and ``--previous``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from meshspec_runtime.bundle import BUNDLE_FORMAT, Manifest
+from meshspec_runtime.bundle import BUNDLE_FORMAT, FileEntry, Manifest
+from meshspec_runtime.layout import pin
+from meshspec_runtime.loader import MANIFEST_LIMIT
+from meshspec_runtime.safefile import FileProblem, read_regular
 
 from meshspec.compile.jsonfile import dump_json
 
@@ -37,19 +42,39 @@ class Previous:
 
     @classmethod
     def read(cls, bundle: Path) -> Previous | None:
-        """The previous bundle at ``bundle``, or None when there is none or it is unreadable
-        (then the serial starts again from the base; the runtime would refuse it anyway)."""
+        """The bundle at ``bundle`` (a home: its ``current``; or a version folder), or None
+        when there is none or it is unreadable (then the serial starts again from the base;
+        the runtime would refuse it anyway). Read safely: whatever sits there, this neither
+        blocks nor reads more than the manifest's size limit."""
         try:
-            data = orjson.loads((bundle / PATH).read_bytes())
+            pinned = pin(bundle)
+        except OSError:
+            return None
+        try:
+            data = orjson.loads(read_regular(pinned.fd, PATH, MANIFEST_LIMIT))
             version = data["version"]
             serial = data.get("dns_serial")
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        except (FileProblem, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return None
+        finally:
+            pinned.close()
         if not isinstance(version, str):
             return None
         if not (type(serial) is int and 0 <= serial < _SERIAL_MODULUS):  # not bool, 32 bits
             serial = None  # a hand-edited manifest: start again rather than write a bad zone
         return cls(version, serial)
+
+
+def latest(candidates: Iterable[Previous | None]) -> Previous | None:
+    """The candidate with the highest serial (a serial must never go backwards): on a tie,
+    the first one given."""
+    best: Previous | None = None
+    for candidate in candidates:
+        if candidate is None or candidate.serial is None:
+            continue
+        if best is None or best.serial is None or candidate.serial > best.serial:
+            best = candidate
+    return best
 
 
 def sha256(content: bytes) -> str:
@@ -80,8 +105,9 @@ def generator() -> str:
 
 
 def manifest(
-    mesh: str, version: str, digest: str, serial: int, files: Mapping[str, str]
+    mesh: str, version: str, digest: str, serial: int, files: Mapping[str, tuple[str, int]]
 ) -> Manifest:
+    """``files``: path -> (sha256, size)."""
     # Every value is built here from validated data: construct without validating again.
     return Manifest.model_construct(
         format=BUNDLE_FORMAT,
@@ -89,7 +115,10 @@ def manifest(
         version=version,
         spec_digest=digest,
         generator=generator(),
-        files=dict(sorted(files.items())),
+        files={
+            path: FileEntry.model_construct(sha256=files[path][0], size=files[path][1])
+            for path in sorted(files)
+        },
         dns_serial=serial,
     )
 

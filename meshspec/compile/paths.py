@@ -1,22 +1,11 @@
 """File names inside a bundle, safe whatever the name they are made from.
 
-Names are validated by the spec, yet a bundle path must never depend on that: anything other
-than letters, digits, ``_``, ``-`` and non-leading dots is percent-encoded byte by byte, so a
-name can neither leave its folder nor hide a file.
+The encoding lives in the runtime (``meshspec_runtime.layout.file_name``), which must find a
+service's slice by the same name the compiler gave it.
 """
 
 from __future__ import annotations
 
-_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+from meshspec_runtime.layout import file_name, service_slice_path
 
-
-def file_name(name: str) -> str:
-    if name and name[0] != "." and _PLAIN.issuperset(name):
-        return name
-    out = []
-    for index, char in enumerate(name):
-        if char in _PLAIN and not (index == 0 and char == "."):
-            out.append(char)
-        else:
-            out.extend(f"%{byte:02X}" for byte in char.encode())
-    return "".join(out) or "%00"
+__all__ = ["file_name", "service_slice_path"]

@@ -59,8 +59,10 @@ def _check_valid_services(
     return semantic.check(spec, provenance, call_graph=False)
 
 
-def _document(path: Path, display: str) -> tuple[dict[str, Any], PositionLookup]:
-    data, lookup = load_yaml_document(path, display)
+def _document(
+    path: Path, display: str, source: bytes | None = None
+) -> tuple[dict[str, Any], PositionLookup]:
+    data, lookup = load_yaml_document(path, display, source)
     starts = lookup.document_starts() if isinstance(data, list) else []
     if len(starts) > 1:
         line, column = starts[1]
@@ -100,15 +102,17 @@ def load_spec(
     env: str | None = None,
     overrides: Sequence[str] = (),
     display: str | None = None,
+    source: bytes | None = None,
 ) -> MeshSpec:
     """Parse and validate ``path``, merge environment ``env`` and ``--set`` ``overrides``.
+    ``source``: the file's bytes when the caller already read them (``read_source``).
 
     Raises :class:`SpecError` with every diagnostic found (an unreadable file, an unknown
     environment or a malformed override included: ``SpecError.is_usage_error``).
     """
     shown = display if display is not None else str(path)
     with collector_paused():
-        data, lookup = _document(path, shown)
+        data, lookup = _document(path, shown, source)
         return _load(data, lookup, shown, env, overrides)
 
 

@@ -5,15 +5,17 @@ an error, alias expansion is bounded, Python tags are refused). It gives no node
 a second, position-aware pass (PyYAML's ``compose``, which builds nodes without resolving
 values or expanding aliases) runs only when a diagnostic has to be located.
 
-Hostile input is stopped before it costs much: files above :data:`MAX_BYTES` are refused
-before parsing, bytes must be UTF-8 without control characters, flow nesting is bounded by
-the parser and block nesting by :data:`MAX_DEPTH`.
+Hostile input is stopped before it costs much: anything but a regular file (a FIFO, a device)
+is refused before a byte is read, files above :data:`MAX_BYTES` are refused before parsing,
+bytes must be UTF-8 without control characters, flow nesting is bounded by the parser and
+block nesting by :data:`MAX_DEPTH`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -141,17 +143,33 @@ def _compose(text: str) -> yaml.Node | None:
         return None
 
 
-def read_text(path: Path, display: str) -> str:
-    """The file's text, or SpecError for unreadable, oversized, non-UTF-8 or binary files."""
+_OPEN_SPEC = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 
-    def fail(code: str, message: str, line: int = 0, column: int = 0) -> SpecError:
-        return SpecError([Diagnostic(display, line, column, code, "", message)])
+
+def read_source(path: Path, display: str) -> bytes:
+    """The file's bytes, or SpecError when it is unreadable, not a regular file or oversized.
+
+    Opened with ``O_NONBLOCK`` (a FIFO does not wait for a writer) and checked with ``fstat`` on
+    the opened descriptor before anything is read: a FIFO, a device such as ``/dev/zero`` or a
+    folder (also through a link) is refused at once, and at most ``MAX_BYTES + 1`` bytes are
+    ever read.
+    """
+
+    def fail(code: str, message: str) -> SpecError:
+        return SpecError([Diagnostic(display, 0, 0, code, "", message)])
 
     try:
-        with path.open("rb") as stream:
-            # a regular file's size is known up front; read at most the limit in any case
-            too_big = os.fstat(stream.fileno()).st_size > MAX_BYTES
-            data = b"" if too_big else stream.read(MAX_BYTES + 1)
+        fd = os.open(path, _OPEN_SPEC)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise fail(
+                    "E0001", f"cannot read the file: {_kind(info.st_mode)}, not a regular file"
+                )
+            too_big = info.st_size > MAX_BYTES
+            data = b"" if too_big else _read_at_most(fd, MAX_BYTES + 1)
+        finally:
+            os.close(fd)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise fail("E0001", f"cannot read the file: {reason}") from None
@@ -161,6 +179,44 @@ def read_text(path: Path, display: str) -> str:
             f"file is larger than the {MAX_BYTES // (1024 * 1024)} MiB limit; "
             "expected a mesh spec, found a huge file",
         )
+    return data
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _read_at_most(fd: int, most: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while total < most:
+        chunk = os.read(fd, min(most - total, 16 * 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def read_text(path: Path, display: str, source: bytes | None = None) -> str:
+    """The file's text (``source``: its bytes, already read), or SpecError for unreadable,
+    oversized, non-UTF-8 or binary files."""
+    data = read_source(path, display) if source is None else source
+    return decode_text(data, display)
+
+
+def decode_text(data: bytes, display: str) -> str:
+    """``data`` as text, or SpecError (located) when it is not UTF-8 text."""
+
+    def fail(code: str, message: str, line: int = 0, column: int = 0) -> SpecError:
+        return SpecError([Diagnostic(display, line, column, code, "", message)])
+
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -310,7 +366,10 @@ def _too_deep(data: Any) -> bool:
     return False
 
 
-def load_yaml_document(path: Path, display: str | None = None) -> tuple[Any, PositionLookup]:
-    """Read and parse ``path``: (plain data, position lookup), or SpecError (located)."""
+def load_yaml_document(
+    path: Path, display: str | None = None, source: bytes | None = None
+) -> tuple[Any, PositionLookup]:
+    """Read (unless ``source`` holds its bytes) and parse ``path``: (plain data, position
+    lookup), or SpecError (located)."""
     shown = display if display is not None else str(path)
-    return parse_text(read_text(path, shown), shown)
+    return parse_text(read_text(path, shown, source), shown)

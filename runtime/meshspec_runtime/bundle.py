@@ -1,8 +1,10 @@
 """Bundle models shared by the compiler (which writes them) and the runtime (which reads them).
 
-A bundle is a folder: ``manifest.json`` names every other file with its sha256; ``policy.json``
-holds every service's endpoints (once per service), every distinct resolved upstream policy (once,
-under a content-derived id), and per service its upstreams as references to both.
+A bundle is a folder: ``manifest.json`` names every other file with its sha256 and size;
+``policy.json`` holds every service's endpoints (once per service), every distinct resolved
+upstream policy (once, under a content-derived id), and per service its upstreams as references
+to both; ``services/<name>.json`` holds one service's view, assembled (``ServiceSlice``), for a
+service that reads only its own.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pydantic import Field, model_validator
 
 from meshspec_runtime.policy.config import PolicyModel, UpstreamPolicy
 
-BUNDLE_FORMAT: Literal[1] = 1
-"""The bundle format this runtime reads and the compiler writes."""
+BUNDLE_FORMAT: Literal[2] = 2
+"""The bundle format this runtime reads and the compiler writes. Format 2: the manifest lists
+each file's size beside its sha256, and every service has its own slice in ``services/``."""
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -77,7 +80,7 @@ class PolicyDocument(PolicyModel):
     each distinct resolved policy is stored once under a short content-derived id, and each
     service's upstreams reference both. ``service(name)`` assembles one service's view."""
 
-    format: Literal[1] = BUNDLE_FORMAT
+    format: Literal[2] = BUNDLE_FORMAT
     mesh: str
     version: str
     endpoints: dict[str, tuple[Endpoint, ...]]
@@ -136,6 +139,25 @@ class PolicyDocument(PolicyModel):
         )
 
 
+class ServiceSlice(PolicyModel):
+    """The content of ``services/<name>.json``: one service's view, assembled by the compiler
+    exactly as ``PolicyDocument.service(name)`` assembles it, with the mesh and version it
+    belongs to (so a slice from another bundle is refused)."""
+
+    format: Literal[2] = BUNDLE_FORMAT
+    mesh: str
+    version: str
+    service: ServicePolicies
+
+
+class FileEntry(PolicyModel):
+    """One file as the manifest lists it."""
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, Field(ge=0)]
+    """Bytes: a file of another size is refused without being read whole."""
+
+
 class Manifest(PolicyModel):
     """The content of ``manifest.json``."""
 
@@ -146,7 +168,7 @@ class Manifest(PolicyModel):
     spec_digest: str
     generator: str
     """``meshspec <version>`` that wrote the bundle."""
-    files: dict[str, str]
-    """Path relative to the bundle (POSIX separators) -> sha256 hex digest."""
+    files: dict[str, FileEntry]
+    """Path relative to the bundle (POSIX separators) -> its sha256 and size."""
     dns_serial: int | None = None
     """SOA serial of the bundle's zone; the next compile into the same place continues from it."""

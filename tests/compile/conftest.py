@@ -25,8 +25,7 @@ def built(mesh: ResolvedMesh) -> BuiltBundle:
 @pytest.fixture
 def write_ir_bundle(tmp_path: Path) -> Callable[[ResolvedMesh, str], Path]:
     def write(mesh: ResolvedMesh, name: str = "bundle") -> Path:
-        out = tmp_path / name
-        write_bundle(build_bundle(mesh, spec_digest="0" * 64), out)
-        return out
+        """Publish ``mesh`` into the home ``name``; return the version folder written."""
+        return write_bundle(build_bundle(mesh, spec_digest="0" * 64), tmp_path / name)
 
     return write

@@ -25,7 +25,7 @@ def test_compile_prints_version_destination_and_file_count(tmp_path: Path) -> No
     code, stdout, _ = run("compile", str(SHOP), "-o", str(out))
     assert code == 0
     version = load_bundle(out).version
-    files = sum(1 for p in out.rglob("*") if p.is_file())
+    files = sum(1 for p in (out / "current").rglob("*") if p.is_file())
     assert stdout.strip() == (
         f"bundle {version} (new version) written to {out}: {files} files, DNS serial 1"
     )

@@ -37,7 +37,7 @@ def test_consul_validate_accepts_every_compiled_service_file(
 ) -> None:
     out = tmp_path / "bundle"
     compile_spec(SHOP, out, env=env)
-    files = sorted((out / "consul" / "services").glob("*.json"))
+    files = sorted((out / "current" / "consul" / "services").glob("*.json"))
     assert len(files) == 8
     result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
     assert result.returncode == 0, result.stdout + result.stderr

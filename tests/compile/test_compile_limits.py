@@ -35,9 +35,9 @@ AT_THE_LIMITS = (
 def test_values_at_the_limits_compile_into_accepted_artifacts(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
     compile_spec(SHOP, out, overrides=AT_THE_LIMITS)
-    named_checkzone("shop.mesh.internal", out / "dns" / "shop.mesh.internal.zone")
-    assert "SUCCESS" in promtool_check(out / "prometheus" / "rules.yml")
-    files = sorted((out / "consul" / "services").glob("*.json"))
+    named_checkzone("shop.mesh.internal", out / "current" / "dns" / "shop.mesh.internal.zone")
+    assert "SUCCESS" in promtool_check(out / "current" / "prometheus" / "rules.yml")
+    files = sorted((out / "current" / "consul" / "services").glob("*.json"))
     result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -86,7 +86,7 @@ def test_the_longest_names_compile_into_a_zone_named_checkzone_loads(tmp_path: P
     spec.write_text(_names_spec(SERVICE, INSTANCE, ZONE))
     out = tmp_path / "bundle"
     compile_spec(spec, out)
-    (zonefile,) = (out / "dns").iterdir()
+    (zonefile,) = (out / "current" / "dns").iterdir()
     named_checkzone(ZONE, zonefile)
 
 
@@ -136,13 +136,13 @@ def test_a_previous_serial_a_zone_cannot_hold_starts_the_serial_again(
 ) -> None:
     previous = tmp_path / "previous"
     compile_spec(SHOP, previous)
-    manifest = json.loads((previous / "manifest.json").read_text())
+    manifest = json.loads((previous / "current" / "manifest.json").read_text())
     manifest["dns_serial"] = serial
-    (previous / "manifest.json").write_text(json.dumps(manifest))
+    (previous / "current" / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "bundle"
     result = compile_spec(SHOP, out, previous=previous)
     assert result.serial == 1
-    named_checkzone("shop.mesh.internal", out / "dns" / "shop.mesh.internal.zone")
+    named_checkzone("shop.mesh.internal", out / "current" / "dns" / "shop.mesh.internal.zone")
 
 
 def test_an_ipv6_address_with_a_scope_is_refused(tmp_path: Path) -> None:
@@ -169,8 +169,8 @@ def test_an_ipv6_only_service_with_one_instance_and_no_upstreams_compiles_cleanl
             "services.ledger.instances=[{address: '::ffff:10.0.0.1', weight: 65535}]",
         ),
     )
-    named_checkzone("shop.mesh.internal", out / "dns" / "shop.mesh.internal.zone")
-    files = sorted((out / "consul" / "services").glob("*.json"))
+    named_checkzone("shop.mesh.internal", out / "current" / "dns" / "shop.mesh.internal.zone")
+    files = sorted((out / "current" / "consul" / "services").glob("*.json"))
     result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -184,7 +184,7 @@ def test_the_most_meta_pairs_consul_takes_compile_into_accepted_service_files(
 ) -> None:
     out = tmp_path / "bundle"
     compile_spec(SHOP, out, overrides=(f"services.web.meta={_meta(62)}",))
-    files = sorted((out / "consul" / "services").glob("*.json"))
+    files = sorted((out / "current" / "consul" / "services").glob("*.json"))
     result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -73,5 +73,5 @@ def test_serials_follow_rfc_1982() -> None:
 def test_an_unreadable_previous_manifest_restarts_the_serial(tmp_path: Path) -> None:
     out = tmp_path / "b"
     compile_spec(SHOP, out)
-    (out / "manifest.json").write_text("{broken")
+    (out / "current" / "manifest.json").write_text("{broken")
     assert compile_spec(SHOP, out, env="prod").serial == 1

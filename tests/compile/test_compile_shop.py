@@ -22,7 +22,9 @@ SHOP = REPO / "examples" / "shop.yaml"
 ENVIRONMENTS = [None, "staging", "prod"]
 
 
-def files_of(bundle: Path) -> dict[str, bytes]:
+def files_of(home: Path) -> dict[str, bytes]:
+    """The files of the version the home's ``current`` names."""
+    bundle = home / "current"
     return {
         p.relative_to(bundle).as_posix(): p.read_bytes() for p in bundle.rglob("*") if p.is_file()
     }
@@ -33,12 +35,12 @@ def test_every_environment_passes_its_real_consumers(env: str | None, tmp_path: 
     out = tmp_path / "bundle"
     result = compile_spec(SHOP, out, env=env)
     mesh = resolve_mesh(load_spec(SHOP, env=env))
-    zonefile = out / zone_path(mesh.zone)
+    zonefile = out / "current" / zone_path(mesh.zone)
     assert f"loaded serial {result.serial}" in named_checkzone(mesh.zone, zonefile)
     with serving_zone(tmp_path / "nsd", mesh.zone, zonefile) as resolver:
         served = assert_serves_exactly(resolver, mesh)
     assert served == sum(len(service.endpoints) for service in mesh.services)
-    assert "SUCCESS" in promtool_check(out / "prometheus/rules.yml")
+    assert "SUCCESS" in promtool_check(out / "current" / "prometheus/rules.yml")
     loaded = load_bundle(out)
     assert loaded.version == result.version
     assert loaded.policy.service("checkout").upstreams["payments"].policy.retry.attempts == 2
@@ -50,7 +52,7 @@ def test_the_environment_changes_what_it_should(tmp_path: Path) -> None:
     assert len(staging.policy.service("checkout").upstreams["payments"].endpoints) == 1
     assert len(prod.policy.service("checkout").upstreams["payments"].endpoints) == 3
     assert staging.policy.service("web").upstreams["gateway"].policy.circuit_breaker is None
-    assert (tmp_path / "staging/dns/shop.staging.internal.zone").is_file()
+    assert (tmp_path / "staging/current/dns/shop.staging.internal.zone").is_file()
     assert staging.manifest.spec_digest != prod.manifest.spec_digest
 
 
@@ -90,6 +92,8 @@ def test_one_retry_setting_changes_version_serial_and_exactly_the_files_it_shoul
         "dns/shop.mesh.internal.zone",  # the SOA serial only
         # every instance's Consul meta carries the bundle version
         *(f"consul/services/{name}.json" for name in services),
+        # every service's slice carries the bundle version too
+        *(f"services/{name}.json" for name in services),
     }
     zone_lines = set(after["dns/shop.mesh.internal.zone"].splitlines()) ^ set(
         before["dns/shop.mesh.internal.zone"].splitlines()

@@ -108,7 +108,7 @@ def test_an_edge_that_stops_sharing_a_policy_reads_as_its_own_change(tmp_path: P
 
 
 def test_bad_input_exits_2_and_names_the_problem(base: Path, tmp_path: Path) -> None:
-    policy = base / "policy.json"
+    policy = base / "current" / "policy.json"
     policy.write_bytes(policy.read_bytes().replace(b'"attempts": 2', b'"attempts": 9'))
     code, _, stderr = run(str(base), str(SHOP))
     assert code == 2 and "policy.json" in stderr and "changed after compilation" in stderr
@@ -118,3 +118,10 @@ def test_bad_input_exits_2_and_names_the_problem(base: Path, tmp_path: Path) -> 
     bad.write_text("apiVersion: meshspec/v1\nmesh: 3\n")
     code, _, stderr = run(str(SHOP), str(bad))
     assert code == 2 and "bad.yaml:2:" in stderr
+
+
+def test_a_version_folder_and_its_home_compare_equal(base: Path) -> None:
+    (folder,) = (base / "versions").iterdir()
+    code, stdout, _ = run(str(folder), str(base))
+    assert code == 0, stdout
+    assert f"--- bundle {folder} (version {folder.name})" in stdout

@@ -81,7 +81,7 @@ def compiled_inputs(out: Path) -> ConsulInputs:
         cwd=REPO,
     )
     assert result.returncode == 0, f"meshspec compile failed:\n{result.stdout}\n{result.stderr}"
-    return load_inputs("compiled", out / "consul")
+    return load_inputs("compiled", out / "current" / "consul")  # the version published
 
 
 # The agent's config-file format (what ``consul services register FILE`` and config dirs read)

@@ -3,6 +3,9 @@ traceback, a hang or a Python object."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -164,3 +167,27 @@ def test_a_top_level_list_is_still_a_list(write_spec: WriteSpec) -> None:
     code, line, column, message = _error(write_spec("- a\n- b\n"))
     assert (code, line, column) == ("E0014", 1, 1)
     assert message.endswith("found a list")
+
+
+@pytest.mark.parametrize(("kind", "shown"), [("fifo", "a FIFO"), ("dev-zero", "a device")])
+@pytest.mark.parametrize("command", ["validate", "compile"])
+def test_a_fifo_or_a_device_as_the_spec_is_refused_at_once(
+    tmp_path: Path, kind: str, shown: str, command: str
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    if kind == "fifo":
+        os.mkfifo(spec)
+    else:
+        spec.symlink_to("/dev/zero")
+    extra = ["-o", str(tmp_path / "out")] if command == "compile" else []
+    # a subprocess: a hang (a FIFO without a writer) fails the test instead of blocking it
+    result = subprocess.run(
+        [sys.executable, "-m", "meshspec.cli", command, str(spec), *extra],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD * 3,
+    )
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert f"{spec}:0:0: error[E0001]: cannot read the file: {shown}, not a regular file" in output
+    assert "Traceback" not in output and not (tmp_path / "out").exists()
