@@ -48,7 +48,14 @@ if TYPE_CHECKING:
         EndpointsReturned,
         MeshEvent,
     )
-    from meshspec_runtime.loader import Bundle, BundleError, load_bundle
+    from meshspec_runtime.loader import (
+        Bundle,
+        BundleError,
+        ServiceBundle,
+        ServiceNotInBundleError,
+        load_bundle,
+        load_service,
+    )
     from meshspec_runtime.mesh import (
         Mesh,
         MeshClosedError,
@@ -105,6 +112,8 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "PolicyDocument",
+    "ServiceBundle",
+    "ServiceNotInBundleError",
     "ServicePolicies",
     "Step",
     "UnknownServiceError",
@@ -122,6 +131,7 @@ __all__ = [
     "current_deadline",
     "deadline_scope",
     "load_bundle",
+    "load_service",
     "policies_for",
     "register_error",
     "time_left",
@@ -159,7 +169,17 @@ _HOMES: dict[str, str] = {
         ["Mesh", "MeshClosedError", "MeshError", "MeshUpstream", "UnknownUpstreamError"],
         "meshspec_runtime.mesh",
     ),
-    **dict.fromkeys(["Bundle", "BundleError", "load_bundle"], "meshspec_runtime.loader"),
+    **dict.fromkeys(
+        [
+            "Bundle",
+            "BundleError",
+            "ServiceBundle",
+            "ServiceNotInBundleError",
+            "load_bundle",
+            "load_service",
+        ],
+        "meshspec_runtime.loader",
+    ),
     **dict.fromkeys(["Balancer", "Host", "balancer_for"], "meshspec_runtime.policy.balancer"),
     **dict.fromkeys(
         ["BreakerListener", "BreakerState", "CircuitBreaker"], "meshspec_runtime.policy.breaker"

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from meshspec_runtime.bundle import Endpoint, ServicePolicies, UnknownServiceError
+from meshspec_runtime.bundle import Endpoint, ServicePolicies
 from meshspec_runtime.drivers.aio import call_async
 from meshspec_runtime.drivers.classify import (
     CallFailed,
@@ -41,7 +41,7 @@ from meshspec_runtime.events import (
     Handler,
     logger,
 )
-from meshspec_runtime.loader import load_bundle
+from meshspec_runtime.loader import load_service
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import FailReason
 from meshspec_runtime.policy.outcome import OutcomePredicate
@@ -245,21 +245,15 @@ class Mesh:
         (extra ``meshspec-runtime[prometheus]``; see ``observe.prometheus``).
         ``tracer_provider``: an OpenTelemetry ``TracerProvider``; every call and attempt
         becomes a span (extra ``meshspec-runtime[otel]``; see ``observe.tracing``).
-        Raises ``BundleError`` for a bundle that fails verification and ``MeshError`` for a
-        service the bundle does not hold.
+        Only the manifest and this service's slice are read, from the one version the bundle
+        home's ``current`` names (see ``load_service``). Raises ``BundleError`` for a bundle
+        that fails verification, ``ServiceNotInBundleError`` (a ``BundleError``) for a service
+        the bundle does not hold.
         """
-        loaded = load_bundle(bundle)
-        try:
-            slice_ = loaded.policy.service(service)
-        except UnknownServiceError:
-            known = sorted(loaded.policy.services)
-            raise MeshError(
-                f"bundle {os.fspath(bundle)!r} (mesh {loaded.manifest.mesh!r}, version "
-                f"{loaded.version}) has no service {service!r}{_did_you_mean(service, known)}"
-            ) from None
+        loaded = load_service(bundle, service)
         return cls(
-            slice_,
-            mesh=loaded.manifest.mesh,
+            loaded.service,
+            mesh=loaded.mesh,
             version=loaded.version,
             rng=rng,
             classify=classify,
