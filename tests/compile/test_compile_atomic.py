@@ -49,7 +49,7 @@ def test_a_failure_midway_leaves_the_previous_bundle_intact(
 ) -> None:
     before = snapshot(previous)
     new = build_bundle(ir_mesh(retry_attempts=2), "1" * 64)
-    assert len(new.files) == 12
+    assert len(new.files) == 13
     with pytest.raises(type(error)):
         write_atomically(previous, failing_after(new.files, count, error))
     assert snapshot(previous) == before
