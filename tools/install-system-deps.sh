@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run against, on a Debian machine, as root:
-#   named-checkzone (bind9-utils), NSD (authoritative DNS server), promtool (from Debian's
-#   prometheus package, extracted without its dependencies), and a Consul binary built from
-#   its Go module (tools/consul/build.sh).
+#   named-checkzone (bind9-utils), NSD (authoritative DNS server), promtool and the prometheus
+#   server (both from Debian's prometheus package, extracted without its dependencies or its
+#   system service), and a Consul binary built from its Go module (tools/consul/build.sh).
 # Binaries that do not come from apt land in $MESHSPEC_TOOLS/bin (default ~/.cache/meshspec-tools).
 # Idempotent: what is already there is reused.
 set -euo pipefail
@@ -21,11 +21,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   systemctl disable --now nsd >/dev/null 2>&1 || true
 fi
 
-if [ ! -x "$tools/bin/promtool" ]; then
+if [ ! -x "$tools/bin/promtool" ] || [ ! -x "$tools/bin/prometheus" ]; then
   work=$(mktemp -d)
   (cd "$work" && apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; })
   dpkg-deb -x "$work"/prometheus_*.deb "$work/x"
   install -m 0755 "$work/x/usr/bin/promtool" "$tools/bin/promtool"
+  install -m 0755 "$work/x/usr/bin/prometheus" "$tools/bin/prometheus"
   rm -rf "$work"
 fi
 

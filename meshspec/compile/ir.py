@@ -15,6 +15,8 @@ from typing import Literal
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.config import UpstreamPolicy
 
+from meshspec.spec.resolve import DEFAULT_ALERT_AFTER
+
 Protocol = Literal["http", "grpc", "tcp"]
 CheckKind = Literal["http", "grpc", "tcp", "ttl"]
 
@@ -43,6 +45,8 @@ class Edge:
     policy: UpstreamPolicy
     objective: float
     """Success-ratio objective of the edge (0.999: at most 0.1% of calls may fail)."""
+    alert_after: float = DEFAULT_ALERT_AFTER
+    """Seconds the error ratio must stay above the objective before the alert fires."""
 
 
 @dataclass(frozen=True, slots=True)

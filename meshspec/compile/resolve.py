@@ -17,6 +17,7 @@ from meshspec_runtime.policy.config import UpstreamPolicy
 from meshspec.compile.ir import Edge, HealthCheck, ResolvedMesh, Service
 from meshspec.spec import EdgePolicySpec, MeshSpec, ServiceSpec
 from meshspec.spec.resolve import (
+    DEFAULT_ALERT_AFTER,
     DEFAULT_OBJECTIVE,
     ResolvedHealthCheck,
     health_check,
@@ -75,7 +76,9 @@ class _EdgeResolver:
 
     def __init__(self, spec: MeshSpec) -> None:
         self._spec = spec
-        self._resolved: dict[tuple[str | None, str | None], tuple[UpstreamPolicy, float]] = {}
+        self._resolved: dict[
+            tuple[str | None, str | None], tuple[UpstreamPolicy, float, float]
+        ] = {}
 
     def resolve(self, caller: str, upstream: str) -> Edge:
         service = self._spec.services[caller]
@@ -83,7 +86,7 @@ class _EdgeResolver:
         found = self._resolved.get(key)
         if found is None:
             values = merged_edge(self._spec, caller, upstream).values
-            found = (UpstreamPolicy.model_validate(lower_edge(values)), _objective(values))
+            found = (UpstreamPolicy.model_validate(lower_edge(values)), *_objective(values))
             self._resolved[key] = found
         return Edge(upstream, *found)
 
@@ -92,10 +95,17 @@ def _fingerprint(layer: EdgePolicySpec | None) -> str | None:
     return None if layer is None else layer.model_dump_json(exclude_none=True)
 
 
-def _objective(values: dict[str, Any]) -> float:
+def _objective(values: dict[str, Any]) -> tuple[float, float]:
+    """The edge's success-rate objective and how long it may be missed before alerting."""
     objective = values.get("objective")
-    rate = objective.get("success_rate") if isinstance(objective, dict) else None
-    return float(rate) if rate is not None else DEFAULT_OBJECTIVE
+    if not isinstance(objective, dict):
+        return DEFAULT_OBJECTIVE, DEFAULT_ALERT_AFTER
+    rate = objective.get("success_rate")
+    after = objective.get("alert_after")
+    return (
+        float(rate) if rate is not None else DEFAULT_OBJECTIVE,
+        float(after) if after is not None else DEFAULT_ALERT_AFTER,
+    )
 
 
 def _health_check(check: ResolvedHealthCheck) -> HealthCheck:

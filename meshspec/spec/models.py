@@ -310,9 +310,15 @@ class OutlierDetectionSpec(SpecModel):
     max_ejected: Ratio | None = None
 
 
+MAX_ALERT_AFTER = 3600.0
+
+
 class ObjectiveSpec(SpecModel):
     success_rate: Ratio | None = None
     """The edge's success-rate SLO; the compiler turns it into alert rules."""
+    alert_after: Annotated[Duration, Field(le=MAX_ALERT_AFTER)] | None = None
+    """How long the error ratio must stay above the objective before the alert fires (the
+    rule's ``for:``); default 5m, at most 1h (the bundle's promtool tests step through it)."""
 
 
 class EdgePolicySpec(SpecModel):

@@ -28,6 +28,8 @@ from meshspec.spec.models import OFF, EdgePolicySpec, HealthCheckSpec, MeshSpec
 
 SpecPath = tuple[str | int, ...]
 DEFAULT_OBJECTIVE = 0.999
+DEFAULT_ALERT_AFTER = 300.0
+"""Seconds an edge's error ratio stays above its objective before the alert fires."""
 # Keys whose mapping value is replaced whole rather than merged (a count window and a time
 # window do not mix).
 _REPLACED_WHOLE = frozenset({"window"})

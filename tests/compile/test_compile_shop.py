@@ -11,7 +11,7 @@ from compile_support import serving_zone
 from compile_zonecheck import assert_serves_exactly, named_checkzone
 from meshspec_runtime.loader import load_bundle
 from support import REPO
-from test_prom_rules import promtool_check
+from test_prom_rules import promtool_check, promtool_test
 
 from meshspec.compile import compile_spec
 from meshspec.compile.emitters.dns import zone_path
@@ -41,6 +41,7 @@ def test_every_environment_passes_its_real_consumers(env: str | None, tmp_path: 
         served = assert_serves_exactly(resolver, mesh)
     assert served == sum(len(service.endpoints) for service in mesh.services)
     assert "SUCCESS" in promtool_check(out / "current" / "prometheus/rules.yml")
+    assert "SUCCESS" in promtool_test(out / "current")
     loaded = load_bundle(out)
     assert loaded.version == result.version
     assert loaded.policy.service("checkout").upstreams["payments"].policy.retry.attempts == 2
@@ -101,6 +102,7 @@ def test_one_retry_setting_changes_version_serial_and_exactly_the_files_it_shoul
     assert zone_lines == {b"    1 ; serial", b"    2 ; serial"}
     # unchanged: the config entries (Consul cannot express retries) and the alert rules
     assert before["prometheus/rules.yml"] == after["prometheus/rules.yml"]
+    assert before["prometheus/rules.test.yml"] == after["prometheus/rules.test.yml"]
 
 
 def test_the_serial_continues_from_a_previous_bundle_elsewhere(tmp_path: Path) -> None:
