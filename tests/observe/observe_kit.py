@@ -59,7 +59,8 @@ def compile_bundle(folder: Path, ports: Mapping[str, int]) -> Path:
 
 
 def rules_file(bundle: Path) -> Path:
-    return bundle / prometheus.PATH
+    """The rules of the version the bundle home ``bundle`` publishes."""
+    return bundle / "current" / prometheus.PATH
 
 
 @dataclass
