@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from meshspec_runtime.bundle import PolicyDocument
+from meshspec_runtime.bundle import BUNDLE_FORMAT, PolicyDocument
 from meshspec_runtime.policy.config import UpstreamPolicy
 from meshspec_runtime.policy.limits import (
     MAX_ATTEMPTS,
@@ -35,7 +35,7 @@ def document_json(policy: str) -> str:
     """policy.json text with one service calling another under ``policy`` (raw JSON text, so
     that ``Infinity`` can be written as Python's json module writes it)."""
     return (
-        '{"format": 1, "mesh": "shop", "version": "v1",'
+        f'{{"format": {BUNDLE_FORMAT}, "mesh": "shop", "version": "v1",'
         ' "endpoints": {"api": [{"id": "api-0", "address": "10.0.0.1", "port": 80}]},'
         f' "policies": {{"p1": {policy}}},'
         ' "services": {"web": {"name": "web", "port": 8080,'
