@@ -18,7 +18,7 @@ from meshspec.spec.diagnostics import Diagnostic, SpecError
 from meshspec.spec.document import Provenance, diagnostics_from_error, found
 from meshspec.spec.merge import apply_environment, apply_overrides
 from meshspec.spec.models import MeshSpec
-from meshspec.spec.yamlio import PositionLookup, load_yaml_document
+from meshspec.spec.yamlio import PositionLookup, load_yaml_document, parse_text
 
 
 def _validate(data: Any, provenance: Provenance) -> MeshSpec:
@@ -59,8 +59,10 @@ def _check_valid_services(
     return semantic.check(spec, provenance, call_graph=False)
 
 
-def _document(path: Path, display: str) -> tuple[dict[str, Any], PositionLookup]:
-    data, lookup = load_yaml_document(path, display)
+def _document(
+    path: Path, display: str, text: str | None = None
+) -> tuple[dict[str, Any], PositionLookup]:
+    data, lookup = load_yaml_document(path, display) if text is None else parse_text(text, display)
     starts = lookup.document_starts() if isinstance(data, list) else []
     if len(starts) > 1:
         line, column = starts[1]
@@ -110,6 +112,15 @@ def load_spec(
     with collector_paused():
         data, lookup = _document(path, shown)
         return _load(data, lookup, shown, env, overrides)
+
+
+def load_spec_text(
+    text: str, *, display: str, env: str | None = None, overrides: Sequence[str] = ()
+) -> MeshSpec:
+    """Like :func:`load_spec`, from the spec's text (a sweep ships specs to workers as data)."""
+    with collector_paused():
+        data, lookup = _document(Path(display), display, text)
+        return _load(data, lookup, display, env, overrides)
 
 
 def _load(
