@@ -205,6 +205,8 @@ def _check_values(
     baseline: int | None = None
     problems: list[Diagnostic] = []
     refused = 0
+    # by value: == on the models also compares which fields were written out
+    own = base.model_dump()
     for index, value in enumerate(axis.values):
         try:
             spec = load_spec_text(
@@ -218,7 +220,7 @@ def _check_values(
             if refused <= MAX_REPORTED_VALUES:
                 problems += [_relocate(d, axis, value) for d in error.diagnostics]
             continue
-        if baseline is None and spec == base:
+        if baseline is None and spec.model_dump() == own:
             baseline = index
     if refused > MAX_REPORTED_VALUES:
         more = refused - MAX_REPORTED_VALUES
