@@ -89,6 +89,13 @@ def fail(message: str) -> NoReturn:
     help="The Dask scheduler, e.g. tcp://10.0.0.5:8786 (--engine dask).",
 )
 @click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for the Dask scheduler.",
+)
+@click.option(
     "--max-runs",
     type=click.IntRange(min=1),
     default=MAX_RUNS,
@@ -146,6 +153,7 @@ def command(
     engine: str,
     jobs: int | None,
     scheduler: str | None,
+    connect_timeout: float,
     max_runs: int,
     metric_names: tuple[str, ...],
     pass_rate: float,
@@ -188,7 +196,7 @@ def command(
             f"--max-runs {runs} to run them all (or vary fewer values, or --optimize)"
         )
     store = _open_store(report_dir, plan, fresh)
-    runner = _engine(engine, jobs, scheduler)
+    runner = _engine(engine, jobs, scheduler, connect_timeout)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     err = Console(stderr=True, highlight=False)
     try:
@@ -278,13 +286,13 @@ def _open_store(report_dir: Path | None, plan: Plan, fresh: bool) -> ResultStore
         fail(str(error))
 
 
-def _engine(name: str, jobs: int | None, scheduler: str | None) -> Engine:
+def _engine(name: str, jobs: int | None, scheduler: str | None, timeout: float) -> Engine:
     if name == "local":
         return LocalEngine(jobs)
     from meshspec.sweep.engine_dask import DaskEngine, EngineUnavailable
 
     try:
-        return DaskEngine(scheduler or "")
+        return DaskEngine(scheduler or "", timeout=timeout)
     except EngineUnavailable as error:
         fail(str(error))
 

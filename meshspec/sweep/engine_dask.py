@@ -51,7 +51,9 @@ class DaskEngine:
             submitted[future.key] = (future, task, attempt)
             return future
 
-        pending = self._distributed.as_completed([submit(t, 1) for t in tasks], with_results=False)
+        pending = self._distributed.as_completed(
+            [submit(t, 1) for t in tasks], loop=client.loop, with_results=False
+        )
         try:
             for future in pending:
                 _, task, attempt = submitted.pop(future.key)
