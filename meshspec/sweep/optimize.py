@@ -3,7 +3,7 @@
 Each trial picks a value index per axis (so the order the values are listed in means
 something to the sampler) and runs that combination with every seed; the trial's value is the
 metric's mean. With ``--subject-to expectations``, a combination whose expectations do not all
-pass (at ``--pass-rate``) is infeasible, through the sampler's ``constraints_func``. Results go
+pass (at ``--pass-rate``) is infeasible, through the trial's constraints. Results go
 through the same store as a grid, so a repeated combination never runs twice and an
 interrupted search resumes from what it had.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from meshspec.sim.metrics import rounded
 from meshspec.sweep.engine import Engine
 from meshspec.sweep.plan import Plan
 from meshspec.sweep.run import Settings, distance, execute, pending_tasks, row_of
@@ -44,7 +45,7 @@ class Optimized:
         best = None
         if self.best is not None:
             point, _, value = self.best
-            best = {"combination": list(point.overrides), "value": value}
+            best = {"combination": list(point.overrides), "value": rounded(value)}
         return {
             "metric": self.target.name,
             "direction": self.direction,
@@ -85,7 +86,6 @@ def optimize(
     sampler = optuna.samplers.TPESampler(
         seed=SAMPLER_SEED,
         n_startup_trials=max(1, min(10, trials // 3)),
-        constraints_func=_violations if constrained else None,
     )
     study = optuna.create_study(
         direction="maximize" if direction == "max" else "minimize", sampler=sampler
@@ -114,10 +114,10 @@ def optimize(
         for trial, point in zip(asked, points, strict=True):
             row = row_of(plan, point, store, settings)
             value = row.means[index][0]
-            trial.set_user_attr(
-                "violations",
-                [settings.required_pass_rate - r for r in row.pass_rates] + [float(row.failed)],
-            )
+            if constrained:  # feasible when every value is zero or less
+                for number, rate in enumerate(row.pass_rates, start=1):
+                    trial.set_constraint(f"E{number}", settings.required_pass_rate - rate)
+                trial.set_constraint("failed_runs", float(row.failed))
             if value is None:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
@@ -129,11 +129,6 @@ def optimize(
             if value is not None and (row.passed or not constrained):
                 out.best = _better(plan, out.best, (point, row, value), direction)
     return out
-
-
-def _violations(trial: Any) -> list[float]:
-    violations: list[float] = trial.user_attrs["violations"]
-    return violations
 
 
 def _better(
