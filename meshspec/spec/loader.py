@@ -116,6 +116,15 @@ def load_spec(
         return _load(data, lookup, shown, env, overrides)
 
 
+def load_spec_text(
+    text: str, *, display: str, env: str | None = None, overrides: Sequence[str] = ()
+) -> MeshSpec:
+    """Like :func:`load_spec`, from the spec's text (a sweep ships specs to workers as data)."""
+    with collector_paused():
+        data, lookup = _document(Path(display), display, text.encode("utf-8"))
+        return _load(data, lookup, display, env, overrides)
+
+
 def _load(
     data: dict[str, Any],
     lookup: PositionLookup,
