@@ -30,7 +30,7 @@ def _shorter_than_upstream(edge: EdgeFacts, onward: list[EdgeFacts]) -> list[Fin
     if edge.policy.timeout >= need:
         return []
     latency = (
-        f" plus its own latency ({format_seconds(edge.upstream_latency)})"
+        f", plus {edge.upstream}'s own latency of {format_seconds(edge.upstream_latency)}"
         if edge.upstream_latency
         else ""
     )
@@ -39,9 +39,9 @@ def _shorter_than_upstream(edge: EdgeFacts, onward: list[EdgeFacts]) -> list[Fin
             "W0201",
             edge.caller,
             edge.upstream,
-            f"the call's timeout ({format_seconds(edge.policy.timeout)}) is shorter than "
-            f"{edge.upstream} may need for one request: {_chain(slowest)} on "
-            f"{slowest.name}{latency}, {format_seconds(need)}; {edge.caller} gives up while "
+            f"the call's timeout ({format_seconds(edge.policy.timeout)}) is shorter than the "
+            f"{format_seconds(need)} {edge.upstream} may need for one request ({slowest.name} "
+            f"may take {_chain(slowest)}{latency}): {edge.caller} gives up while "
             f"{edge.upstream} is still retrying",
             (("timeout",),),
         )
@@ -51,10 +51,13 @@ def _shorter_than_upstream(edge: EdgeFacts, onward: list[EdgeFacts]) -> list[Fin
 def _chain(edge: EdgeFacts) -> str:
     per_try = edge.policy.retry.per_try_timeout
     if per_try is None or edge.chain_time() == edge.policy.timeout:
-        return f"its timeout of {format_seconds(edge.policy.timeout)}"
+        return f"{format_seconds(edge.policy.timeout)}, its timeout"
     waits = sum(edge.shortest_waits())
     backoff = f" + {format_seconds(waits)} backoff" if waits else ""
-    return f"{edge.attempts} x {format_seconds(per_try)} per try{backoff}"
+    return (
+        f"{format_seconds(edge.chain_time())}, {edge.attempts} tries of "
+        f"{format_seconds(per_try)}{backoff}"
+    )
 
 
 def _attempts_do_not_fit(edge: EdgeFacts) -> list[Finding]:
