@@ -1,8 +1,8 @@
-"""``meshspec lint SPEC [--env E] [--set K=V]... [--format text|json|github] [--deny CODE|all]``.
+"""``meshspec lint SPEC... [--env E] [--set K=V]... [--format text|json|github] [--deny CODE|all]``.
 
 Warnings about policies that are each valid but do not fit together across the mesh, located
 like ``validate``'s errors. Exit status: 0 no warning denied, 1 a denied warning, 2 bad
-input (an invalid spec, an unreadable file, a bad option).
+input (an invalid spec, an unreadable file, a bad option). With several SPECs, the worst.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def _codes(values: tuple[str, ...], option: str, *, allow_all: bool) -> frozense
 
 
 @click.command(name="lint")
-@click.argument("spec_file", metavar="SPEC", type=click.Path(path_type=Path))
+@click.argument(
+    "spec_files", metavar="SPEC...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 @click.option("--env", "env", default=None, help="Lint this environment's overlay applied.")
 @click.option(
     "--set",
@@ -77,7 +79,7 @@ def _codes(values: tuple[str, ...], option: str, *, allow_all: bool) -> frozense
     help="W0101's threshold (default: the spec's lint.max_amplification, else 10).",
 )
 def command(
-    spec_file: Path,
+    spec_files: tuple[Path, ...],
     env: str | None,
     overrides: tuple[str, ...],
     output: str,
@@ -85,42 +87,50 @@ def command(
     ignore: tuple[str, ...],
     max_amplification: float | None,
 ) -> None:
-    """Find policies in SPEC that do not fit together: retry amplification, timeouts that
+    """Find policies in each SPEC that do not fit together: retry amplification, timeouts that
     cut retries short, breakers that cannot trip or trip on noise, unsafe retries.
 
     Exit status: 0 no denied warning, 1 a warning of a --deny code, 2 bad input.
     """
     denied = _codes(deny, "--deny", allow_all=True)
     ignored = _codes(ignore, "--ignore", allow_all=False)
-    shown = str(spec_file)
-    try:
-        spec, provenance = load_spec_located(spec_file, env=env, overrides=overrides, display=shown)
-    except SpecError as error:
-        _bad_input(shown, error.diagnostics, output)
-        raise SystemExit(2) from None
-    report = lint(spec, provenance, max_amplification=max_amplification, ignore=ignored)
-    failing = [w for w in report.warnings if w.code in denied]
+    status = 0
+    documents: list[dict[str, object]] = []
+    for spec_file in spec_files:
+        shown = str(spec_file)
+        try:
+            spec, provenance = load_spec_located(
+                spec_file, env=env, overrides=overrides, display=shown
+            )
+        except SpecError as error:
+            status = 2
+            if output == "json":
+                documents.append(_invalid_json(shown, error.diagnostics))
+            else:
+                _emit(error.diagnostics, output)
+            continue
+        report = lint(spec, provenance, max_amplification=max_amplification, ignore=ignored)
+        failing = [w for w in report.warnings if w.code in denied]
+        if failing:
+            status = max(status, 1)
+        if output == "json":
+            documents.append(_as_json(shown, env, report, denied))
+        else:
+            _emit(report.warnings, output)
+            if output == "text":
+                click.echo(_summary(shown, env, report, len(failing)))
     if output == "json":
-        click.echo(json.dumps(_as_json(shown, env, report, denied), indent=2))
-    else:
-        for warning in report.warnings:
-            click.echo(warning.format_github() if output == "github" else warning.format())
-        if output == "text":
-            click.echo(_summary(shown, env, report, len(failing)))
-    raise SystemExit(1 if failing else 0)
+        click.echo(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2))
+    raise SystemExit(status)
 
 
-def _bad_input(shown: str, diagnostics: list[Diagnostic], output: str) -> None:
-    if output == "json":
-        document = {
-            "file": shown,
-            "valid": False,
-            "diagnostics": [d.as_dict() for d in diagnostics],
-        }
-        click.echo(json.dumps(document, indent=2))
-        return
+def _emit(diagnostics: list[Diagnostic], output: str) -> None:
     for diagnostic in diagnostics:
         click.echo(diagnostic.format_github() if output == "github" else diagnostic.format())
+
+
+def _invalid_json(shown: str, diagnostics: list[Diagnostic]) -> dict[str, object]:
+    return {"file": shown, "valid": False, "diagnostics": [d.as_dict() for d in diagnostics]}
 
 
 def _summary(shown: str, env: str | None, report: LintReport, denied: int) -> str:
