@@ -14,6 +14,7 @@ import click
 # name -> module under meshspec.commands that defines ``command: click.Command``
 COMMANDS: dict[str, str] = {
     "validate": "validate",
+    "lint": "lint",
     "schema": "schema",
     "compile": "compile",
     "diff": "diff",

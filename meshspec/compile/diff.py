@@ -9,6 +9,7 @@ position, and removing the first instance must not read as every instance changi
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -16,11 +17,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import yaml_rs
+
+from meshspec.spec.units import format_seconds
 
 POLICY = "policy.json"
 MANIFEST = "manifest.json"
 CONSUL_SERVICES = "consul/services/"
 CONSUL_ENTRIES = "consul/config-entries/"
+PROMETHEUS_RULES = "prometheus/"
 _MESH_FIELDS_IN_ZONE = re.compile(rb"^\$(ORIGIN|TTL) (\S+)", re.MULTILINE)
 _INTERNAL_META = ("meshspec_",)
 
@@ -39,10 +44,19 @@ class Change:
     field: str | None = None
     old: Scalar = None
     new: Scalar = None
+    unit: str | None = None
+    """How to read a number: ``s`` (seconds), ``%`` (a fraction shown as a percentage),
+    ``/s``; None: as it is."""
+    detail: str | None = None
+    """For a policy section switched on or off: the fields it holds."""
 
     def text(self) -> str:
         if self.kind == "changed":
-            return f"{self.subject}: {self.field} {_show(self.old)} -> {_show(self.new)}"
+            old, new = _show(self.old, self.unit), _show(self.new, self.unit)
+            if isinstance(self.old, str) and isinstance(self.new, str):
+                old, new = _abbreviate(old, new)
+            detail = f" ({self.detail})" if self.detail else ""
+            return f"{self.subject}: {self.field} {old} -> {new}{detail}"
         return f"{self.what} {self.kind}: {self.subject}"
 
     def as_json(self) -> dict[str, Any]:
@@ -55,6 +69,8 @@ class View:
     subjects: dict[str, str]
     """Subject -> what it is (service, endpoint, edge, mesh)."""
     settings: dict[tuple[str, str], Scalar]
+    units: dict[tuple[str, str], str]
+    """The unit of a numeric setting, where it has one."""
 
 
 def diff(old_files: Mapping[str, bytes], new_files: Mapping[str, bytes]) -> list[Change]:
@@ -78,18 +94,43 @@ def diff_views(old: View, new: View) -> list[Change]:
             continue  # reported as a whole
         before, after = old.settings.get(key), new.settings.get(key)
         if before != after:
-            changes.append(Change("changed", "setting", subject, field, before, after))
-    # A policy switched on or off is one change, not one per field it holds.
+            unit = new.units.get(key) or old.units.get(key)
+            changes.append(Change("changed", "setting", subject, field, before, after, unit))
+    # A policy switched on or off is one change, not one per field it holds; switched on, the
+    # fields it holds are listed beside it.
     toggled = {
         (c.subject, c.field)
         for c in changes
         if ENABLED in (c.old, c.new) and None in (c.old, c.new)
     }
-    changes = [c for c in changes if not _within(c, toggled)]
+    changes = [
+        _with_detail(c, new) if (c.subject, c.field) in toggled and c.new == ENABLED else c
+        for c in changes
+        if not _within(c, toggled)
+    ]
     if not changes and old.version != new.version:
         # Nothing the view reads changed, yet some file did: say so rather than "no changes".
         changes.append(Change("changed", "setting", "bundle", "version", old.version, new.version))
     return changes
+
+
+def _with_detail(change: Change, side: View) -> Change:
+    prefix = f"{change.field}."
+    held = [
+        f"{field.removeprefix(prefix)} {_show(value, side.units.get((subject, field)))}"
+        for (subject, field), value in side.settings.items()
+        if subject == change.subject and field.startswith(prefix) and value != ENABLED
+    ]
+    return Change(
+        change.kind,
+        change.what,
+        change.subject,
+        change.field,
+        change.old,
+        change.new,
+        change.unit,
+        ", ".join(held) or None,
+    )
 
 
 def _within(change: Change, toggled: set[tuple[str, str | None]]) -> bool:
@@ -103,11 +144,15 @@ def view(files: Mapping[str, bytes]) -> View:
     policy = orjson.loads(files[POLICY])
     subjects: dict[str, str] = {"mesh": "mesh", "bundle": "bundle"}
     settings: dict[tuple[str, str], Scalar] = {("mesh", "name"): manifest["mesh"]}
+    units: dict[tuple[str, str], str] = {("mesh", "dns.ttl"): "s"}
     for path, content in files.items():
         if path.startswith("dns/") and path.endswith(".zone"):
             for match in _MESH_FIELDS_IN_ZONE.finditer(content):
-                field = "dns.zone" if match[1] == b"ORIGIN" else "dns.ttl"
-                settings["mesh", field] = match[2].decode().rstrip(".")
+                value = match[2].decode().rstrip(".")
+                if match[1] == b"ORIGIN":
+                    settings["mesh", "dns.zone"] = value
+                else:
+                    settings["mesh", "dns.ttl"] = int(value) if value.isdigit() else value
     flat: dict[str, list[tuple[str, Scalar]]] = {}  # policy id -> its fields, flattened once
     for name, service in policy["services"].items():
         subjects[name] = "service"
@@ -122,18 +167,82 @@ def view(files: Mapping[str, bytes]) -> View:
                 fields = flat[key] = _flatten(policy["policies"][key])
             for field, value in fields:
                 settings[subject, field] = value
+                unit = _policy_unit(field, fields)
+                if unit is not None:
+                    units[subject, field] = unit
     for path, content in sorted(files.items()):
         if path.startswith(CONSUL_SERVICES) and path.endswith(".json"):
             _consul_view(orjson.loads(content)["services"], subjects, settings)
         elif path.startswith(CONSUL_ENTRIES) and path.endswith(".json"):
             entry = orjson.loads(content)
-            subject = f"consul {entry['Kind']} {entry['Name']}"
+            subject = f"{entry['Kind']} {entry['Name']}"
             subjects[subject] = "consul config entry"
             for field, value in _flatten(entry):
                 if field not in ("Kind", "Name"):
                     settings[subject, field] = value
+        elif path.startswith(PROMETHEUS_RULES) and path.endswith((".yml", ".yaml")):
+            _rules_view(yaml_rs.loads(content.decode(), parse_datetime=False), subjects, settings)
+        elif path != MANIFEST and path != POLICY and not path.startswith(("dns/", "consul/")):
+            # a file this view does not read: still one line when it changes
+            subjects[f"file {path}"] = "file"
+            settings[f"file {path}", "sha256"] = hashlib.sha256(content).hexdigest()[:12]
     settings["bundle", "generator"] = manifest["generator"]
-    return View(manifest["version"], subjects, settings)
+    return View(manifest["version"], subjects, settings, units)
+
+
+# Policy fields (the last part of the flattened name) that hold seconds, fractions or rates.
+_SECONDS = frozenset(
+    {
+        "timeout",
+        "per_try_timeout",
+        "base",
+        "max",
+        "window",
+        "open_for",
+        "open_for_max",
+        "over",
+        "ewma_decay",
+        "base_ejection",
+        "max_ejection",
+    }
+)
+_FRACTIONS = frozenset({"ratio", "failure_rate", "rate", "panic_threshold", "max_ejected"})
+
+
+def _policy_unit(field: str, fields: list[tuple[str, Scalar]]) -> str | None:
+    last = field.rsplit(".", 1)[-1]
+    if last in _SECONDS:
+        return "s"
+    if last in _FRACTIONS:
+        return "%"
+    if last == "min_per_second":
+        return "/s"
+    if field == "circuit_breaker.window.size":
+        kind = dict(fields).get("circuit_breaker.window.kind")
+        return "s" if kind == "time" else " calls"
+    return None
+
+
+def _rules_view(
+    document: Any, subjects: dict[str, str], settings: dict[tuple[str, str], Scalar]
+) -> None:
+    """Alert rules, one subject per rule: ``NAME caller -> upstream`` (its labels say
+    which edge), with its expression, duration, labels and annotations as fields."""
+    groups = document.get("groups") if isinstance(document, dict) else None
+    for group in groups if isinstance(groups, list) else []:
+        for index, rule in enumerate(group.get("rules") or []):
+            labels = rule.get("labels") or {}
+            name = rule.get("alert") or rule.get("record") or f"rule {index}"
+            edge = (
+                f" {labels['caller']} -> {labels['upstream']}"
+                if "caller" in labels and "upstream" in labels
+                else f" in {group.get('name')}"
+            )
+            subject = f"{name}{edge}"
+            subjects[subject] = "alert rule"
+            for field, value in _flatten(rule):
+                if field != "alert":
+                    settings[subject, field] = value
 
 
 def _consul_view(
@@ -199,11 +308,42 @@ def _item(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _show(value: Scalar) -> str:
+def _show(value: Scalar, unit: str | None = None) -> str:
     if value is None:
         return "off"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return value if value else '""'
-    return str(value)
+    if unit == "s" and value > 0:
+        return format_seconds(float(value))
+    if unit == "%":
+        return f"{value * 100:g}%"
+    if unit is not None:
+        return f"{value:g}{unit}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_LONG = 60
+
+
+def _abbreviate(old: str, new: str) -> tuple[str, str]:
+    """Long texts that differ in a small part (an alert expression), cut to that part with
+    some context on either side."""
+    if len(old) <= _LONG and len(new) <= _LONG:
+        return old, new
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    context = 20
+    head = max(0, start - context)
+    tails = (len(old) - end, len(new) - end)
+
+    def cut(text: str, tail: int) -> str:
+        stop = min(len(text), tail + context)
+        return ("..." if head else "") + text[head:stop] + ("..." if stop < len(text) else "")
+
+    return cut(old, tails[0]), cut(new, tails[1])

@@ -110,6 +110,18 @@ def load_spec(
     Raises :class:`SpecError` with every diagnostic found (an unreadable file, an unknown
     environment or a malformed override included: ``SpecError.is_usage_error``).
     """
+    return load_spec_located(path, env=env, overrides=overrides, display=display)[0]
+
+
+def load_spec_located(
+    path: Path,
+    *,
+    env: str | None = None,
+    overrides: Sequence[str] = (),
+    display: str | None = None,
+) -> tuple[MeshSpec, Provenance]:
+    """Like :func:`load_spec`, with the provenance that locates any path of the merged spec
+    where it was written (what ``meshspec lint`` points its warnings at)."""
     shown = display if display is not None else str(path)
     with collector_paused():
         data, lookup = _document(path, shown, source)
@@ -133,10 +145,10 @@ def _load(
     overrides: Sequence[str],
     *,
     base_checked: bool = False,
-) -> MeshSpec:
+) -> tuple[MeshSpec, Provenance]:
     provenance = Provenance(shown, lookup)
     if env is None and not overrides:
-        return _validate(data, provenance)
+        return _validate(data, provenance), provenance
     base_problems: list[Diagnostic] = []
     if not base_checked:
         try:
@@ -151,7 +163,7 @@ def _load(
         raise SpecError([*base_problems, *error.diagnostics]) from None
     if base_problems:
         raise SpecError(base_problems)
-    return spec
+    return spec, provenance
 
 
 def check_spec_file(
@@ -176,7 +188,7 @@ def _check(path: Path, shown: str, env: str | None, overrides: Sequence[str]) ->
     problems: list[Diagnostic] = []
     spec: MeshSpec | None = None
     try:
-        spec = _load(data, lookup, shown, env, overrides)
+        spec = _load(data, lookup, shown, env, overrides)[0]
     except SpecError as error:
         problems.extend(error.diagnostics)
     # Environments are checked too when the base is valid, or when only the overlays

@@ -21,8 +21,9 @@ from typing import Any
 
 import yaml_rs
 
-from meshspec.spec.diagnostics import Diagnostic, SpecError
-from meshspec.spec.document import Provenance, Source
+from meshspec.spec.diagnostics import Diagnostic, SpecError, format_path
+from meshspec.spec.document import Provenance, Source, _fields_at
+from meshspec.spec.models import MeshSpec
 from meshspec.spec.yamlio import PositionLookup
 
 
@@ -49,26 +50,43 @@ def merge_into(
     provenance: Provenance,
     source: Source,
     at: tuple[str | int, ...] = (),
+    dangling: list[tuple[tuple[str | int, ...], list[str]]] | None = None,
 ) -> None:
-    """Merge ``overlay`` onto ``base`` in place; record where each merged value came from."""
+    """Merge ``overlay`` onto ``base`` in place; record where each merged value came from.
+
+    A ``null`` on a key that is neither there nor a field of the spec removes nothing (a typo,
+    or a service or key that does not exist): it is appended to ``dangling`` (its path and
+    the keys that are there) when given, for the caller to report.
+    """
     for key, value in overlay.items():
         here = (*at, key)
         if value is None:
+            if key not in base and dangling is not None and not _is_field(here):
+                dangling.append((here, [str(k) for k in base]))
             if base.pop(key, None) is not None:  # a required field it removes is missing here
                 provenance.add(here, Source(source.file, source.lookup, source.prefix + here))
             continue
         current = base.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            merge_into(current, value, provenance, source, here)
+            merge_into(current, value, provenance, source, here, dangling)
             continue
-        base[key] = _without_nulls(value)
+        base[key] = _without_nulls(value, here, dangling)
         provenance.add(here, Source(source.file, source.lookup, source.prefix + here))
 
 
-def _without_nulls(value: Any) -> Any:
-    """A copy of an overlay value; its null keys mean "not set", as anywhere in an overlay."""
+def _without_nulls(
+    value: Any,
+    at: tuple[str | int, ...] = (),
+    dangling: list[tuple[tuple[str | int, ...], list[str]]] | None = None,
+) -> Any:
+    """A copy of an overlay value that replaces what was there: its null keys remove nothing
+    (reported through ``dangling``, when given)."""
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        if dangling is not None:
+            dangling.extend(
+                ((*at, k), []) for k, v in value.items() if v is None and not _is_field((*at, k))
+            )
+        return {k: _without_nulls(v, (*at, k), dangling) for k, v in value.items() if v is not None}
     return copy.deepcopy(value)
 
 
@@ -86,12 +104,18 @@ def apply_environment(data: dict[str, Any], env: str, provenance: Provenance) ->
         close = difflib.get_close_matches(env, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         listing = f" (declared: {', '.join(names)})" if names else " (none declared)"
+        # at the environments key when there is one, else at the top of the file
+        line, column = (
+            provenance.lookup.locate(("environments",), key=True)
+            if isinstance(environments, dict)
+            else (1, 1)
+        )
         raise SpecError(
             [
                 Diagnostic(
                     provenance.file,
-                    0,
-                    0,
+                    max(line, 1),
+                    max(column, 1),
                     "E0300",
                     f"environments.{env}",
                     f"unknown environment {env!r}{hint}{listing}",
@@ -101,10 +125,73 @@ def apply_environment(data: dict[str, Any], env: str, provenance: Provenance) ->
     merged = copy.deepcopy({k: v for k, v in data.items() if k != "environments"})
     if isinstance(overlay, dict):
         source = Source(provenance.file, provenance.lookup, ("environments", env))
-        merge_into(merged, overlay, provenance, source)
+        problems = _unknown_services(merged, overlay, provenance, source)
+        dangling: list[tuple[tuple[str | int, ...], list[str]]] = []
+        merge_into(merged, overlay, provenance, source, dangling=dangling)
+        problems += [_dangling_null(path, keys, source) for path, keys in dangling]
+        if problems:
+            raise SpecError(problems)
     if "environments" in data:
         merged["environments"] = data["environments"]
     return merged
+
+
+def _is_field(path: tuple[str | int, ...]) -> bool:
+    """True when ``path`` names a field of a spec model: null on it means "not set" even
+    where nothing was set (a service an overlay adds may say ``health_check: null``)."""
+    return str(path[-1]) in (_fields_at(MeshSpec, path[:-1]) or ())
+
+
+def _dangling_null(path: tuple[str | int, ...], present: list[str], source: Source) -> Diagnostic:
+    """E0117: ``null`` in an overlay removes a key; on a key that is not there it removes
+    nothing, which is almost always a typo (``retry: {atempts: null}``)."""
+    name = str(path[-1])
+    fields = _fields_at(MeshSpec, path[:-1]) or []
+    close = difflib.get_close_matches(name, [*present, *fields], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listing = f" (there: {', '.join(sorted(present))})" if present and not close else ""
+    inner = source.prefix + path
+    line, column = source.lookup.locate(inner, key=True)
+    return Diagnostic(
+        source.file,
+        line,
+        column,
+        "E0117",
+        format_path(inner),
+        f"null removes {name!r}, which is not set here{hint}{listing}",
+    )
+
+
+def _unknown_services(
+    base: dict[str, Any], overlay: dict[str, Any], provenance: Provenance, source: Source
+) -> list[Diagnostic]:
+    """E0118: an overlay's service that is not in the base and is no whole service either
+    (no port or no instances) is a misspelt name, not a new service."""
+    services, changes = base.get("services"), overlay.get("services")
+    if not isinstance(services, dict) or not isinstance(changes, dict):
+        return []
+    out: list[Diagnostic] = []
+    for name, change in changes.items():
+        if name in services or change is None:
+            continue  # null on an unknown service is E0117's
+        if isinstance(change, dict) and "port" in change and "instances" in change:
+            continue  # a service the environment adds
+        close = difflib.get_close_matches(str(name), [str(s) for s in services], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        inner = (*source.prefix, "services", name)
+        line, column = source.lookup.locate(inner, key=True)
+        out.append(
+            Diagnostic(
+                source.file,
+                line,
+                column,
+                "E0118",
+                format_path(inner),
+                f"service {name!r} is not in the base spec{hint}; an environment may add a "
+                "service only with its port and instances",
+            )
+        )
+    return out
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any, int]:

@@ -335,6 +335,41 @@ class EdgePolicySpec(SpecModel):
     objective: ObjectiveSpec | None = None
 
 
+class EdgeSpec(EdgePolicySpec):
+    """One upstream edge: its policy overrides, and what lint should know about it."""
+
+    lint: EdgeLintSpec | None = None
+
+
+# --- lint facts and suppressions (read by ``meshspec lint`` only) ------------------------
+
+LINT_CODE_PATTERN = r"^W[0-9]{4}$"
+LintCode = Annotated[str, StringConstraints(pattern=LINT_CODE_PATTERN)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"\S")]
+"""Why a warning is accepted: required, so a suppression always explains itself."""
+
+
+class EdgeLintSpec(SpecModel):
+    """What ``meshspec lint`` should know about one edge; never part of the bundle."""
+
+    traffic: Rate | None = None
+    """Calls a second the caller sends on this edge in normal operation (all its instances)."""
+    idempotent: bool | None = None
+    """``false``: repeating a call may repeat its effect (a payment, a write)."""
+    suppress: dict[LintCode, Reason] = Field(default_factory=dict)
+    """Lint code -> why its warning on this edge is accepted."""
+
+
+class ServiceLintSpec(SpecModel):
+    latency: Duration | None = None
+    """The service's typical latency of one request (its own upstream calls included)."""
+
+
+class LintSettings(SpecModel):
+    max_amplification: Annotated[float, Field(ge=1, le=1e6)] | None = None
+    """W0101 fires above this worst-case multiplier (default 10; ``--max-amplification``)."""
+
+
 # --- health checks --------------------------------------------------------------------------
 
 HEALTH_CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
@@ -394,8 +429,9 @@ class ServiceSpec(SpecModel):
     health_check: OrOff[HealthCheckSpec] | None = None
     defaults: EdgePolicySpec | None = None
     """Policies for all of this service's upstream edges, over the mesh defaults."""
-    upstreams: dict[DnsLabel, EdgePolicySpec | None] = Field(default_factory=dict)
+    upstreams: dict[DnsLabel, EdgeSpec | None] = Field(default_factory=dict)
     """Upstream service name -> per-edge overrides (``{}`` or empty: inherit everything)."""
+    lint: ServiceLintSpec | None = None
 
 
 class MeshDefaults(EdgePolicySpec):
@@ -432,6 +468,7 @@ class MeshSpec(SpecModel):
     defaults: MeshDefaults = MeshDefaults()
     services: dict[DnsLabel, ServiceSpec]
     environments: dict[DnsLabel, EnvironmentOverlay] = Field(default_factory=dict)
+    lint: LintSettings | None = None
     # Memoised resolution (meshspec.spec.resolve.Resolver); not part of the spec.
     _resolver: Any = PrivateAttr(default=None)
 
@@ -463,4 +500,5 @@ register_pattern(
 register_pattern(
     HTTP_PATH_PATTERN, "E0109", "an HTTP path: '/' then letters, digits and . _ ~ / = % + : @ -"
 )
+register_pattern(LINT_CODE_PATTERN, "E0109", "a lint code such as W0101")
 register_pattern(GRPC_SERVICE_PATTERN, "E0109", "a gRPC service name such as pkg.v1.Health")

@@ -114,7 +114,7 @@ def merged_edge(spec: MeshSpec, caller: str, upstream: str) -> MergedLayers:
     """The edge's policy fields merged over its three layers (not yet lowered)."""
     edge: EdgePolicySpec | None = spec.services[caller].upstreams[upstream]
     layers = [*edge_layers(spec, caller), (("services", caller, "upstreams", upstream), edge)]
-    return merge_layers(layers, exclude={"health_check"})
+    return merge_layers(layers, exclude={"health_check", "lint"})
 
 
 def lower_edge(values: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +160,10 @@ class Resolver:
         self._services: dict[str, Any] = spec.model_dump(
             exclude_none=True, include={"services": policies}
         )["services"]
+        for service in self._services.values():  # lint facts are not policy
+            for edge in service.get("upstreams", {}).values():
+                if isinstance(edge, dict):
+                    edge.pop("lint", None)
         self._defaults: dict[str, Any] = spec.defaults.model_dump(
             exclude_none=True, exclude={"health_check"}
         )

@@ -76,6 +76,16 @@ def parse_duration(value: Any) -> float:
 
 def parse_whole_seconds(value: Any) -> int:
     """``"1m30s"`` -> ``90``: whole numbers of hours, minutes and seconds only."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # only seconds are accepted here: never suggest milliseconds
+        finite = math.isfinite(value) and value >= 1
+        whole = int(value) if finite and value == int(value) else None
+        hint = f" (add a unit: '{whole}s')" if whole is not None else ""
+        raise PydanticCustomError(
+            "duration",
+            "expected whole seconds with a unit such as 30s or 1m, found {found}{hint}",
+            {"found": _shown(value), "hint": hint},
+        )
     seconds = parse_duration(value)
     if not _WHOLE_SECONDS.fullmatch(str(value).strip()):
         raise PydanticCustomError(

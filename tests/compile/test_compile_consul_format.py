@@ -132,7 +132,11 @@ def test_config_entries_use_consuls_fields(built: BuiltBundle) -> None:
         else:
             assert entry["Kind"] == "service-resolver"
             assert set(entry) <= RESOLVER_FIELDS
-            parse_go_duration(entry["RequestTimeout"])
+            protocol = entries[f"service-defaults-{entry['Name']}.json"]["Protocol"]
+            # RequestTimeout is an HTTP setting: only http and grpc services have it
+            assert ("RequestTimeout" in entry) == (protocol != "tcp"), name
+            if protocol != "tcp":
+                parse_go_duration(entry["RequestTimeout"])
             balancer = entry.get("LoadBalancer", {"Policy": "round_robin"})
             assert set(balancer) <= LB_FIELDS and balancer["Policy"] in LB_POLICIES
     checkout = entries["service-defaults-checkout.json"]["UpstreamConfig"]["Overrides"]

@@ -53,7 +53,7 @@ def test_environments_show_endpoints_policies_and_zone(tmp_path: Path) -> None:
     assert "endpoint added: payments 10.1.3.10:9090" in lines
     assert "endpoint removed: ledger [fd00::4:11]:9091" in lines
     assert "web -> gateway: circuit_breaker on -> off" in lines
-    assert "web -> gateway: retry.budget.ratio 0.1 -> 0.2" in lines
+    assert "web -> gateway: retry.budget.ratio 10% -> 20%" in lines
     assert "mesh: dns.zone shop.mesh.internal -> shop.staging.internal" in lines
     # a policy switched off is one line, not one per field it had
     assert not any(line.startswith("web -> gateway: circuit_breaker.") for line in lines)

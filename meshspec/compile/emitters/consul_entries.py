@@ -48,8 +48,11 @@ def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     for service in mesh.services:
         for edge in service.edges:
             callers_policies.setdefault(edge.upstream, []).append(edge.policy)
+    protocols = {service.name: service.protocol for service in mesh.services}
     for upstream in sorted(callers_policies):
-        resolver = service_resolver(upstream, callers_policies[upstream])
+        resolver = service_resolver(
+            upstream, callers_policies[upstream], protocols.get(upstream, "http")
+        )
         if resolver is not None:
             files[f"{FOLDER}/service-resolver-{file_name(upstream)}.json"] = dump_json(resolver)
     return files
@@ -85,19 +88,23 @@ def service_defaults(service: Service) -> dict[str, Any]:
     return entry
 
 
-def service_resolver(upstream: str, policies: list[UpstreamPolicy]) -> dict[str, Any] | None:
-    """The resolver every caller agrees on, or None when they disagree (or nothing maps)."""
+def service_resolver(
+    upstream: str, policies: list[UpstreamPolicy], protocol: str = "http"
+) -> dict[str, Any] | None:
+    """The resolver every caller agrees on, or None when they disagree (or nothing maps).
+
+    ``RequestTimeout`` is an HTTP setting (Consul applies it to http and grpc listeners):
+    a tcp service's resolver carries only its load balancer, if any.
+    """
     first = policies[0]
     if any(
         p is not first and (p.timeout != first.timeout or p.load_balancer != first.load_balancer)
         for p in policies[1:]
     ):
         return None
-    entry: dict[str, Any] = {
-        "Kind": "service-resolver",
-        "Name": upstream,
-        "RequestTimeout": go_duration(first.timeout),
-    }
+    entry: dict[str, Any] = {"Kind": "service-resolver", "Name": upstream}
+    if protocol != "tcp":
+        entry["RequestTimeout"] = go_duration(first.timeout)
     balancer = load_balancer(first.load_balancer)
     if balancer is not None:
         entry["LoadBalancer"] = balancer
