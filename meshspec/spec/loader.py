@@ -110,7 +110,7 @@ def load_spec(
     Raises :class:`SpecError` with every diagnostic found (an unreadable file, an unknown
     environment or a malformed override included: ``SpecError.is_usage_error``).
     """
-    return load_spec_located(path, env=env, overrides=overrides, display=display)[0]
+    return load_spec_located(path, env=env, overrides=overrides, display=display, source=source)[0]
 
 
 def load_spec_located(
@@ -119,6 +119,7 @@ def load_spec_located(
     env: str | None = None,
     overrides: Sequence[str] = (),
     display: str | None = None,
+    source: bytes | None = None,
 ) -> tuple[MeshSpec, Provenance]:
     """Like :func:`load_spec`, with the provenance that locates any path of the merged spec
     where it was written (what ``meshspec lint`` points its warnings at)."""
@@ -134,7 +135,7 @@ def load_spec_text(
     """Like :func:`load_spec`, from the spec's text (a sweep ships specs to workers as data)."""
     with collector_paused():
         data, lookup = _document(Path(display), display, text.encode("utf-8"))
-        return _load(data, lookup, display, env, overrides)
+        return _load(data, lookup, display, env, overrides)[0]
 
 
 def _load(
