@@ -26,6 +26,9 @@ MANIFEST = "manifest.json"
 CONSUL_SERVICES = "consul/services/"
 CONSUL_ENTRIES = "consul/config-entries/"
 PROMETHEUS_RULES = "prometheus/"
+SERVICE_SLICES = "services/"
+"""Per-service slices restate policy.json (whose view covers them) with the bundle's version,
+so every one of them changes with every change: not lines of their own."""
 _MESH_FIELDS_IN_ZONE = re.compile(rb"^\$(ORIGIN|TTL) (\S+)", re.MULTILINE)
 _INTERNAL_META = ("meshspec_",)
 
@@ -182,7 +185,9 @@ def view(files: Mapping[str, bytes]) -> View:
                     settings[subject, field] = value
         elif path.startswith(PROMETHEUS_RULES) and path.endswith((".yml", ".yaml")):
             _rules_view(yaml_rs.loads(content.decode(), parse_datetime=False), subjects, settings)
-        elif path != MANIFEST and path != POLICY and not path.startswith(("dns/", "consul/")):
+        elif path not in (MANIFEST, POLICY) and not path.startswith(
+            ("dns/", "consul/", SERVICE_SLICES)
+        ):
             # a file this view does not read: still one line when it changes
             subjects[f"file {path}"] = "file"
             settings[f"file {path}", "sha256"] = hashlib.sha256(content).hexdigest()[:12]

@@ -126,8 +126,7 @@ def _readable(change: Change) -> bool:
     [
         (
             "defaults.objective.success_rate=99.5%",
-            'MeshspecUpstreamErrorRatioHigh web -> gateway: expr ...teway"}[5m])) > 0.001 '
-            '-> ...teway"}[5m])) > 0.005',
+            "meshspec:objective:ratio web -> gateway: expr 0.999 -> 0.995",
         ),
         ("mesh.dns.ttl=60s", "mesh: dns.ttl 30s -> 1m"),
         ("defaults.timeout=2500ms", "catalog -> inventory: timeout 2s -> 2.5s"),
