@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import http.server
 import threading
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from meshspec_runtime.bundle import Endpoint
 
 from meshspec.compile import compile_spec
 
@@ -99,7 +101,8 @@ class _Health(http.server.BaseHTTPRequestHandler):
     server: HealthServer
 
     def do_GET(self) -> None:
-        healthy = self.server.healthy.is_set()
+        # /healthz follows the switch; every other path is the service's work and answers
+        healthy = self.path != "/healthz" or self.server.healthy.is_set()
         self.send_response(200 if healthy else 503)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -122,11 +125,6 @@ class HealthServer(http.server.ThreadingHTTPServer):
         return port
 
 
-@dataclass
-class Servers:
-    by_id: dict[str, HealthServer] = field(default_factory=dict)
-
-
 @contextmanager
 def health_servers(ids: Sequence[str]) -> Iterator[dict[str, HealthServer]]:
     """One loopback HTTP server per instance id; ``/healthz`` answers 200 or 503."""
@@ -143,3 +141,11 @@ def health_servers(ids: Sequence[str]) -> Iterator[dict[str, HealthServer]]:
         for server in servers.values():
             server.shutdown()
             server.server_close()
+
+
+def get(endpoint: Endpoint, timeout: float) -> str:
+    """One attempt: GET /work on ``endpoint``; the instance id that answered."""
+    url = f"http://{endpoint.address}:{endpoint.port}/work"
+    with urllib.request.urlopen(url, timeout=timeout) as answer:
+        answer.read()
+    return endpoint.id

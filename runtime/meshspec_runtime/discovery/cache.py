@@ -166,6 +166,8 @@ class DiscoveryCache:
     """When the source last answered well (or the cache started)."""
     failures: int = 0
     """Consecutive failed reads."""
+    answers: int = 0
+    """Good answers received so far."""
     expired: bool = False
     _due: float = 0.0
     _last_query: float = -math.inf
@@ -205,6 +207,7 @@ class DiscoveryCache:
         self.failures = 0
         self.expired = False
         self.last_good = now
+        self.answers += 1
         self._schedule_after_answer(now, answer.index, answer.ttl)
         if isinstance(answer, Gone):
             return self._publish(tuple(), signals)

@@ -93,6 +93,11 @@ class DiscoveryWatch:
         watched = self._watched.get(service)
         return 0.0 if watched is None else watched.cache.staleness(now)
 
+    def answers(self, service: str) -> int:
+        """Good answers the source gave about ``service`` so far."""
+        watched = self._watched.get(service)
+        return 0 if watched is None else watched.cache.answers
+
     def consecutive_failures(self, service: str) -> int:
         watched = self._watched.get(service)
         return 0 if watched is None else watched.cache.failures
