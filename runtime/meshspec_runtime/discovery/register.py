@@ -177,10 +177,13 @@ class Registrar:
 
     def _beat(self) -> None:
         healthy = self._want.healthy
+        check = self._client.agent.check
         if healthy is None or healthy():
-            self._client.agent.check.ttl_pass(self.check_id)
+            accepted = check.ttl_pass(self.check_id)
         else:
-            self._client.agent.check.ttl_fail(self.check_id, "the application reports unhealthy")
+            accepted = check.ttl_fail(self.check_id, "the application reports unhealthy")
+        if not accepted:  # the agent no longer knows the check (404): register again
+            raise RuntimeError(f"the agent has no check {self.check_id}")
 
     def close(self) -> None:
         """Stop the heartbeat and deregister (the agent drops the instance's checks too)."""
