@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "compile": "compile",
     "diff": "diff",
     "simulate": "simulate",
+    "apply": "apply",
 }
 
 
