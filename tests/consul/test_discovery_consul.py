@@ -3,6 +3,7 @@ outage costs no call, and the watch resumes when the agent is back."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -11,7 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TOOLS_BIN
 from consul_agent import AgentStartError, ConsulAgent, RestartableAgent
 from consul_inputs import read_definitions, register_through_api
 from discovery_kit import HealthServer, Instance, get, health_servers, publish, shop_spec
@@ -24,6 +24,10 @@ CHECK_INTERVAL = 1.0
 ROUND_TRIP = 1.0
 """Ample for one blocking query's answer on loopback, and the publish after it."""
 THREADS = 8
+# where tools/consul/build.sh puts the binary (as conftest.py says; not importable from here)
+TOOLS_BIN = (
+    Path(os.environ.get("MESHSPEC_TOOLS", Path.home() / ".cache" / "meshspec-tools")) / "bin"
+)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
