@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "diff": "diff",
     "simulate": "simulate",
     "sweep": "sweep",
+    "apply": "apply",
 }
 
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
         deadline_scope,
         time_left,
     )
+    from meshspec_runtime.discovery import ConsulDiscovery, DiscoverySettings, DnsDiscovery
+    from meshspec_runtime.discovery.register import RegisterAs
     from meshspec_runtime.drivers.aio import call_async
     from meshspec_runtime.drivers.classify import (
         CallFailed,
@@ -44,9 +46,19 @@ if TYPE_CHECKING:
     from meshspec_runtime.events import (
         BreakerTransition,
         CallRefused,
+        DiscoveryExpired,
+        DiscoveryFailed,
+        DiscoveryRecovered,
+        EmptyAnswerIgnored,
+        EndpointsDiscovered,
         EndpointsEjected,
         EndpointsReturned,
+        InstanceDeregistered,
+        InstanceRegistered,
         MeshEvent,
+        RegistrationFailed,
+        ReloadApplied,
+        ReloadRefused,
     )
     from meshspec_runtime.loader import (
         Bundle,
@@ -61,6 +73,7 @@ if TYPE_CHECKING:
         MeshClosedError,
         MeshError,
         MeshUpstream,
+        ReloadResult,
         UnknownUpstreamError,
     )
     from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
@@ -96,13 +109,23 @@ __all__ = [
     "CircuitBreaker",
     "Classifier",
     "ConditionSet",
+    "ConsulDiscovery",
+    "DiscoveryExpired",
+    "DiscoveryFailed",
+    "DiscoveryRecovered",
+    "DiscoverySettings",
+    "DnsDiscovery",
     "Done",
+    "EmptyAnswerIgnored",
     "Endpoint",
+    "EndpointsDiscovered",
     "EndpointsEjected",
     "EndpointsReturned",
     "Fail",
     "FailReason",
     "Host",
+    "InstanceDeregistered",
+    "InstanceRegistered",
     "Manifest",
     "Mesh",
     "MeshClosedError",
@@ -112,6 +135,11 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "PolicyDocument",
+    "RegisterAs",
+    "RegistrationFailed",
+    "ReloadApplied",
+    "ReloadRefused",
+    "ReloadResult",
     "ServiceBundle",
     "ServiceNotInBundleError",
     "ServicePolicies",
@@ -162,11 +190,38 @@ _HOMES: dict[str, str] = {
     ),
     "register_error": "meshspec_runtime.errors",
     **dict.fromkeys(
-        ["BreakerTransition", "CallRefused", "EndpointsEjected", "EndpointsReturned", "MeshEvent"],
+        [
+            "BreakerTransition",
+            "CallRefused",
+            "EndpointsEjected",
+            "EndpointsReturned",
+            "MeshEvent",
+            "DiscoveryExpired",
+            "DiscoveryFailed",
+            "DiscoveryRecovered",
+            "EmptyAnswerIgnored",
+            "EndpointsDiscovered",
+            "InstanceDeregistered",
+            "InstanceRegistered",
+            "RegistrationFailed",
+            "ReloadApplied",
+            "ReloadRefused",
+        ],
         "meshspec_runtime.events",
     ),
     **dict.fromkeys(
-        ["Mesh", "MeshClosedError", "MeshError", "MeshUpstream", "UnknownUpstreamError"],
+        ["ConsulDiscovery", "DiscoverySettings", "DnsDiscovery"], "meshspec_runtime.discovery"
+    ),
+    "RegisterAs": "meshspec_runtime.discovery.register",
+    **dict.fromkeys(
+        [
+            "Mesh",
+            "MeshClosedError",
+            "MeshError",
+            "MeshUpstream",
+            "ReloadResult",
+            "UnknownUpstreamError",
+        ],
         "meshspec_runtime.mesh",
     ),
     **dict.fromkeys(

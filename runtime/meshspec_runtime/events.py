@@ -82,6 +82,149 @@ class CallRefused(MeshEvent):
         return f"{self.caller} -> {self.upstream}: call refused: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class DiscoveryFailed(MeshEvent):
+    """A read of the discovery source failed; calls go on with the last known good set.
+    ``consecutive``: failures in a row (at the breaker's threshold the source is probed with
+    backoff)."""
+
+    name: ClassVar[str] = "discovery_failed"
+    level: ClassVar[int] = logging.WARNING
+    source: str
+    reason: str
+    consecutive: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.caller} -> {self.upstream}: discovery from {self.source} failed "
+            f"({self.consecutive} in a row), keeping the last known endpoints: {self.reason}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryExpired(MeshEvent):
+    """The last good discovery answer is older than ``max_staleness``: the bundle's own
+    endpoint list is in force until the source answers again."""
+
+    name: ClassVar[str] = "discovery_expired"
+    level: ClassVar[int] = logging.ERROR
+    source: str
+    staleness: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.caller} -> {self.upstream}: no good answer from {self.source} for "
+            f"{self.staleness:.1f}s: back to the bundle's endpoint list"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryRecovered(MeshEvent):
+    name: ClassVar[str] = "discovery_recovered"
+    level: ClassVar[int] = logging.WARNING
+    source: str
+
+    def describe(self) -> str:
+        return f"{self.caller} -> {self.upstream}: discovery from {self.source} answers again"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointsDiscovered(MeshEvent):
+    """Discovery published a new endpoint set (an instance came, went, or changed health)."""
+
+    name: ClassVar[str] = "endpoints_discovered"
+    level: ClassVar[int] = logging.DEBUG
+    endpoints: tuple[str, ...]
+
+    def describe(self) -> str:
+        listed = ", ".join(self.endpoints) or "none"
+        return f"{self.caller} -> {self.upstream}: endpoints now {listed}"
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyAnswerIgnored(MeshEvent):
+    """The source lists the service's instances but none passes its checks: the last known
+    good set stays (only a source saying the service is gone empties it)."""
+
+    name: ClassVar[str] = "empty_answer_ignored"
+    level: ClassVar[int] = logging.WARNING
+    source: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.caller} -> {self.upstream}: {self.source} lists no passing instance; "
+            "keeping the last known endpoints"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadApplied(MeshEvent):
+    """A newly published bundle is in force. ``upstream`` is empty: it concerns the mesh.
+    ``kept``: upstreams whose policy did not change (their state carried over); ``renewed``:
+    upstreams with fresh policy state; ``added``/``removed``: upstreams that came or went."""
+
+    name: ClassVar[str] = "reload_applied"
+    old_version: str
+    new_version: str
+    kept: tuple[str, ...]
+    renewed: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (
+            f"{self.caller}: bundle {self.old_version} -> {self.new_version} "
+            f"(kept {len(self.kept)}, renewed {len(self.renewed)}, added {len(self.added)}, "
+            f"removed {len(self.removed)} upstreams)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadRefused(MeshEvent):
+    """A bundle was refused; the one in force (``version``) stays."""
+
+    name: ClassVar[str] = "reload_refused"
+    level: ClassVar[int] = logging.ERROR
+    version: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.caller}: reload refused, keeping bundle {self.version}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRegistered(MeshEvent):
+    """This instance (``instance_id``) is registered with the local Consul agent."""
+
+    name: ClassVar[str] = "instance_registered"
+    instance_id: str
+
+    def describe(self) -> str:
+        return f"{self.caller}: registered instance {self.instance_id} with Consul"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationFailed(MeshEvent):
+    """Registering (or keeping registered) this instance failed; it is retried."""
+
+    name: ClassVar[str] = "registration_failed"
+    level: ClassVar[int] = logging.WARNING
+    instance_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.caller}: registering {self.instance_id} failed (retrying): {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceDeregistered(MeshEvent):
+    name: ClassVar[str] = "instance_deregistered"
+    instance_id: str
+
+    def describe(self) -> str:
+        return f"{self.caller}: deregistered instance {self.instance_id} from Consul"
+
+
 E = TypeVar("E", bound=MeshEvent)
 Handler = Callable[[E], object]
 

@@ -111,6 +111,21 @@ def load_service(path: str | os.PathLike[str], service: str) -> ServiceBundle:
     return _pinned_read(Path(path), lambda pinned, folders: _read_service(pinned, folders, service))
 
 
+def load_listed_file(path: str | os.PathLike[str], relative: str) -> tuple[Manifest, bytes]:
+    """The manifest and the verified bytes of one file it lists (``consul/services/x.json``),
+    read from one pinned version. Raises BundleError when the manifest does not list it."""
+
+    def read(pinned: Pinned, folders: Folders) -> tuple[Manifest, bytes]:
+        _, manifest = _read_manifest(pinned, folders)
+        if relative not in manifest.files:
+            raise BundleError(
+                pinned.path, relative, f"not in mesh {manifest.mesh!r} version {manifest.version}"
+            )
+        return manifest, _read_listed(pinned, folders, manifest, relative)
+
+    return _pinned_read(Path(path), read)
+
+
 def _pinned_read(root: Path, read: Callable[[Pinned, Folders], _T]) -> _T:
     for attempt in range(1, PIN_TRIES + 1):
         last = attempt == PIN_TRIES

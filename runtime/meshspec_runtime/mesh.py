@@ -17,8 +17,12 @@ import difflib
 import inspect
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from meshspec_runtime.bundle import Endpoint, ServicePolicies
@@ -39,9 +43,10 @@ from meshspec_runtime.events import (
     EndpointsReturned,
     EventBus,
     Handler,
+    ReloadRefused,
     logger,
 )
-from meshspec_runtime.loader import load_service
+from meshspec_runtime.loader import BundleError, ServiceBundle, load_service
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import FailReason
 from meshspec_runtime.policy.outcome import OutcomePredicate
@@ -56,8 +61,12 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
     from prometheus_client.registry import CollectorRegistry
 
+    from meshspec_runtime.discovery.register import RegisterAs, Registrar
+    from meshspec_runtime.discovery.source import Discovery
+    from meshspec_runtime.discovery.watch import DiscoveryWatch
     from meshspec_runtime.observe.prometheus import MeshCollector
     from meshspec_runtime.observe.tracing import Tracing
+    from meshspec_runtime.reload import BundleWatch
 
 T = TypeVar("T")
 
@@ -84,6 +93,17 @@ class UnknownUpstreamError(MeshError, LookupError):
 
 class MeshClosedError(MeshError, RuntimeError):
     """The ``Mesh`` (or a client it handed out) was used after ``close``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What :meth:`Mesh.reload` did: ``applied`` a new version, found the same one
+    (``applied`` False, ``refused`` None), or ``refused`` a bundle (why)."""
+
+    applied: bool
+    version: str
+    """The version in force afterwards."""
+    refused: str | None = None
 
 
 class MeshUpstream:
@@ -209,6 +229,7 @@ class Mesh:
             self.tracing = Tracing(tracer_provider)
         rng = rng if rng is not None else random.Random()
         classifier = falling_back(classify) if classify is not None else builtin_classify
+        self._rng, self._classifier, self._retry_predicate = rng, classifier, retry_predicate
         self._upstreams: dict[str, MeshUpstream] = {}
         for name, upstream in service.upstreams.items():
             policies = UpstreamPolicies(
@@ -216,6 +237,20 @@ class Mesh:
             )
             self._watch(name, policies)
             self._upstreams[name] = MeshUpstream(self, name, policies, classifier)
+        self._served: dict[str, tuple[str, tuple[Endpoint, ...]]] = {
+            name: (upstream.service, upstream.endpoints)
+            for name, upstream in service.upstreams.items()
+        }
+        """Upstream name -> (the service it is, the bundle's endpoint list for it)."""
+        self.bundle_path: Path | None = None
+        """Where :meth:`reload` reads the bundle (set by :meth:`open`)."""
+        self.reloads = {"applied": 0, "refused": 0}
+        """Reloads applied and refused so far (exported as a metric)."""
+        self._swap = threading.RLock()
+        """Serialises reloads and discovery publishes, so neither loses the other's update."""
+        self.discovery: DiscoveryWatch | None = None
+        self.registrar: Registrar | None = None
+        self._bundle_watch: BundleWatch | None = None
         self._metrics = metrics
         self._collector: MeshCollector | None = None
         if metrics is not None:
@@ -235,6 +270,9 @@ class Mesh:
         retry_predicate: OutcomePredicate | None = None,
         metrics: CollectorRegistry | None = None,
         tracer_provider: TracerProvider | None = None,
+        discovery: Discovery | None = None,
+        register: bool | RegisterAs = False,
+        watch: bool | float = False,
     ) -> Mesh:
         """Load the bundle at ``bundle`` (verified; see ``load_bundle``) for ``service``.
 
@@ -249,9 +287,16 @@ class Mesh:
         home's ``current`` names (see ``load_service``). Raises ``BundleError`` for a bundle
         that fails verification, ``ServiceNotInBundleError`` (a ``BundleError``) for a service
         the bundle does not hold.
+
+        ``discovery``: ``ConsulDiscovery(...)`` or ``DnsDiscovery(...)`` keeps every upstream's
+        endpoints current from a background thread (None: the bundle's list).
+        ``register``: True (or a ``RegisterAs`` naming the instance) registers this instance
+        with the local Consul agent from the bundle's definition until ``close``.
+        ``watch``: True (or a poll interval in seconds) reloads when a new version is
+        published to the bundle home (see :meth:`reload`).
         """
         loaded = load_service(bundle, service)
-        return cls(
+        mesh = cls(
             loaded.service,
             mesh=loaded.mesh,
             version=loaded.version,
@@ -261,6 +306,22 @@ class Mesh:
             metrics=metrics,
             tracer_provider=tracer_provider,
         )
+        mesh.bundle_path = Path(bundle)
+        try:
+            if discovery is not None:
+                mesh._start_discovery(discovery)
+            if register is not False:
+                mesh._start_registration(register, discovery)
+            if watch is not False:
+                from meshspec_runtime.reload import DEFAULT_POLL, BundleWatch
+
+                poll = DEFAULT_POLL if watch is True else float(watch)
+                mesh._bundle_watch = BundleWatch(mesh, Path(bundle), poll)
+                mesh._bundle_watch.start()
+        except BaseException:
+            mesh.close()
+            raise
+        return mesh
 
     # -- upstreams --------------------------------------------------------------------------
 
@@ -335,6 +396,117 @@ class Mesh:
 
         return self.adopt(integration.aio_channel(self, upstream, **kwargs))
 
+    # -- discovery, registration and reload ------------------------------------------------
+
+    def reload(self) -> ReloadResult:
+        """Load the bundle's newly published version, if any, and put it in force.
+
+        The new version is verified and built aside, then swapped in at once. In-flight calls
+        finish on the policies they started with. Upstreams whose resolved policy did not
+        change keep their state (breaker, budget, outlier detector, balancer); changed ones
+        start afresh. A bundle that fails verification, or no longer holds this service, is
+        refused: the version in force stays, ``ReloadRefused`` is emitted and counted.
+        """
+        from meshspec_runtime.reload import apply_reload
+
+        if self.bundle_path is None:
+            raise MeshError(f"{self.describe()} was not opened from a path: nothing to reload")
+        with self._swap:
+            if self.closed:
+                raise MeshClosedError(f"{self.describe()} is closed")
+            try:
+                loaded = load_service(self.bundle_path, self.service)
+            except BundleError as error:
+                return self._refuse(str(error))
+            if loaded.mesh != self.mesh:
+                return self._refuse(f"{self.bundle_path} now holds mesh {loaded.mesh!r}")
+            if loaded.version == self.version:
+                return ReloadResult(False, self.version)
+            apply_reload(self, loaded)
+            self.reloads["applied"] += 1
+            return ReloadResult(True, self.version)
+
+    def reload_on_sighup(self) -> None:
+        """Reload on SIGHUP (main thread only: Python installs signal handlers there)."""
+        if threading.current_thread() is not threading.main_thread():
+            raise MeshError("reload_on_sighup() must be called from the main thread")
+
+        def reload(signum: int, frame: object) -> None:
+            if not self.closed:
+                self.reload()
+
+        signal.signal(signal.SIGHUP, reload)
+
+    def _refuse(self, reason: str) -> ReloadResult:
+        self.reloads["refused"] += 1
+        self.events.emit(ReloadRefused(self.service, "", self.clock(), self.version, reason))
+        return ReloadResult(False, self.version, reason)
+
+    def _install(self, loaded: ServiceBundle, handles: dict[str, MeshUpstream]) -> None:
+        """Put a reload's handles in force (called by ``reload.apply_reload`` under the swap
+        lock); each handle already carries its new policies."""
+        old = self.version
+        self._upstreams = handles
+        self._served = {
+            name: (upstream.service, upstream.endpoints)
+            for name, upstream in loaded.service.upstreams.items()
+        }
+        self.version = loaded.version
+        self.protocol = loaded.service.protocol
+        if self.discovery is not None:
+            self.discovery.follow(self._fallbacks())
+        logger.debug("%s: installed %s over %s", self, self.version, old)
+
+    def _build_policies(self, name: str, upstream_policy: Any, endpoints: Any) -> UpstreamPolicies:
+        policies = UpstreamPolicies(
+            upstream_policy, endpoints, rng=self._rng, retry_predicate=self._retry_predicate
+        )
+        self._watch(name, policies)
+        if self._collector is not None:
+            self._collector.watch(MeshUpstream(self, name, policies, self._classifier))
+        return policies
+
+    def _new_handle(self, name: str, policies: UpstreamPolicies) -> MeshUpstream:
+        return MeshUpstream(self, name, policies, self._classifier)
+
+    def _fallbacks(self) -> dict[str, tuple[Endpoint, ...]]:
+        """Upstream service -> the bundle's endpoint list for it (discovery's fallback)."""
+        return {service: endpoints for service, endpoints in self._served.values()}
+
+    def upstream_service(self, name: str) -> str:
+        """The service upstream ``name`` calls (discovery looks it up by that name)."""
+        return self._served.get(name, (name, ()))[0]
+
+    def discovered(self, service: str, bundle_list: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+        """The endpoints in force for upstream service ``service``."""
+        found = self.discovery.endpoints(service) if self.discovery is not None else None
+        return bundle_list if found is None else found
+
+    def _start_discovery(self, discovery: Discovery) -> None:
+        from meshspec_runtime.discovery.report import DiscoveryEvents
+        from meshspec_runtime.discovery.watch import DiscoveryWatch
+
+        reporter = DiscoveryEvents(self, discovery.describe())
+        self.discovery = DiscoveryWatch(
+            discovery,
+            publish=self._publish_endpoints,
+            report=reporter.report,
+            clock=self.clock,
+            rng=random.Random(self._rng.random()),
+        )
+        self.discovery.follow(self._fallbacks())
+
+    def _publish_endpoints(self, service: str, endpoints: tuple[Endpoint, ...]) -> None:
+        with self._swap:
+            for name, (served, _) in self._served.items():
+                if served == service:
+                    self._upstreams[name].policies.set_endpoints(endpoints)
+
+    def _start_registration(self, register: bool | RegisterAs, discovery: Any) -> None:
+        from meshspec_runtime.discovery.register import start_registration
+
+        self.registrar = start_registration(self, register, discovery)
+
     # -- events and lifecycle ---------------------------------------------------------------
 
     def on(self, event_type: type[E], handler: Handler[E]) -> None:
@@ -371,8 +543,17 @@ class Mesh:
                 closeable.close()
 
     def _shut(self) -> list[Any]:
-        """Mark the mesh closed, unregister its collector; the clients left to close."""
+        """Mark the mesh closed, stop discovery, the bundle watch and the registration
+        (deregistering), unregister its collector; the clients left to close."""
         self.closed = True
+        if self._bundle_watch is not None:
+            self._bundle_watch.stop()
+            self._bundle_watch = None
+        if self.discovery is not None:
+            self.discovery.close()
+        if self.registrar is not None:
+            self.registrar.close()
+            self.registrar = None
         if self._collector is not None and self._metrics is not None:
             self._metrics.unregister(self._collector)
             self._collector.close()

@@ -157,6 +157,43 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_TIMEOUT)
 
 
+class RestartableAgent:
+    """An agent a test can stop and start again on the same ports (``-dev``: its catalog is
+    in memory, so services it should have after a restart come from ``-config-dir``)."""
+
+    def __init__(self, binary: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
+        self.ports = AgentPorts(*free_ports(5))
+        self._binary = binary
+        self._workdir = workdir
+        self._extra = list(extra_args)
+        self._process: subprocess.Popen[bytes] | None = None
+        self.agent: ConsulAgent | None = None
+
+    def start(self) -> ConsulAgent:
+        data_dir = self._workdir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config_file = self._workdir / "agent.json"
+        config_file.write_text(json.dumps(agent_config(self.ports, data_dir), indent=2))
+        log_file = self._workdir / "agent.log"
+        command = [str(self._binary), "agent", "-dev", "-config-file", str(config_file)]
+        with log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [*command, *self._extra],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        client = consul.Consul(host=LOOPBACK, port=self.ports.http, dc=DATACENTER)
+        _wait_for_leader(self._process, client, log_file)
+        self.agent = ConsulAgent(self._binary, self.ports, client, data_dir, log_file)
+        return self.agent
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop(self._process)
+            self._process = None
+
+
 @contextmanager
 def running_agent(
     binary: Path, workdir: Path, extra_args: Sequence[str] = ()

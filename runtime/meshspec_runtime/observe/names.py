@@ -121,6 +121,24 @@ BUNDLE_INFO: Final = Metric(
     ("caller", "mesh", "version"),
     "Always 1: which bundle version the service runs.",
 )
+DISCOVERY_STALENESS: Final = Metric(
+    "meshspec_discovery_staleness_seconds",
+    "gauge",
+    EDGE,
+    "Seconds since discovery last answered for the upstream (0 while it answers).",
+)
+DISCOVERY_FAILURES: Final = Metric(
+    "meshspec_discovery_failures_total",
+    "counter",
+    EDGE,
+    "Discovery reads that failed (the last known endpoints stayed in force).",
+)
+RELOADS: Final = Metric(
+    "meshspec_bundle_reloads_total",
+    "counter",
+    ("caller", "result"),
+    "Bundle reloads, by result: applied, refused.",
+)
 
 METRICS: Final = (
     REQUESTS,
@@ -138,6 +156,9 @@ METRICS: Final = (
     EJECTIONS,
     ENDPOINTS,
     BUNDLE_INFO,
+    DISCOVERY_STALENESS,
+    DISCOVERY_FAILURES,
+    RELOADS,
 )
 
 OUTCOMES: Final = ("success", "error", "timeout", "connect_failure", "rejected")
@@ -145,6 +166,9 @@ OUTCOMES: Final = ("success", "error", "timeout", "connect_failure", "rejected")
 not match; ``error``: an answer they match (5xx, a gRPC error) or a reset or other error;
 ``timeout``; ``connect_failure``; ``rejected``: refused locally (breaker open, throttle,
 concurrency limit, no endpoint, deadline passed before an attempt)."""
+
+RELOAD_RESULTS: Final = ("applied", "refused")
+"""Values of ``RELOADS``' ``result`` label."""
 
 REFUSAL_REASONS: Final = ("budget", "attempts", "deadline")
 """Values of ``RETRIES_REFUSED``'s ``reason`` label."""

@@ -86,6 +86,10 @@ class MeshCollector(Collector):
         info = family[names.BUNDLE_INFO.name]
         assert isinstance(info, GaugeMetricFamily)
         info.add_metric([mesh.service, mesh.mesh, mesh.version], 1)
+        reloads = family[names.RELOADS.name]
+        assert isinstance(reloads, CounterMetricFamily)
+        for result in names.RELOAD_RESULTS:
+            reloads.add_metric([mesh.service, result], mesh.reloads[result])
         for upstream in mesh.upstreams:
             self._edge(family, mesh.upstream(upstream), now)
         yield from family.values()
@@ -100,6 +104,11 @@ class MeshCollector(Collector):
             target.add_metric([*edge, *extra], value)
 
         add(names.ENDPOINTS, len(policies.balancer.hosts))
+        watch = self._mesh.discovery
+        if watch is not None:
+            service = self._mesh.upstream_service(handle.name)
+            add(names.DISCOVERY_STALENESS, watch.staleness(service, now))
+            add(names.DISCOVERY_FAILURES, watch.failures_total(service))
         log = policies.call_log
         counts = log.snapshot() if log is not None else None
         if counts is not None:
