@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from prometheus_server import PrometheusServer, running_prometheus
-
-StartPrometheus = Callable[[Sequence[Path], Sequence[str]], PrometheusServer]
+from prometheus_server import PrometheusServer, StartPrometheus, running_prometheus
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,3 +128,7 @@ def _wait_until_ready(server: PrometheusServer) -> None:
         if server.process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"prometheus did not become ready: {server.log_text()}")
         time.sleep(0.1)
+
+
+StartPrometheus = Callable[[Sequence[Path], Sequence[str]], PrometheusServer]
+"""What the ``start_prometheus`` fixture gives: rule files and scrape targets -> a server."""

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-from conftest import StartPrometheus
 from meshspec_runtime import Mesh
 from observe_kit import (
     ALERT_AFTER,
@@ -31,7 +30,7 @@ from observe_kit import (
     watch_until_firing,
 )
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_server import PrometheusServer
+from prometheus_server import PrometheusServer, StartPrometheus
 from support import free_port
 
 CALLS_PER_SECOND = 50

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import StartPrometheus
 from meshspec_runtime.observe import names
 from observe_kit import (
     ALERT_AFTER,
@@ -23,6 +22,7 @@ from observe_kit import (
     wait_for_ratio,
     watch_until_firing,
 )
+from prometheus_server import StartPrometheus
 from scrape_target import serving_text
 from support import free_port
 

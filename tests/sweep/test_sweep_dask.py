@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GRID
 from support import missing
+from sweep_kit import GRID
 from sweeprun import document, numbers, stored_runs, sweep
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import GRID
+from sweep_kit import GRID
 from sweeprun import document, numbers, stored_runs, sweep
 
 from meshspec.sim.load import load_scenario

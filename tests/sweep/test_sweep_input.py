@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import GRID
+from sweep_kit import GRID
 from sweeprun import sweep
 
 from meshspec.sweep.space import VaryError, grid, parse_vary

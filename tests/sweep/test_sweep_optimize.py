@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import GRID
+from sweep_kit import GRID
 from sweeprun import document, stored_runs, sweep
 
 

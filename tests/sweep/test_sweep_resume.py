@@ -11,8 +11,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import GRID
 from killers import DOOMED_COMBINATION, DOOMED_SEED, die_on_doomed_run
+from sweep_kit import GRID
 from sweeprun import document, stored_runs, sweep
 
 from meshspec.sweep.engine import WORKER_DIED, LocalEngine
