@@ -229,20 +229,22 @@ def test_hash_on_header_sends_a_key_to_the_same_instance(tmp_path: Path) -> None
 
 
 def test_the_client_timeout_and_the_attempt_timeout_the_shorter_wins(tmp_path: Path) -> None:
-    seen: list[httpx.Request] = []
+    seen: list[tuple[httpx.URL, str, object]] = []
 
     class Recording(httpx.HTTPTransport):
         def handle_request(self, request: httpx.Request) -> httpx.Response:
-            seen.append(request)
+            seen.append((request.url, request.headers["host"], request.extensions["timeout"]))
             return super().handle_request(request)
 
     with serving("ok") as (server,), open_mesh(tmp_path, [server.port], policy()) as mesh:
         client = mesh.httpx_client("payments", transport=Recording(retries=0))
-        client.get("/", timeout=httpx.Timeout(10.0, connect=0.1))
-    (attempt,) = seen
-    assert attempt.url.host == "127.0.0.1" and attempt.url.port == server.port
-    assert attempt.headers["host"] == "payments"
-    assert attempt.extensions["timeout"] == {"connect": 0.1, "read": 0.3, "write": 0.3, "pool": 0.3}
+        response = client.get("/", timeout=httpx.Timeout(10.0, connect=0.1))
+    ((url, host, timeouts),) = seen
+    assert (url.host, url.port, host) == ("127.0.0.1", server.port, "payments")
+    assert timeouts == {"connect": 0.1, "read": 0.3, "write": 0.3, "pool": 0.3}
+    # the request the response carries is the user's again
+    assert response.request.url == "http://payments/"
+    assert response.request.extensions["timeout"]["read"] == 10.0
 
 
 def test_closing_the_client_closes_the_wrapped_transport(tmp_path: Path) -> None:

@@ -63,9 +63,10 @@ class MeshTransport(httpx.BaseTransport):
         handle, key = _route(self._mesh, request, closed=self._closed)
         request.read()  # buffered once: every attempt resends the same bytes
         inner = self._inner
+        as_sent = _AsSent(request)
 
         def attempt(endpoint: Endpoint, timeout: float) -> httpx.Response:
-            return inner.handle_request(_attempt_request(request, endpoint, timeout))
+            return inner.handle_request(as_sent.to(endpoint, timeout))
 
         try:
             return handle.call(attempt, key=key, discard=_close)
@@ -73,6 +74,8 @@ class MeshTransport(httpx.BaseTransport):
             if isinstance(failed.result, httpx.Response):
                 return failed.result
             raise _failure(failed, request) from failed.__cause__
+        finally:
+            as_sent.restore()
 
     def close(self) -> None:
         self._closed = True
@@ -91,6 +94,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         handle, key = _route(self._mesh, request, closed=self._closed)
         await request.aread()  # buffered once: every attempt resends the same bytes
         inner = self._inner
+        as_sent = _AsSent(request)
         answered: list[httpx.Response] = []
 
         async def attempt(endpoint: Endpoint, timeout: float) -> httpx.Response:
@@ -98,9 +102,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
             # coroutine: a retry closes the answer it replaces itself.
             while answered:
                 await answered.pop().aclose()
-            response = await inner.handle_async_request(
-                _attempt_request(request, endpoint, timeout)
-            )
+            response = await inner.handle_async_request(as_sent.to(endpoint, timeout))
             answered.append(response)
             return response
 
@@ -110,6 +112,8 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
             if isinstance(failed.result, httpx.Response):
                 return failed.result
             raise _failure(failed, request) from failed.__cause__
+        finally:
+            as_sent.restore()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -159,23 +163,54 @@ def _route(mesh: Mesh, request: httpx.Request, *, closed: bool) -> tuple[MeshUps
     return handle, (request.headers.get(hash_on) if hash_on is not None else None)
 
 
-def _attempt_request(request: httpx.Request, endpoint: Endpoint, timeout: float) -> httpx.Request:
-    """The request as one attempt sends it: to ``endpoint``, with the user's Host header, the
-    attempt's timeout and the timeout header."""
-    headers = request.headers.copy()
-    headers[TIMEOUT_HEADER] = format_timeout_header(timeout)
-    extensions = dict(request.extensions)
-    extensions["timeout"] = _timeouts(extensions.get("timeout"), timeout)
-    url = request.url
-    if url.scheme == "https":
-        extensions.setdefault("sni_hostname", url.host)  # verify the name, not the address
-    return httpx.Request(
-        request.method,
-        url.copy_with(host=endpoint.address, port=endpoint.port),
-        headers=headers,
-        stream=request.stream,
-        extensions=extensions,
-    )
+class _AsSent:
+    """The user's request, pointed at each attempt's endpoint in place (attempts run one
+    after the other; a copy would cost more than the rest of the call) and given back its URL
+    and extensions when the call ends: ``response.request``, redirects and auth flows see the
+    URL the user wrote."""
+
+    __slots__ = ("extensions", "request", "url")
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.request = request
+        self.url = request.url
+        self.extensions = request.extensions
+
+    def to(self, endpoint: Endpoint, timeout: float) -> httpx.Request:
+        request = self.request
+        request.url = _endpoint_url(self.url, endpoint)
+        request.headers[TIMEOUT_HEADER] = format_timeout_header(timeout)
+        extensions = dict(self.extensions)
+        extensions["timeout"] = _timeouts(extensions.get("timeout"), timeout)
+        if self.url.scheme == "https":
+            extensions.setdefault("sni_hostname", self.url.host)  # verify the name, not the IP
+        request.extensions = extensions
+        return request
+
+    def restore(self) -> None:
+        request = self.request
+        request.url = self.url
+        request.extensions = self.extensions
+        # The timeout header stays: ``response.request`` shows what the last attempt sent (and
+        # removing it would cost as much as the rest of the bookkeeping).
+
+
+_ENDPOINT_URLS: dict[tuple[bytes, bytes, str, int], httpx.URL] = {}
+_MAX_ENDPOINT_URLS: Final = 4096
+
+
+def _endpoint_url(url: httpx.URL, endpoint: Endpoint) -> httpx.URL:
+    """``url`` with the endpoint's address and port (what the connection pool reads: scheme,
+    host, port, path and query). Cached: building an ``httpx.URL`` parses and validates it,
+    and a service calls the same few URLs again and again."""
+    key = (url.raw_scheme, url.raw_path, endpoint.address, endpoint.port)
+    made = _ENDPOINT_URLS.get(key)
+    if made is None:
+        made = url.copy_with(host=endpoint.address, port=endpoint.port)
+        if len(_ENDPOINT_URLS) >= _MAX_ENDPOINT_URLS:
+            _ENDPOINT_URLS.clear()
+        _ENDPOINT_URLS[key] = made
+    return made
 
 
 def _timeouts(configured: object, timeout: float) -> dict[str, float]:
