@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
@@ -77,27 +77,26 @@ class MeshAdapter(requests.adapters.HTTPAdapter):
         if self._closed:
             raise MeshClosedError(f"meshspec requests adapter of {self._mesh.describe()} is closed")
         url = request.url or ""
-        parts = urlsplit(url)  # cached by the standard library
-        host = parts.hostname
-        if not host:
+        target = _target(url)
+        if target is None:
             raise MissingHostError(
                 f"request URL {url!r} has no host: name the upstream in it "
                 "(http://payments/charge)",
                 request=request,
             )
-        handle = self._mesh.upstream(host)
+        handle = self._mesh.upstream(target.upstream)
         hash_on = handle.policies.policy.load_balancer.hash_on
         key = request.headers.get(hash_on) if hash_on is not None else None
         _buffer_body(request)
         headers = request.headers
         added_host = "Host" not in headers
         if added_host:
-            headers["Host"] = parts.netloc.rpartition("@")[2]  # the upstream, with its port
+            headers["Host"] = target.host_header
         connect, read = _user_timeouts(timeout)
         send = super().send
 
         def attempt(endpoint: Endpoint, attempt_timeout: float) -> requests.Response:
-            request.url = urlunsplit(parts._replace(netloc=f"{endpoint.address}:{endpoint.port}"))
+            request.url = target.at(endpoint)
             headers[TIMEOUT_HEADER] = format_timeout_header(attempt_timeout)
             return send(
                 request,
@@ -118,17 +117,59 @@ class MeshAdapter(requests.adapters.HTTPAdapter):
                 raise _failure(failed, request) from failed.__cause__
             response = failed.result
         finally:
-            # The request as the user made it: redirects and ``response.request`` see it.
+            # The request as the user made it: redirects and ``response.request`` see its URL
+            # and Host (a redirect to another upstream must not keep this one's Host). The
+            # timeout header stays: it shows what the last attempt sent, and the next send
+            # overwrites it.
             request.url = url
-            headers.pop(TIMEOUT_HEADER, None)
             if added_host:
-                headers.pop("Host", None)
+                del headers["Host"]
         response.url = url
         return response
 
     def close(self) -> None:
         self._closed = True
         super().close()
+
+
+class _Target:
+    """What ``send`` needs from a request URL: its upstream, the Host header the user expects,
+    and the URL pointed at an endpoint (cached: a service calls the same few URLs)."""
+
+    __slots__ = ("at_endpoint", "host_header", "parts", "upstream")
+
+    def __init__(self, parts: SplitResult, upstream: str) -> None:
+        self.parts = parts
+        self.upstream = upstream
+        self.host_header = parts.netloc.rpartition("@")[2]  # the upstream, with its port
+        self.at_endpoint: dict[tuple[str, int], str] = {}
+
+    def at(self, endpoint: Endpoint) -> str:
+        address = (endpoint.address, endpoint.port)
+        url = self.at_endpoint.get(address)
+        if url is None:
+            host = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
+            url = urlunsplit(self.parts._replace(netloc=f"{host}:{endpoint.port}"))
+            self.at_endpoint[address] = url
+        return url
+
+
+_TARGETS: dict[str, _Target] = {}
+_MAX_TARGETS: Final = 4096
+
+
+def _target(url: str) -> _Target | None:
+    """The :class:`_Target` of ``url``; None when it has no host."""
+    target = _TARGETS.get(url)
+    if target is None:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            return None
+        target = _Target(parts, parts.hostname)
+        if len(_TARGETS) >= _MAX_TARGETS:
+            _TARGETS.clear()
+        _TARGETS[url] = target
+    return target
 
 
 class MeshSession(requests.Session):
