@@ -3,7 +3,9 @@
 Every pair of contenders sends GET requests to the same fast loopback HTTP server, which runs
 in a separate process so that its CPU time is not counted:
 
-- ``plain``: the client calling the server's address directly;
+- ``plain``: the client calling the server's address directly, with a timeout equal to the
+  bundle's per-try timeout (as a service would set one: a socket with a timeout polls before
+  each read, so a client without one would be cheaper for a reason unrelated to meshspec);
 - ``meshspec``: the same client from the integration (``mesh.httpx_client("payments")``, ...),
   through a bundle whose upstream ``payments`` has one instance at that address, with retries,
   per-try timeout, outlier detection and a least-request balancer.
@@ -50,9 +52,14 @@ RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
     b"Connection: keep-alive\r\n\r\nok"
 )
+PER_TRY_TIMEOUT = 2.0
 POLICY: dict[str, Any] = {
     "timeout": "5s",
-    "retry": {"attempts": 3, "per_try_timeout": "2s", "on": ["connect-failure", "timeout", "5xx"]},
+    "retry": {
+        "attempts": 3,
+        "per_try_timeout": f"{PER_TRY_TIMEOUT}s",
+        "on": ["connect-failure", "timeout", "5xx"],
+    },
     "outlier_detection": {"consecutive_failures": 5, "base_ejection": "30s"},
     "load_balancer": {"strategy": "least_request"},
 }
@@ -147,7 +154,8 @@ def _async(
 
 
 def _plain_httpx(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=None, trust_env=False)
+    base_url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=base_url, timeout=PER_TRY_TIMEOUT, trust_env=False)
     return _sync(lambda: client.get("/"), client.close)
 
 
@@ -157,7 +165,8 @@ def _mesh_httpx(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Conte
 
 
 def _plain_httpx_async(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
-    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=None, trust_env=False)
+    base_url = f"http://127.0.0.1:{port}"
+    client = httpx.AsyncClient(base_url=base_url, timeout=PER_TRY_TIMEOUT, trust_env=False)
     return _async(loop, lambda: client.get("/"), client.aclose)
 
 
@@ -170,7 +179,7 @@ def _plain_requests(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> C
     session = requests.Session()
     session.trust_env = False
     url = f"http://127.0.0.1:{port}/"
-    return _sync(lambda: session.get(url), session.close)
+    return _sync(lambda: session.get(url, timeout=PER_TRY_TIMEOUT), session.close)
 
 
 def _mesh_requests(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
