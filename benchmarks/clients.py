@@ -17,7 +17,11 @@ then disabled until the round ends, for every contender alike. Printed per pair:
 range over rounds of each contender, and the median (and range) of the per-round ratio
 meshspec / plain. The issue's target is a ratio of at most 1.05 for httpx and requests.
 
-    python benchmarks/clients.py [--requests 1000] [--rounds 9]
+    python benchmarks/clients.py [--requests 1000] [--rounds 9] [--no-network]
+
+``--no-network`` replaces the server by canned answers at each client's last stage (httpx's
+``MockTransport``, an ``HTTPAdapter`` whose ``send`` answers at once): the ratio is then the
+integration's own cost against the client's, free of the sockets' noise.
 
 A new client is one more :class:`Pair` in :func:`pairs` (aiohttp, grpc: an async or sync
 ``Contender`` for each side).
@@ -43,8 +47,10 @@ from typing import Any
 
 import httpx
 import requests
+import requests.adapters
 import yaml
 from meshspec_runtime import Mesh
+from meshspec_runtime.integrations.requests import MeshAdapter
 
 from meshspec.compile.api import compile_spec
 
@@ -177,7 +183,7 @@ def _mesh_httpx_async(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) ->
 
 def _plain_requests(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
     session = requests.Session()
-    session.trust_env = False
+    session.trust_env = False  # as the mesh's session: no proxy or netrc lookups per request
     url = f"http://127.0.0.1:{port}/"
     return _sync(lambda: session.get(url, timeout=PER_TRY_TIMEOUT), session.close)
 
@@ -187,7 +193,67 @@ def _mesh_requests(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Co
     return _sync(lambda: session.get("/"), session.close)
 
 
-def pairs() -> list[Pair]:
+# No network (``--no-network``): each client's last stage answers at once, so the figures
+# are the integration's own CPU cost, without the sockets' noise.
+
+
+def _canned(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=b"ok")
+
+
+class _CannedAdapter(requests.adapters.HTTPAdapter):
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        response = requests.Response()
+        response.status_code, response._content, response.request = 200, b"ok", request
+        response.url = request.url or ""
+        return response
+
+
+class _CannedMeshAdapter(MeshAdapter, _CannedAdapter):
+    """``MeshAdapter`` whose attempts (``super().send``) are the canned adapter's."""
+
+
+def _plain_httpx_canned(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
+    client = httpx.Client(transport=httpx.MockTransport(_canned), base_url="http://127.0.0.1")
+    return _sync(lambda: client.get("/"), client.close)
+
+
+def _mesh_httpx_canned(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
+    client = mesh.httpx_client("payments", transport=httpx.MockTransport(_canned))
+    return _sync(lambda: client.get("/"), client.close)
+
+
+def _plain_httpx_async_canned(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
+    transport = httpx.MockTransport(_canned)
+    client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+    return _async(loop, lambda: client.get("/"), client.aclose)
+
+
+def _mesh_httpx_async_canned(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
+    client = mesh.async_httpx_client("payments", transport=httpx.MockTransport(_canned))
+    return _async(loop, lambda: client.get("/"), client.aclose)
+
+
+def _plain_requests_canned(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
+    session = requests.Session()
+    session.trust_env = False  # as the mesh's session: no proxy or netrc lookups per request
+    session.mount("http://", _CannedAdapter())
+    return _sync(lambda: session.get("http://127.0.0.1/", timeout=PER_TRY_TIMEOUT), session.close)
+
+
+def _mesh_requests_canned(port: int, mesh: Mesh, loop: asyncio.AbstractEventLoop) -> Contender:
+    session = mesh.requests_session("payments")
+    session.mount("http://", _CannedMeshAdapter(mesh))
+    return _sync(lambda: session.get("/"), session.close)
+
+
+def pairs(network: bool = True) -> list[Pair]:
+    if not network:
+        return [
+            Pair("httpx", _plain_httpx_canned, _mesh_httpx_canned),
+            Pair("httpx async", _plain_httpx_async_canned, _mesh_httpx_async_canned),
+            Pair("requests", _plain_requests_canned, _mesh_requests_canned),
+        ]
     return [
         Pair("httpx", _plain_httpx, _mesh_httpx),
         Pair("httpx async", _plain_httpx_async, _mesh_httpx_async),
@@ -238,8 +304,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds per contender")
     parser.add_argument("--only", action="append", help="measure only this pair (repeatable)")
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="canned answers instead of the server: the integrations' own CPU cost",
+    )
     args = parser.parse_args(argv)
-    chosen = [p for p in pairs() if not args.only or p.name in args.only]
+    chosen = [p for p in pairs(not args.no_network) if not args.only or p.name in args.only]
     loop = asyncio.new_event_loop()
     with server_process() as port, tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         mesh = Mesh.open(compile_bundle(Path(folder), port), service="checkout")
@@ -247,7 +318,9 @@ def main(argv: list[str] | None = None) -> None:
         stack.callback(lambda: loop.run_until_complete(mesh.aclose()))
         print(
             f"CPU time per request (process_time), {args.rounds} rounds x {args.requests} "
-            f"requests, contenders interleaved; Python {platform.python_version()}"
+            f"requests, contenders interleaved, "
+            f"{'canned answers' if args.no_network else 'loopback server'}; "
+            f"Python {platform.python_version()}"
         )
         print(
             f"{'client':<12} {'plain us (range)':>26} {'meshspec us (range)':>26} "
