@@ -214,14 +214,20 @@ def _endpoint_url(url: httpx.URL, endpoint: Endpoint) -> httpx.URL:
 
 
 def _timeouts(configured: object, timeout: float) -> dict[str, float]:
-    """The client's timeouts for this request, each capped at the attempt's."""
-    if not isinstance(configured, Mapping):
+    """The client's timeouts for this request (httpx passes a dict), each capped at the
+    attempt's. Spelled out: this runs on every attempt."""
+    if type(configured) is not dict:
         return dict.fromkeys(_TIMEOUT_KEYS, timeout)
-    capped: dict[str, float] = {}
-    for name in _TIMEOUT_KEYS:
-        value = configured.get(name)
-        capped[name] = timeout if value is None or value > timeout else value
-    return capped
+    connect = configured.get("connect")
+    read = configured.get("read")
+    write = configured.get("write")
+    pool = configured.get("pool")
+    return {
+        "connect": timeout if connect is None or connect > timeout else connect,
+        "read": timeout if read is None or read > timeout else read,
+        "write": timeout if write is None or write > timeout else write,
+        "pool": timeout if pool is None or pool > timeout else pool,
+    }
 
 
 def _close(response: httpx.Response) -> None:
