@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from meshspec_runtime.errors import register_error
     from meshspec_runtime.events import (
         BreakerTransition,
+        BudgetFellBack,
+        BudgetShared,
+        BudgetSharing,
         CallRefused,
         EndpointsEjected,
         EndpointsReturned,
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
     from meshspec_runtime.policy.config import UpstreamPolicy
     from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
     from meshspec_runtime.policy.upstream import UpstreamPolicies, policies_for
+    from meshspec_runtime.shared.redis import RedisStore
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -80,6 +84,9 @@ __all__ = [
     "BreakerListener",
     "BreakerState",
     "BreakerTransition",
+    "BudgetFellBack",
+    "BudgetShared",
+    "BudgetSharing",
     "Bundle",
     "BundleError",
     "Call",
@@ -105,6 +112,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "PolicyDocument",
+    "RedisStore",
     "ServicePolicies",
     "Step",
     "UnknownServiceError",
@@ -152,7 +160,16 @@ _HOMES: dict[str, str] = {
     ),
     "register_error": "meshspec_runtime.errors",
     **dict.fromkeys(
-        ["BreakerTransition", "CallRefused", "EndpointsEjected", "EndpointsReturned", "MeshEvent"],
+        [
+            "BreakerTransition",
+            "BudgetFellBack",
+            "BudgetShared",
+            "BudgetSharing",
+            "CallRefused",
+            "EndpointsEjected",
+            "EndpointsReturned",
+            "MeshEvent",
+        ],
         "meshspec_runtime.events",
     ),
     **dict.fromkeys(
@@ -171,6 +188,7 @@ _HOMES: dict[str, str] = {
     "UpstreamPolicy": "meshspec_runtime.policy.config",
     **dict.fromkeys(["ConditionSet", "Outcome", "OutcomeKind"], "meshspec_runtime.policy.outcome"),
     **dict.fromkeys(["UpstreamPolicies", "policies_for"], "meshspec_runtime.policy.upstream"),
+    "RedisStore": "meshspec_runtime.shared.redis",
 }
 
 

@@ -33,6 +33,8 @@ from meshspec_runtime.drivers.classify import classify as builtin_classify
 from meshspec_runtime.drivers.sync import call_sync
 from meshspec_runtime.events import (
     BreakerTransition,
+    BudgetFellBack,
+    BudgetShared,
     CallRefused,
     E,
     EndpointsEjected,
@@ -44,6 +46,7 @@ from meshspec_runtime.events import (
 from meshspec_runtime.loader import load_bundle
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import FailReason
+from meshspec_runtime.policy.config import BudgetScope
 from meshspec_runtime.policy.outcome import OutcomePredicate
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
 
     from meshspec_runtime.observe.prometheus import MeshCollector
     from meshspec_runtime.observe.tracing import Tracing
+    from meshspec_runtime.shared.exchange import BudgetStore, SharingState
 
 T = TypeVar("T")
 
@@ -190,6 +194,7 @@ class Mesh:
         clock: Callable[[], float] | None = None,
         metrics: CollectorRegistry | None = None,
         tracer_provider: TracerProvider | None = None,
+        shared_budgets: BudgetStore | None = None,
     ) -> None:
         """Prefer :meth:`open`; this builds a mesh from an already loaded service slice."""
         self.service = service.name
@@ -214,6 +219,8 @@ class Mesh:
             )
             self._watch(name, policies)
             self._upstreams[name] = MeshUpstream(self, name, policies, classifier)
+        self._shared_budgets = shared_budgets
+        self._share_budgets(shared_budgets)
         self._metrics = metrics
         self._collector: MeshCollector | None = None
         if metrics is not None:
@@ -233,6 +240,7 @@ class Mesh:
         retry_predicate: OutcomePredicate | None = None,
         metrics: CollectorRegistry | None = None,
         tracer_provider: TracerProvider | None = None,
+        shared_budgets: BudgetStore | None = None,
     ) -> Mesh:
         """Load the bundle at ``bundle`` (verified; see ``load_bundle``) for ``service``.
 
@@ -243,6 +251,10 @@ class Mesh:
         (extra ``meshspec-runtime[prometheus]``; see ``observe.prometheus``).
         ``tracer_provider``: an OpenTelemetry ``TracerProvider``; every call and attempt
         becomes a span (extra ``meshspec-runtime[otel]``; see ``observe.tracing``).
+        ``shared_budgets``: where retry budgets of ``scope: service`` are shared by the
+        service's replicas, e.g. ``RedisStore("redis://127.0.0.1:6379")`` (extra
+        ``meshspec-runtime[redis]``; see ``shared``); the mesh closes it when it closes.
+        Without it, such a budget counts this process alone (a warning says so).
         Raises ``BundleError`` for a bundle that fails verification and ``MeshError`` for a
         service the bundle does not hold.
         """
@@ -264,6 +276,7 @@ class Mesh:
             retry_predicate=retry_predicate,
             metrics=metrics,
             tracer_provider=tracer_provider,
+            shared_budgets=shared_budgets,
         )
 
     # -- upstreams --------------------------------------------------------------------------
@@ -382,6 +395,9 @@ class Mesh:
             self._collector.close()
             self._collector = None
         closeables, self._closeables = self._closeables, []
+        if self._shared_budgets is not None:
+            self._shared_budgets.close()
+            self._shared_budgets = None
         return closeables
 
     def __enter__(self) -> Mesh:
@@ -402,6 +418,35 @@ class Mesh:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._upstreams)} upstreams"
         return f"<Mesh {self.mesh} {self.version} service={self.service} {state}>"
+
+    def _share_budgets(self, store: BudgetStore | None) -> None:
+        """Put every retry budget of ``scope: service`` in ``store``; report its state."""
+        emit, caller = self.events.emit, self.service
+        for name, handle in self._upstreams.items():
+            policies = handle.policies
+            config = policies.policy.retry.budget
+            if config is None or config.scope is not BudgetScope.SERVICE:
+                continue
+            if store is None:
+                logger.warning(
+                    "%s -> %s: retry budget has scope: service, but Mesh.open got no "
+                    "shared_budgets store: it counts this process alone",
+                    caller,
+                    name,
+                )
+                continue
+
+            def report(
+                old: SharingState, new: SharingState, at: float, members: int, name: str = name
+            ) -> None:
+                if new == "local":
+                    emit(BudgetFellBack(caller, name, at, members))
+                elif old != "shared" and new == "shared":
+                    emit(BudgetShared(caller, name, at, members))
+
+            policies.budget = store.share(
+                config, mesh=self.mesh, caller=caller, upstream=name, listener=report
+            )
 
     def _watch(self, name: str, policies: UpstreamPolicies) -> None:
         """Report this upstream's breaker transitions and ejections as events."""

@@ -27,8 +27,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
+from meshspec_runtime.policy.config import RetryBudgetConfig
 from meshspec_runtime.shared.budget import SharedBudget
 from meshspec_runtime.shared.protocol import BudgetShape, ExchangeReply, ExchangeRequest
 
@@ -171,3 +172,21 @@ class BudgetExchange:
         steps = self.failures - self.failures_to_fall_back
         ceiling = min(self.backoff_max, self.period * 2.0 ** min(steps, 60))
         return ceiling * (0.5 + 0.5 * self.rng.random())
+
+
+class BudgetStore(Protocol):
+    """What ``Mesh.open(shared_budgets=...)`` takes: a store that shares budgets, such as
+    ``RedisStore``."""
+
+    def share(
+        self,
+        config: RetryBudgetConfig,
+        *,
+        mesh: str,
+        caller: str,
+        upstream: str,
+        listener: SharingListener | None = None,
+    ) -> SharedBudget:
+        """A budget shared from now on; ``listener`` hears every change of its state."""
+
+    def close(self) -> None: ...

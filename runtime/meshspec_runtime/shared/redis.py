@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshspec_runtime.policy.config import RetryBudgetConfig
 from meshspec_runtime.shared.budget import SharedBudget, shared_budget_for
-from meshspec_runtime.shared.exchange import BudgetExchange, Send
+from meshspec_runtime.shared.exchange import BudgetExchange, Send, SharingListener
 from meshspec_runtime.shared.protocol import ExchangeReply, ExchangeRequest
 
 if TYPE_CHECKING:
@@ -145,15 +145,26 @@ class RedisStore:
         self._thread: threading.Thread | None = None
 
     @property
+    def exchanges(self) -> tuple[BudgetExchange, ...]:
+        """The exchanges of every budget shared so far."""
+        return tuple(self._exchanges)
+
+    @property
     def member(self) -> str:
         """This process's name among the members of every budget it shares."""
         return self._member
 
     def share(
-        self, config: RetryBudgetConfig, *, mesh: str, caller: str, upstream: str
-    ) -> tuple[SharedBudget, BudgetExchange]:
+        self,
+        config: RetryBudgetConfig,
+        *,
+        mesh: str,
+        caller: str,
+        upstream: str,
+        listener: SharingListener | None = None,
+    ) -> SharedBudget:
         """A shared budget for ``caller -> upstream``, exchanged with in the background from
-        now on."""
+        now on; ``listener(old, new, now, members)`` hears every change of its state."""
         budget = shared_budget_for(config)
         exchange = BudgetExchange(
             budget,
@@ -164,6 +175,8 @@ class RedisStore:
             failures_to_fall_back=self.failures_to_fall_back,
             backoff_max=self.backoff_max,
         )
+        if listener is not None:
+            exchange.add_listener(listener)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self!r} is closed")
@@ -174,7 +187,7 @@ class RedisStore:
                 )
                 self._thread.start()
         self._wake.set()
-        return budget, exchange
+        return budget
 
     def close(self) -> None:
         """Stop exchanging (budgets keep deciding on their last view) and disconnect.
