@@ -65,6 +65,7 @@ def main() -> None:
         deadline = time.monotonic() + SHARED_WAIT
         while not view.sharing and time.monotonic() < deadline:
             time.sleep(0.01)
+    shared_at_start = view is not None and view.sharing
     connection = http.client.HTTPConnection("127.0.0.1", spec["upstream_port"], timeout=2.0)
     attempts = 0
 
@@ -114,6 +115,7 @@ def main() -> None:
                 "slowest": slowest,
                 "events": events,
                 "fallbacks": view.fallbacks if view is not None else 0,
+                "shared_at_start": shared_at_start,
             }
         )
     )

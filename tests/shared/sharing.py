@@ -25,7 +25,7 @@ def members(
 ) -> list[Member]:
     made = []
     for index in range(count):
-        budget = shared_budget_for(config)
+        budget = shared_budget_for(config, random.Random(f"{seed}/grants/{index}"))
         exchange = BudgetExchange(
             budget,
             key="mesh/caller/upstream",

@@ -8,6 +8,7 @@ import random
 import pytest
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.budget import (
+    Budget,
     RetryBudget,
     TokenBucketBudget,
     budget_for,
@@ -82,7 +83,11 @@ def test_start_deposits_exactly_as_the_budgets_own_rule(config: RetryBudgetConfi
     times = [0.0, 0.05, 0.05, 0.31, 0.99, 1.0, 1.5, 1.52, 2.7, 2.7]
     policy = UpstreamPolicy(retry=RetryConfig(budget=config))
     endpoint = Endpoint(id="a", address="127.0.0.1", port=1)
-    for made in (budget_for, shared_budget_for):
+
+    def shared(config: RetryBudgetConfig) -> Budget:
+        return shared_budget_for(config, random.Random(1))
+
+    for made in (budget_for, shared):
         by_rule = made(config)
         up = UpstreamPolicies(policy, [endpoint], rng=random.Random(1))
         up.budget = made(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -22,10 +23,11 @@ BUCKET = RetryBudgetConfig(
 )
 
 
-def request(config: RetryBudgetConfig, member: str, requests: int, retries: int) -> ExchangeRequest:
-    return ExchangeRequest(
-        "mesh/caller/upstream", member, requests, retries, BudgetShape.of(config), 1.0, 60.0
-    )
+def request(
+    config: RetryBudgetConfig, member: str, requests: int, retries: int, demand: float = 0.0
+) -> ExchangeRequest:
+    key = "mesh/caller/upstream"
+    return ExchangeRequest(key, member, requests, retries, demand, BudgetShape.of(config), 1, 60)
 
 
 def test_store_window_sums_every_members_counts_over_the_window() -> None:
@@ -46,7 +48,15 @@ def test_store_bucket_starts_at_its_fill_and_caps_deposits() -> None:
     assert store.exchange(request(BUCKET, "b", 10, 60), 0.2).balance == -10  # min(50, 50 + 1) - 60
 
 
-def test_joining_budget_decides_alone_then_shares_its_part_of_the_balance() -> None:
+def test_store_sums_the_live_members_demands() -> None:
+    store = MemoryStore()
+    assert store.exchange(request(WINDOW, "a", 0, 0, demand=3.0), 0.0).demand == 3.0
+    assert store.exchange(request(WINDOW, "b", 0, 0, demand=1.5), 0.5).demand == 4.5
+    assert store.exchange(request(WINDOW, "a", 0, 0, demand=0.5), 0.9).demand == 2.0
+    assert store.exchange(request(WINDOW, "a", 0, 0, demand=0.5), 1.6).demand == 0.5  # b left
+
+
+def test_joining_budget_decides_alone_then_grants_in_proportion_to_demand() -> None:
     (member,) = members(WINDOW, 1)
     budget = member.budget
     assert isinstance(budget, SharedRetryBudget)
@@ -54,15 +64,23 @@ def test_joining_budget_decides_alone_then_shares_its_part_of_the_balance() -> N
     # before any answer the local budget holds the whole reserve (100 tokens)
     assert sum(budget.try_withdraw(0.0) for _ in range(120)) == 100
     store = MemoryStore()
-    store.exchange(request(WINDOW, "other", 0, 0), 0.0)  # a second replica is alive
+    store.exchange(request(WINDOW, "other", 0, 0, demand=3000.0), 0.0)  # another replica
     drive(member, store, 0.0)
     assert member.exchange.state is SharingState.SHARED
-    assert budget.view.members == 2
-    assert budget.view.allowance == pytest.approx(0.0)  # (100 - 100 spent) / 2
-    assert not budget.try_withdraw(0.01)
-    for _ in range(10):
-        budget.on_request(0.02)  # its own deposits are spendable at once: 10 x 0.2 = 2 tokens
-    assert [budget.try_withdraw(0.03) for _ in range(3)] == [True, True, False]
+    view = budget.view
+    assert view.members == 2
+    assert view.probability == 0 and not budget.try_withdraw(0.01)  # 100 - 100 spent
+    assert not any(budget.try_withdraw(0.5) for _ in range(20))
+    # the other replica deposits 250 requests: 50 tokens; this one wanted 21 retries in 1 s
+    store.exchange(request(WINDOW, "other", 250, 0, demand=3000.0), 0.05)
+    drive(member, store, 1.0)
+    assert view.demand == pytest.approx(21 * (1 - math.exp(-1.0)))
+    demand = 3000.0 + view.demand
+    assert view.probability == pytest.approx(50 / (demand * 0.1))
+    assert view.limit == pytest.approx(50 * view.demand / demand + 1)
+    # granted at most its part (plus one) until the next answer, at most 1 in q of the wanted
+    granted = sum(budget.try_withdraw(1.01) for _ in range(1000))
+    assert granted == math.floor(view.limit)
 
 
 @pytest.mark.parametrize("config", [WINDOW, BUCKET], ids=["window", "bucket"])
@@ -158,3 +176,14 @@ def test_counts_of_a_failed_exchange_are_sent_with_the_next() -> None:
     drive(member, None, 0.0)
     drive(member, store, 0.1)
     assert store.exchange(request(BUCKET, "p0", 0, 0), 0.2).balance == pytest.approx(20 + 3)
+
+
+def test_many_members_with_fractions_of_a_token_spend_the_budget_on_average() -> None:
+    """200 replicas at 1 req/s share a bucket of 10: each one's share of the balance is a
+    twentieth of a token, yet together they spend what the bucket gains."""
+    config = RetryBudgetConfig(kind="bucket", ratio=0.1, cap=10, scope="service")
+    group = members(config, 200)
+    traffic(group, MemoryStore(), start=0.0, stop=30.0, rate=1, failure=0.5, rng=random.Random(3))
+    requests = sum(m.requests for m in group)
+    budget = config.fill + config.ratio * requests
+    assert sum(m.retries for m in group) == pytest.approx(budget, rel=0.1)

@@ -129,8 +129,7 @@ def test_four_replicas_share_one_budget_where_their_own_would_exceed_it(
     assert retries == sum(r["attempts"] - r["requests"] for r in reports)
     allowed = BUDGET["ratio"] * requests  # the budget's ratio of the requests
     assert abs(retries - allowed) <= 0.1 * allowed, (retries, allowed)
-    assert all(r["events"][0]["event"] == "budget_shared" for r in reports)
-    assert {r["events"][0]["members"] for r in reports} <= {1, 2, 3, 4}
+    assert all(r["shared_at_start"] for r in reports)
     assert all(not any(k.startswith("unexpected") for k in r["failed"]) for r in reports)
 
     upstream.received = 0  # the same four, each with a budget of its own
@@ -156,9 +155,11 @@ def test_redis_killed_mid_traffic_fails_no_call_and_sharing_resumes(
         # retry refused by the budget: none in an error
         assert set(failed) <= {"attempts_exhausted", "budget_exhausted"}, failed
         assert report["ok"] + sum(failed.values()) == report["requests"]
+        assert report["shared_at_start"]
+        # (the first budget_shared may come before the worker subscribed)
         names = [event["event"] for event in report["events"]]
-        assert names == ["budget_shared", "budget_fell_back", "budget_shared"], names
-        assert report["events"][1]["members"] == REPLICAS  # fell back to a quarter
+        assert names[-2:] == ["budget_fell_back", "budget_shared"], names
+        assert report["events"][-2]["members"] == REPLICAS  # fell back to a quarter
         assert report["fallbacks"] == 1
         assert report["slowest"] < 0.5  # no call waited on Redis
     requests = sum(r["requests"] for r in reports)
@@ -178,20 +179,21 @@ def test_the_redis_script_applies_the_memory_stores_rule(redis_server: RedisServ
     try:
         for config in configs:
             shape = BudgetShape.of(config)
-            for member, requests, retries in [
-                ("a", 0, 0),
-                ("b", 37, 5),
-                ("a", 250, 40),
-                ("c", 3, 9),
+            for member, requests, retries, demand in [
+                ("a", 0, 0, 0.0),
+                ("b", 37, 5, 12.5),
+                ("a", 250, 40, 0.25),
+                ("c", 3, 9, 7.0),
             ]:
                 request = ExchangeRequest(
-                    f"t/{config.kind}", member, requests, retries, shape, 5.0, 60.0
+                    f"t/{config.kind}", member, requests, retries, demand, shape, 5.0, 60.0
                 )
                 by_redis = store._send(request)
                 by_memory = memory.exchange(request, time.monotonic())
                 assert by_redis is not None
                 assert by_redis.members == by_memory.members
                 assert by_redis.balance == pytest.approx(by_memory.balance)
+                assert by_redis.demand == pytest.approx(by_memory.demand)
     finally:
         store.close()
 

@@ -119,7 +119,7 @@ class BudgetExchange:
             raise ExchangeStateError(f"exchange of {self.key!r} is in flight: receive() first")
         if now < self._due:
             return Sleep(self._due)
-        requests, retries = self.budget.take_counts(now)
+        requests, retries, demand = self.budget.take_counts(now)
         if requests or retries:
             self._pending.append((now, requests, retries))
         if self.shape.kind == "window":
@@ -135,6 +135,7 @@ class BudgetExchange:
                 self.member,
                 requests,
                 retries,
+                demand,
                 self.shape,
                 self.member_ttl,
                 self.key_ttl,
@@ -152,7 +153,7 @@ class BudgetExchange:
             self._pending.clear()
             self.failures = 0
             self.exchanges += 1
-            self.budget.apply(reply.balance, max(1, reply.members))
+            self.budget.apply(reply.balance, max(1, reply.members), reply.demand, self.period)
             self.state = _TRANSITIONS[(old, True)]
             self._due = max(now, sent_at + self.period)
         else:

@@ -1,10 +1,11 @@
 """What a process and the shared store say to each other, and the store's rule, in memory.
 
 One exchange carries a process's counts since its last exchange (requests it made, retries it
-spent) and its budget's shape; the store adds them to the service's budget, renews the
-process's membership and answers with the service-wide balance and the number of live
-members. :class:`MemoryStore` is that rule in Python: the simulator's store, and the reference
-the Redis script (``shared.redis``) is tested against.
+spent), its demand (retries it wanted a second) and its budget's shape; the store adds the
+counts to the service's budget, renews the process's membership and demand, and answers with
+the service-wide balance, the number of live members and the sum of their demands.
+:class:`MemoryStore` is that rule in Python: the simulator's store, and the reference the Redis
+script (``shared.redis``) is tested against.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class ExchangeRequest:
     """This process, unique among the service's replicas."""
     requests: int
     retries: int
+    demand: float
+    """Retries this process wanted a second, lately."""
     shape: BudgetShape
     member_ttl: float
     """Seconds this process counts as a member without another exchange."""
@@ -65,6 +68,8 @@ class ExchangeReply:
     """Tokens of the service's budget after this exchange (a retry needs one)."""
     members: int
     """Live members, this process included (at least 1)."""
+    demand: float
+    """The live members' demands, summed (retries wanted a second)."""
 
 
 @dataclass(slots=True)
@@ -73,8 +78,8 @@ class _Entry:
     """``window``: slice index -> [requests, retries]."""
     balance: float | None = None
     """``bucket``: the balance; None until the first exchange."""
-    members: dict[str, float] = field(default_factory=dict)
-    """member -> when it stops counting."""
+    members: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """member -> (when it stops counting, its demand)."""
     expires: float = math.inf
 
 
@@ -89,8 +94,8 @@ class MemoryStore:
         if entry is None or entry.expires <= now:
             entry = self._entries[request.key] = _Entry()
         entry.expires = now + request.key_ttl
-        entry.members[request.member] = now + request.member_ttl
-        for member, until in list(entry.members.items()):
+        entry.members[request.member] = (now + request.member_ttl, request.demand)
+        for member, (until, _) in list(entry.members.items()):
             if until < now:
                 del entry.members[member]
         shape = request.shape
@@ -111,4 +116,5 @@ class MemoryStore:
             start = shape.fill if entry.balance is None else entry.balance
             balance = min(shape.cap, start + shape.ratio * request.requests) - request.retries
             entry.balance = balance
-        return ExchangeReply(balance, len(entry.members))
+        demand = sum(demand for _, demand in entry.members.values())
+        return ExchangeReply(balance, len(entry.members), demand)

@@ -31,20 +31,22 @@ logger = logging.getLogger("meshspec_runtime")
 
 EXCHANGE_SCRIPT = """
 -- KEYS[1]: the budget's hash. ARGV: member, requests, retries, kind, ratio, reserve,
--- slice width (ms), fill, cap, member ttl (ms), key ttl (ms). The rule is MemoryStore's
--- (meshspec_runtime.shared.protocol), on the server's clock so every member slices alike.
+-- slice width (ms), fill, cap, member ttl (ms), key ttl (ms), demand. The rule is
+-- MemoryStore's (meshspec_runtime.shared.protocol), on the server's clock so that every
+-- member cuts the window into the same slices.
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local requests, retries = tonumber(ARGV[2]), tonumber(ARGV[3])
 local ratio = tonumber(ARGV[5])
-redis.call('HSET', key, 'm:' .. ARGV[1], tostring(now + tonumber(ARGV[10])))
+local expiry = tostring(now + tonumber(ARGV[10]))
+redis.call('HSET', key, 'm:' .. ARGV[1], expiry, 'd:' .. ARGV[1], ARGV[12])
 local balance
 if ARGV[4] == 'window' then
   local head = math.floor(now / tonumber(ARGV[7]))
   redis.call('HINCRBY', key, 'r:' .. head, requests)
   redis.call('HINCRBY', key, 't:' .. head, retries)
-  local sent, spent = 0, 0
+  balance = tonumber(ARGV[6])
   local fields = redis.call('HGETALL', key)
   for i = 1, #fields, 2 do
     local name = fields[i]
@@ -53,31 +55,36 @@ if ARGV[4] == 'window' then
       if tonumber(string.sub(name, 3)) <= head - 10 then
         redis.call('HDEL', key, name)
       elseif kind == 'r:' then
-        sent = sent + tonumber(fields[i + 1])
+        balance = balance + ratio * tonumber(fields[i + 1])
       else
-        spent = spent + tonumber(fields[i + 1])
+        balance = balance - tonumber(fields[i + 1])
       end
     end
   end
-  balance = tonumber(ARGV[6]) + ratio * sent - spent
 else
   local current = tonumber(redis.call('HGET', key, 'b') or ARGV[8])
   balance = math.min(tonumber(ARGV[9]), current + ratio * requests) - retries
   redis.call('HSET', key, 'b', string.format('%.17g', balance))
 end
-local members = 0
+local members, demand = 0, 0
 local fields = redis.call('HGETALL', key)
+local values = {}
 for i = 1, #fields, 2 do
-  if string.sub(fields[i], 1, 2) == 'm:' then
-    if tonumber(fields[i + 1]) < now then
-      redis.call('HDEL', key, fields[i])
+  values[fields[i]] = fields[i + 1]
+end
+for name, value in pairs(values) do
+  if string.sub(name, 1, 2) == 'm:' then
+    local member = string.sub(name, 3)
+    if tonumber(value) < now then
+      redis.call('HDEL', key, name, 'd:' .. member)
     else
       members = members + 1
+      demand = demand + (tonumber(values['d:' .. member]) or 0)
     end
   end
 end
 redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[11])))
-return {string.format('%.17g', balance), members}
+return {string.format('%.17g', balance), members, string.format('%.17g', demand)}
 """
 
 
@@ -165,7 +172,7 @@ class RedisStore:
     ) -> SharedBudget:
         """A shared budget for ``caller -> upstream``, exchanged with in the background from
         now on; ``listener(old, new, now, members)`` hears every change of its state."""
-        budget = shared_budget_for(config)
+        budget = shared_budget_for(config, random.Random(self._rng.getrandbits(64)))
         exchange = BudgetExchange(
             budget,
             key=f"{mesh}/{caller}/{upstream}",
@@ -224,7 +231,7 @@ class RedisStore:
     def _send(self, request: ExchangeRequest) -> ExchangeReply | None:
         shape = request.shape
         try:
-            balance, members = self._script(
+            balance, members, demand = self._script(
                 keys=[f"{self.prefix}:budget:{request.key}"],
                 args=[
                     request.member,
@@ -238,9 +245,10 @@ class RedisStore:
                     repr(shape.cap),
                     repr(request.member_ttl * 1000),
                     repr(request.key_ttl * 1000),
+                    repr(request.demand),
                 ],
             )
-            return ExchangeReply(float(balance), int(members))
+            return ExchangeReply(float(balance), int(members), float(demand))
         except self._errors as error:
             logger.debug("shared retry budget %s: %s", request.key, error)
             return None
