@@ -21,6 +21,7 @@ from simpy.events import Event, Timeout
 from meshspec.sim.metrics import FaultWindow
 from meshspec.sim.scenario import (
     AddedLatency,
+    BudgetStoreOutage,
     Capacity,
     Crash,
     DiscoveryOutage,
@@ -115,6 +116,9 @@ class FaultSchedule:
             return
         if isinstance(fault, DiscoveryStale):
             self.stale[fault.service] = self.stale.get(fault.service, 0.0) + sign * fault.add
+            return
+        if isinstance(fault, BudgetStoreOutage):
+            world.store_outages += sign
             return
         target = world.services[fault.service]
         ids = fault.pick([i.endpoint.id for i in target.instances])

@@ -48,6 +48,13 @@ def test_store_bucket_starts_at_its_fill_and_caps_deposits() -> None:
     assert store.exchange(request(BUCKET, "b", 10, 60), 0.2).balance == -10  # min(50, 50 + 1) - 60
 
 
+def test_store_smooths_the_supply_over_a_second() -> None:
+    store = MemoryStore()
+    assert store.exchange(request(BUCKET, "a", 100, 0), 0.0).supply == pytest.approx(10.0)
+    later = store.exchange(request(BUCKET, "a", 0, 0), 2.0).supply
+    assert later == pytest.approx(10.0 * math.exp(-2.0))
+
+
 def test_store_sums_the_live_members_demands() -> None:
     store = MemoryStore()
     assert store.exchange(request(WINDOW, "a", 0, 0, demand=3.0), 0.0).demand == 3.0
@@ -76,8 +83,11 @@ def test_joining_budget_decides_alone_then_grants_in_proportion_to_demand() -> N
     drive(member, store, 1.0)
     assert view.demand == pytest.approx(21 * (1 - math.exp(-1.0)))
     demand = 3000.0 + view.demand
-    assert view.probability == pytest.approx(50 / (demand * 0.1))
-    assert view.limit == pytest.approx(50 * view.demand / demand + 1)
+    # to spend until the next answer: the balance and a period of the supply (50 tokens
+    # deposited at 0.05, smoothed over a second)
+    available = 50 + 50 * math.exp(-0.95) * 0.1
+    assert view.probability == pytest.approx(available / (demand * 0.1))
+    assert view.limit == pytest.approx(available * view.demand / demand + 1)
     # granted at most its part (plus one) until the next answer, at most 1 in q of the wanted
     granted = sum(budget.try_withdraw(1.01) for _ in range(1000))
     assert granted == math.floor(view.limit)

@@ -26,6 +26,7 @@ import random
 
 from meshspec_runtime.policy.budget import SLICES, RetryBudget, TokenBucketBudget
 from meshspec_runtime.policy.config import RetryBudgetConfig
+from meshspec_runtime.shared.protocol import ExchangeReply
 
 DEMAND_TIME = 1.0
 """Seconds over which a member's demand (retries wanted a second) is smoothed."""
@@ -98,11 +99,14 @@ class SharedView:
         retries, self.retries, self.wanted = self.retries, 0, 0
         return retries, self.demand
 
-    def apply(self, available: float, members: int, demand: float, period: float) -> None:
-        """The store's answer: ``available`` tokens, the service's ``demand`` (a second)."""
+    def apply(self, available: float, reply: ExchangeReply, period: float) -> None:
+        """The store's answer: ``available`` tokens (above the threshold), the service's
+        demand and supply."""
+        members, demand = max(1, reply.members), reply.demand
         self.members = members
         self.sharing = True
         self.granted = 0
+        available += reply.supply * period
         if available <= 0:
             self.probability, self.limit = 0.0, 0.0
         elif demand <= 0:  # nobody wanted a retry lately: an equal part each
@@ -137,11 +141,11 @@ class SharedRetryBudget(RetryBudget):
             self._reported_at = [self._slot_index(slot) for slot in range(SLICES)]
             return (fresh, *self.view.take(now))
 
-    def apply(self, balance: float, members: int, demand: float, period: float) -> None:
-        """The store's answer: the service's balance, live members and demand."""
+    def apply(self, reply: ExchangeReply, period: float) -> None:
+        """The store's answer (see ``SharedView.apply``)."""
         with self._lock:
-            self.view.apply(balance, members, demand, period)
-            self._set_share(1 / members)
+            self.view.apply(reply.balance, reply, period)
+            self._set_share(1 / self.view.members)
 
     def fall_back(self) -> None:
         with self._lock:
@@ -179,11 +183,11 @@ class SharedTokenBucket(TokenBucketBudget):
             self._reported = total
             return (fresh, *self.view.take(now))
 
-    def apply(self, balance: float, members: int, demand: float, period: float) -> None:
-        """The store's answer: the service's balance, live members and demand."""
+    def apply(self, reply: ExchangeReply, period: float) -> None:
+        """The store's answer (see ``SharedView.apply``)."""
         with self._lock:
-            self.view.apply(balance - self.config.threshold, members, demand, period)
-            self._set_share(1 / members)
+            self.view.apply(reply.balance - self.config.threshold, reply, period)
+            self._set_share(1 / self.view.members)
 
     def fall_back(self) -> None:
         with self._lock:

@@ -153,7 +153,7 @@ class BudgetExchange:
             self._pending.clear()
             self.failures = 0
             self.exchanges += 1
-            self.budget.apply(reply.balance, max(1, reply.members), reply.demand, self.period)
+            self.budget.apply(reply, self.period)
             self.state = _TRANSITIONS[(old, True)]
             self._due = max(now, sent_at + self.period)
         else:

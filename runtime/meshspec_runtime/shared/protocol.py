@@ -10,12 +10,16 @@ script (``shared.redis``) is tested against.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from meshspec_runtime.policy.budget import SLICES
 from meshspec_runtime.policy.config import RetryBudgetConfig
+
+SUPPLY_TIME = 1.0
+"""Seconds over which the store smooths the tokens deposited a second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class ExchangeReply:
     """Live members, this process included (at least 1)."""
     demand: float
     """The live members' demands, summed (retries wanted a second)."""
+    supply: float
+    """Tokens deposited a second, lately (smoothed over ``SUPPLY_TIME``)."""
 
 
 @dataclass(slots=True)
@@ -80,11 +86,18 @@ class _Entry:
     """``bucket``: the balance; None until the first exchange."""
     members: dict[str, tuple[float, float]] = field(default_factory=dict)
     """member -> (when it stops counting, its demand)."""
+    expiries: list[tuple[float, str]] = field(default_factory=list)
+    """A heap of (when, member): a member's entries other than its latest are skipped."""
+    demand: float = 0.0
+    """The live members' demands, summed as they change."""
+    supply: float = 0.0
+    supply_at: float | None = None
     expires: float = math.inf
 
 
 class MemoryStore:
-    """The store's rule, exactly as the Redis script applies it, over a dict."""
+    """The store's rule, exactly as the Redis script applies it, over a dict. Each exchange
+    costs O(log members), as the script's (a sorted set of expiries, a running demand)."""
 
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
@@ -94,11 +107,13 @@ class MemoryStore:
         if entry is None or entry.expires <= now:
             entry = self._entries[request.key] = _Entry()
         entry.expires = now + request.key_ttl
-        entry.members[request.member] = (now + request.member_ttl, request.demand)
-        for member, (until, _) in list(entry.members.items()):
-            if until < now:
-                del entry.members[member]
+        self._renew(entry, request, now)
         shape = request.shape
+        # an exponentially weighted rate: each token adds 1 / SUPPLY_TIME, decaying with age
+        since = 0.0 if entry.supply_at is None else now - entry.supply_at
+        entry.supply = entry.supply * math.exp(-since / SUPPLY_TIME)
+        entry.supply += shape.ratio * request.requests / SUPPLY_TIME
+        entry.supply_at = now
         if shape.kind == "window":
             head = math.floor(now / shape.width)
             counts = entry.slices.setdefault(head, [0, 0])
@@ -116,5 +131,20 @@ class MemoryStore:
             start = shape.fill if entry.balance is None else entry.balance
             balance = min(shape.cap, start + shape.ratio * request.requests) - request.retries
             entry.balance = balance
-        demand = sum(demand for _, demand in entry.members.values())
-        return ExchangeReply(balance, len(entry.members), demand)
+        return ExchangeReply(balance, len(entry.members), max(0.0, entry.demand), entry.supply)
+
+    @staticmethod
+    def _renew(entry: _Entry, request: ExchangeRequest, now: float) -> None:
+        """Renew the member and its demand; forget members whose time ran out."""
+        member, until = request.member, now + request.member_ttl
+        _, before = entry.members.get(member, (0.0, 0.0))
+        entry.members[member] = (until, request.demand)
+        entry.demand += request.demand - before
+        heapq.heappush(entry.expiries, (until, member))
+        expiries = entry.expiries
+        while expiries and expiries[0][0] < now:
+            when, gone = heapq.heappop(expiries)
+            current = entry.members.get(gone)
+            if current is not None and current[0] == when:
+                del entry.members[gone]
+                entry.demand -= current[1]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from meshspec_runtime.policy.config import RetryBudgetConfig
 from meshspec_runtime.shared.budget import SharedBudget, shared_budget_for
 from meshspec_runtime.shared.exchange import BudgetExchange, Send, SharingListener
-from meshspec_runtime.shared.protocol import ExchangeReply, ExchangeRequest
+from meshspec_runtime.shared.protocol import SUPPLY_TIME, ExchangeReply, ExchangeRequest
 
 if TYPE_CHECKING:
     import redis
@@ -30,30 +30,47 @@ if TYPE_CHECKING:
 logger = logging.getLogger("meshspec_runtime")
 
 EXCHANGE_SCRIPT = """
--- KEYS[1]: the budget's hash. ARGV: member, requests, retries, kind, ratio, reserve,
--- slice width (ms), fill, cap, member ttl (ms), key ttl (ms), demand. The rule is
+-- KEYS: the budget's counts (a hash: window slices r:<i>/t:<i>, or the bucket's b), its
+-- members (a sorted set by expiry) and their demands (a hash, and its sum in field '='),
+-- all three under one hash tag. ARGV: member, requests, retries, kind, ratio, reserve,
+-- slice width (ms), fill, cap, member ttl (ms), key ttl (ms), demand, supply time (ms). The
+-- supply (tokens a second, smoothed) is in the counts' fields s and st. The rule is
 -- MemoryStore's (meshspec_runtime.shared.protocol), on the server's clock so that every
--- member cuts the window into the same slices.
-local key = KEYS[1]
+-- member cuts the window into the same slices; O(log members) per exchange.
+local counts, members, demands = KEYS[1], KEYS[2], KEYS[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local requests, retries = tonumber(ARGV[2]), tonumber(ARGV[3])
+local member, requests, retries = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ratio = tonumber(ARGV[5])
-local expiry = tostring(now + tonumber(ARGV[10]))
-redis.call('HSET', key, 'm:' .. ARGV[1], expiry, 'd:' .. ARGV[1], ARGV[12])
+local demand = tonumber(redis.call('HGET', demands, '=') or '0')
+demand = demand + tonumber(ARGV[12]) - tonumber(redis.call('HGET', demands, member) or '0')
+redis.call('HSET', demands, member, ARGV[12])
+redis.call('ZADD', members, now + tonumber(ARGV[10]), member)
+local gone = redis.call('ZRANGEBYSCORE', members, '-inf', '(' .. now)
+for _, name in ipairs(gone) do
+  demand = demand - tonumber(redis.call('HGET', demands, name) or '0')
+  redis.call('HDEL', demands, name)
+  redis.call('ZREM', members, name)
+end
+redis.call('HSET', demands, '=', string.format('%.17g', demand))
+local tau = tonumber(ARGV[13])
+local supply = tonumber(redis.call('HGET', counts, 's') or '0')
+local since = now - tonumber(redis.call('HGET', counts, 'st') or tostring(now))
+supply = supply * math.exp(-since / tau) + ratio * requests * 1000 / tau
+redis.call('HSET', counts, 's', string.format('%.17g', supply), 'st', string.format('%.17g', now))
 local balance
 if ARGV[4] == 'window' then
   local head = math.floor(now / tonumber(ARGV[7]))
-  redis.call('HINCRBY', key, 'r:' .. head, requests)
-  redis.call('HINCRBY', key, 't:' .. head, retries)
+  redis.call('HINCRBY', counts, 'r:' .. head, requests)
+  redis.call('HINCRBY', counts, 't:' .. head, retries)
   balance = tonumber(ARGV[6])
-  local fields = redis.call('HGETALL', key)
+  local fields = redis.call('HGETALL', counts)
   for i = 1, #fields, 2 do
     local name = fields[i]
     local kind = string.sub(name, 1, 2)
     if kind == 'r:' or kind == 't:' then
       if tonumber(string.sub(name, 3)) <= head - 10 then
-        redis.call('HDEL', key, name)
+        redis.call('HDEL', counts, name)
       elseif kind == 'r:' then
         balance = balance + ratio * tonumber(fields[i + 1])
       else
@@ -62,29 +79,20 @@ if ARGV[4] == 'window' then
     end
   end
 else
-  local current = tonumber(redis.call('HGET', key, 'b') or ARGV[8])
+  local current = tonumber(redis.call('HGET', counts, 'b') or ARGV[8])
   balance = math.min(tonumber(ARGV[9]), current + ratio * requests) - retries
-  redis.call('HSET', key, 'b', string.format('%.17g', balance))
+  redis.call('HSET', counts, 'b', string.format('%.17g', balance))
 end
-local members, demand = 0, 0
-local fields = redis.call('HGETALL', key)
-local values = {}
-for i = 1, #fields, 2 do
-  values[fields[i]] = fields[i + 1]
+local ttl = math.ceil(tonumber(ARGV[11]))
+for _, key in ipairs(KEYS) do
+  redis.call('PEXPIRE', key, ttl)
 end
-for name, value in pairs(values) do
-  if string.sub(name, 1, 2) == 'm:' then
-    local member = string.sub(name, 3)
-    if tonumber(value) < now then
-      redis.call('HDEL', key, name, 'd:' .. member)
-    else
-      members = members + 1
-      demand = demand + (tonumber(values['d:' .. member]) or 0)
-    end
-  end
-end
-redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[11])))
-return {string.format('%.17g', balance), members, string.format('%.17g', demand)}
+return {
+  string.format('%.17g', balance),
+  redis.call('ZCARD', members),
+  string.format('%.17g', math.max(0, demand)),
+  string.format('%.17g', supply),
+}
 """
 
 
@@ -231,8 +239,8 @@ class RedisStore:
     def _send(self, request: ExchangeRequest) -> ExchangeReply | None:
         shape = request.shape
         try:
-            balance, members, demand = self._script(
-                keys=[f"{self.prefix}:budget:{request.key}"],
+            balance, members, demand, supply = self._script(
+                keys=[f"{self.prefix}:budget:{{{request.key}}}:{part}" for part in "cmd"],
                 args=[
                     request.member,
                     request.requests,
@@ -246,9 +254,10 @@ class RedisStore:
                     repr(request.member_ttl * 1000),
                     repr(request.key_ttl * 1000),
                     repr(request.demand),
+                    repr(SUPPLY_TIME * 1000),
                 ],
             )
-            return ExchangeReply(float(balance), int(members), float(demand))
+            return ExchangeReply(float(balance), int(members), float(demand), float(supply))
         except self._errors as error:
             logger.debug("shared retry budget %s: %s", request.key, error)
             return None
