@@ -21,7 +21,6 @@ from simpy.events import Event, Timeout
 from meshspec.sim.metrics import FaultWindow
 from meshspec.sim.scenario import (
     AddedLatency,
-    BudgetStoreOutage,
     Capacity,
     Crash,
     DiscoveryOutage,
@@ -30,6 +29,7 @@ from meshspec.sim.scenario import (
     Hang,
     InstanceFaults,
     Partition,
+    StoreOutage,
 )
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class FaultSchedule:
         if isinstance(fault, DiscoveryStale):
             self.stale[fault.service] = self.stale.get(fault.service, 0.0) + sign * fault.add
             return
-        if isinstance(fault, BudgetStoreOutage):
+        if isinstance(fault, StoreOutage):
             world.store_outages += sign
             return
         target = world.services[fault.service]

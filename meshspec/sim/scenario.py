@@ -257,7 +257,7 @@ class DiscoveryStale(FaultBase):
     add: Offset
 
 
-class BudgetStoreOutage(FaultBase):
+class StoreOutage(FaultBase):
     """The store of the shared retry budgets (``scope: service``; Redis in production) is
     unreachable: every exchange fails after ``budget_store.timeout``, budgets fall back to
     their local shares, and rejoin once it answers again."""
@@ -274,7 +274,7 @@ Fault = Annotated[
     | Partition
     | DiscoveryOutage
     | DiscoveryStale
-    | BudgetStoreOutage,
+    | StoreOutage,
     Field(discriminator="fault"),
 ]
 InstanceFaults = Crash | Hang | Errors | AddedLatency | Capacity
@@ -291,7 +291,7 @@ class Discovery(ScenarioModel):
     """Each caller gets the update after propagation + uniform(0, jitter)."""
 
 
-class BudgetStore(ScenarioModel):
+class SharedStore(ScenarioModel):
     """The store retry budgets of ``scope: service`` share through, as the runtime's
     ``RedisStore`` uses it: every budget of every caller instance exchanges with it each
     ``period``; an answer takes ``latency`` (there and back)."""
@@ -325,6 +325,6 @@ class Scenario(ScenarioModel):
     """Per service; the key ``default`` applies to every service that does not say."""
     faults: tuple[Fault, ...] = ()
     discovery: Discovery = Discovery()
-    budget_store: BudgetStore = BudgetStore()
+    budget_store: SharedStore = SharedStore()
     recovery: Recovery = Recovery()
     expect: tuple[str, ...] = ()

@@ -273,7 +273,7 @@ class World:
                 budget = policy.retry.budget
                 if budget is not None and budget.scope is BudgetScope.SERVICE:
                     for inst, policies in zip(service.instances, group, strict=True):
-                        self._share_budget(policies, service.name, upstream_name, inst)
+                        self._attach_store(policies, service.name, upstream_name, inst)
                 for inst, policies in zip(service.instances, group, strict=True):
                     inst.policies.append(policies)
                 self.breakers.append((counters, group))
@@ -296,7 +296,7 @@ class World:
         self.subscribers.setdefault(upstream.name, []).append(policies)
         return policies
 
-    def _share_budget(
+    def _attach_store(
         self,
         policies: UpstreamPolicies,
         caller: str,
