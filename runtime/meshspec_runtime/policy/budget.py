@@ -164,10 +164,15 @@ class RetryBudget:
 
     def _requests(self) -> int:
         """Deposits in the window (as of the last ``_advance``)."""
-        return sum(self._slot_deposits())
+        total = 0
+        reads = self._reads
+        for slot, counter in enumerate(self._deposits):
+            total += next(counter) - reads[slot]
+            reads[slot] += 1
+        return total
 
     def _slot_deposits(self) -> list[int]:
-        """Deposits per slot (as of the last ``_advance``)."""
+        """Deposits per slot (as of the last ``_advance``); read as ``_requests`` reads."""
         counts = []
         reads = self._reads
         for slot, counter in enumerate(self._deposits):
