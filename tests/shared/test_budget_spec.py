@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from meshspec_runtime.policy.config import BudgetScope
+from meshspec_runtime.policy.config import BudgetScope, RetryBudgetConfig
 
 from meshspec.spec import SpecError, edge_policy, load_spec
 
@@ -73,3 +73,15 @@ def test_an_unknown_scope_is_refused_where_it_is_written(tmp_path: Path) -> None
     with pytest.raises(SpecError) as raised:
         load_spec(_spec(tmp_path, "{scope: region}"))
     assert "mesh.yaml:15:27" in str(raised.value) and "scope" in str(raised.value)
+
+
+def test_the_spec_spells_the_runtimes_kinds_and_scopes() -> None:
+    from typing import get_args
+
+    from meshspec.spec.models import RetryBudgetSpec
+
+    fields = RetryBudgetSpec.model_fields
+    kinds = get_args(get_args(fields["kind"].annotation)[0])
+    scopes = get_args(get_args(fields["scope"].annotation)[0])
+    assert set(kinds) == set(get_args(RetryBudgetConfig.model_fields["kind"].annotation))
+    assert set(scopes) == {scope.value for scope in BudgetScope}
