@@ -13,12 +13,15 @@ mkdir -p "$tools/bin"
 need_apt=()
 command -v named-checkzone >/dev/null || need_apt+=(bind9-utils)
 command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || need_apt+=(nsd)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The nsd package may start a system service on port 53; the tests start their own NSD on
   # free loopback ports, so it is only switched off where systemd manages it.
   systemctl disable --now nsd >/dev/null 2>&1 || true
+  # Likewise redis-server's service on port 6379: the tests start their own on free ports.
+  systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 
 if [ ! -x "$tools/bin/promtool" ] || [ ! -x "$tools/bin/prometheus" ]; then

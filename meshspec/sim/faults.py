@@ -29,6 +29,7 @@ from meshspec.sim.scenario import (
     Hang,
     InstanceFaults,
     Partition,
+    StoreOutage,
 )
 
 if TYPE_CHECKING:
@@ -115,6 +116,9 @@ class FaultSchedule:
             return
         if isinstance(fault, DiscoveryStale):
             self.stale[fault.service] = self.stale.get(fault.service, 0.0) + sign * fault.add
+            return
+        if isinstance(fault, StoreOutage):
+            world.store_outages += sign
             return
         target = world.services[fault.service]
         ids = fault.pick([i.endpoint.id for i in target.instances])

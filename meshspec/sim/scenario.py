@@ -257,8 +257,24 @@ class DiscoveryStale(FaultBase):
     add: Offset
 
 
+class StoreOutage(FaultBase):
+    """The store of the shared retry budgets (``scope: service``; Redis in production) is
+    unreachable: every exchange fails after ``budget_store.timeout``, budgets fall back to
+    their local shares, and rejoin once it answers again."""
+
+    fault: Literal["budget-store-outage"]
+
+
 Fault = Annotated[
-    Crash | Hang | Errors | AddedLatency | Capacity | Partition | DiscoveryOutage | DiscoveryStale,
+    Crash
+    | Hang
+    | Errors
+    | AddedLatency
+    | Capacity
+    | Partition
+    | DiscoveryOutage
+    | DiscoveryStale
+    | StoreOutage,
     Field(discriminator="fault"),
 ]
 InstanceFaults = Crash | Hang | Errors | AddedLatency | Capacity
@@ -273,6 +289,17 @@ class Discovery(ScenarioModel):
     propagation: Offset = 1.0
     jitter: Offset = 0.0
     """Each caller gets the update after propagation + uniform(0, jitter)."""
+
+
+class SharedStore(ScenarioModel):
+    """The store retry budgets of ``scope: service`` share through, as the runtime's
+    ``RedisStore`` uses it: every budget of every caller instance exchanges with it each
+    ``period``; an answer takes ``latency`` (there and back)."""
+
+    latency: Offset = 0.001
+    timeout: PositiveDuration = 0.25
+    """How long an exchange waits before it counts as failed (during an outage)."""
+    period: PositiveDuration = 0.1
 
 
 class Recovery(ScenarioModel):
@@ -298,5 +325,6 @@ class Scenario(ScenarioModel):
     """Per service; the key ``default`` applies to every service that does not say."""
     faults: tuple[Fault, ...] = ()
     discovery: Discovery = Discovery()
+    budget_store: SharedStore = SharedStore()
     recovery: Recovery = Recovery()
     expect: tuple[str, ...] = ()

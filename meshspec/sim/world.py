@@ -18,9 +18,18 @@ from typing import Any
 import simpy
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.call import Attempt, Call, Done, Wait
-from meshspec_runtime.policy.config import LoadBalancerConfig, RetryConfig, Strategy, UpstreamPolicy
+from meshspec_runtime.policy.config import (
+    BudgetScope,
+    LoadBalancerConfig,
+    RetryConfig,
+    Strategy,
+    UpstreamPolicy,
+)
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
+from meshspec_runtime.shared.budget import shared_budget_for
+from meshspec_runtime.shared.exchange import BudgetExchange, Sleep
+from meshspec_runtime.shared.protocol import MemoryStore
 from simpy.events import Event, Timeout
 
 from meshspec.sim.behaviour import ServiceBehaviour, resolve_behaviour
@@ -232,6 +241,11 @@ class World:
         self.breakers: list[tuple[EdgeCounters, list[UpstreamPolicies]]] = []
         self.deadlines: dict[float, Deadlines] = {}
         """Attempt timers by timeout length (a bounded number of lengths)."""
+        self.budget_store = MemoryStore()
+        """The store of the retry budgets of scope service: the runtime's rule, in memory."""
+        self.store_outages = 0
+        """Budget-store outages in force (see ``faults``)."""
+        self.exchanges: list[BudgetExchange] = []
         self._build()
         self.faults = FaultSchedule(self)
 
@@ -256,6 +270,10 @@ class World:
                     )
                     for inst in service.instances
                 ]
+                budget = policy.retry.budget
+                if budget is not None and budget.scope is BudgetScope.SERVICE:
+                    for inst, policies in zip(service.instances, group, strict=True):
+                        self._attach_store(policies, service.name, upstream_name, inst)
                 for inst, policies in zip(service.instances, group, strict=True):
                     inst.policies.append(policies)
                 self.breakers.append((counters, group))
@@ -278,6 +296,29 @@ class World:
         self.subscribers.setdefault(upstream.name, []).append(policies)
         return policies
 
+    def _attach_store(
+        self,
+        policies: UpstreamPolicies,
+        caller: str,
+        upstream: str,
+        instance: Instance,
+    ) -> None:
+        """Give ``policies`` the runtime's shared budget, exchanged with ``budget_store``."""
+        config = policies.policy.retry.budget
+        assert config is not None
+        member = f"{instance.endpoint.id}/{upstream}"
+        budget = shared_budget_for(config, random.Random(f"{self.seed}/budget/{member}"))
+        exchange = BudgetExchange(
+            budget,
+            key=f"{self.mesh.name}/{caller}/{upstream}",
+            member=member,
+            rng=random.Random(f"{self.seed}/exchange/{member}"),
+            period=self.scenario.budget_store.period,
+            backoff_max=max(2.0, self.scenario.budget_store.period),
+        )
+        policies.budget = budget
+        self.exchanges.append(exchange)
+
     # --- running -----------------------------------------------------------------------------
 
     def run(self) -> Recorder:
@@ -285,6 +326,8 @@ class World:
         for index, traffic in enumerate(self.scenario.traffic):
             self._start_traffic(index, traffic)
         self.faults.start()
+        for exchange in self.exchanges:
+            env.process(self._exchange(exchange))
         env.process(self._sample_policies())
         if self._progress is not None:
             env.process(self._report_progress(self._progress))
@@ -549,6 +592,30 @@ class World:
         while instance.queue and instance.inflight < instance.limit:
             instance.inflight += 1
             instance.queue.popleft().succeed()
+
+    # --- the shared budgets' store ----------------------------------------------------------------
+
+    def _exchange(self, exchange: BudgetExchange) -> Process:
+        """The runtime's exchange loop (``RedisStore``'s thread), against the simulated store."""
+        env, store = self.env, self.budget_store
+        settings = self.scenario.budget_store
+        half = settings.latency / 2
+        end = self.duration + self.drain
+        while True:
+            step = exchange.next(env.now)
+            if isinstance(step, Sleep):
+                if step.until >= end:
+                    return
+                yield Timeout(env, step.until - env.now)
+                continue
+            if self.store_outages:
+                yield Timeout(env, settings.timeout)
+                exchange.receive(env.now, None)
+                continue
+            yield Timeout(env, half)
+            reply = None if self.store_outages else store.exchange(step.request, env.now)
+            yield Timeout(env, half)
+            exchange.receive(env.now, reply)
 
     # --- sampling ------------------------------------------------------------------------------
 

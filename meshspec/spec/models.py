@@ -24,6 +24,7 @@ from meshspec_runtime.policy.config import (
 )
 from meshspec_runtime.policy.limits import (
     MAX_ATTEMPTS,
+    MAX_BUDGET_TOKENS,
     MAX_CHOICES,
     MAX_CONDITIONS,
     MAX_COUNT,
@@ -228,10 +229,28 @@ class BackoffSpec(SpecModel):
     multiplier: Multiplier | None = None
 
 
+BudgetTokens = Annotated[float, Field(ge=0, le=MAX_BUDGET_TOKENS)]
+
+
 class RetryBudgetSpec(SpecModel):
+    kind: Literal["window", "bucket"] | None = None
+    """``window`` (default): Finagle's budget, ``ratio`` of the requests in the last
+    ``window`` plus ``min_per_second``. ``bucket``: a token bucket (``initial``, ``cap``,
+    ``threshold``), as Brooker's, gRPC's retryThrottling and the AWS SDKs'."""
     ratio: Ratio | None = None
+    """Tokens deposited per request (a retry takes one)."""
     min_per_second: Rate | None = None
     window: Duration | None = None
+    initial: BudgetTokens | None = None
+    """``bucket``: tokens at the start (default: ``cap``, a full bucket)."""
+    cap: Annotated[float, Field(ge=1, le=MAX_BUDGET_TOKENS)] | None = None
+    """``bucket``: the most tokens it holds (default 100)."""
+    threshold: BudgetTokens | None = None
+    """``bucket``: a retry is refused when it would leave fewer tokens than this (default 0)."""
+    scope: Literal["process", "service"] | None = None
+    """``process`` (default): each caller process has its own budget. ``service``: one
+    budget for every replica of the calling service, shared through the store the runtime is
+    given (Redis); without one, each process keeps its own."""
 
 
 class RetrySpec(SpecModel):

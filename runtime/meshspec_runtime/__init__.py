@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from meshspec_runtime.errors import register_error
     from meshspec_runtime.events import (
         BreakerTransition,
+        BudgetFellBack,
+        BudgetShared,
+        BudgetSharing,
         CallRefused,
         DiscoveryExpired,
         DiscoveryFailed,
@@ -91,6 +94,7 @@ if TYPE_CHECKING:
     from meshspec_runtime.policy.config import UpstreamPolicy
     from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
     from meshspec_runtime.policy.upstream import UpstreamPolicies, policies_for
+    from meshspec_runtime.shared.redis import RedisStore
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -100,6 +104,9 @@ __all__ = [
     "BreakerListener",
     "BreakerState",
     "BreakerTransition",
+    "BudgetFellBack",
+    "BudgetShared",
+    "BudgetSharing",
     "Bundle",
     "BundleError",
     "Call",
@@ -135,6 +142,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "PolicyDocument",
+    "RedisStore",
     "RegisterAs",
     "RegistrationFailed",
     "ReloadApplied",
@@ -192,6 +200,9 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(
         [
             "BreakerTransition",
+            "BudgetFellBack",
+            "BudgetShared",
+            "BudgetSharing",
             "CallRefused",
             "EndpointsEjected",
             "EndpointsReturned",
@@ -246,6 +257,7 @@ _HOMES: dict[str, str] = {
     "UpstreamPolicy": "meshspec_runtime.policy.config",
     **dict.fromkeys(["ConditionSet", "Outcome", "OutcomeKind"], "meshspec_runtime.policy.outcome"),
     **dict.fromkeys(["UpstreamPolicies", "policies_for"], "meshspec_runtime.policy.upstream"),
+    "RedisStore": "meshspec_runtime.shared.redis",
 }
 
 

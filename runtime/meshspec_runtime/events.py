@@ -225,6 +225,40 @@ class InstanceDeregistered(MeshEvent):
         return f"{self.caller}: deregistered instance {self.instance_id} from Consul"
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetSharing(MeshEvent):
+    """A retry budget of ``scope: service`` changed how it decides: ``BudgetFellBack`` (the
+    store is unreachable: it decides alone with this process's share) or ``BudgetShared``
+    (the store answers: it shares the service's budget). Subscribe to this type for both."""
+
+    name: ClassVar[str] = "budget_sharing"
+    members: int
+    """Replicas sharing the budget, as of the store's last answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetFellBack(BudgetSharing):
+    name: ClassVar[str] = "budget_fell_back"
+    level: ClassVar[int] = logging.WARNING
+
+    def describe(self) -> str:
+        return (
+            f"{self.caller} -> {self.upstream}: retry budget store unreachable; deciding "
+            f"locally with 1/{self.members} of the budget"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetShared(BudgetSharing):
+    name: ClassVar[str] = "budget_shared"
+
+    def describe(self) -> str:
+        return (
+            f"{self.caller} -> {self.upstream}: retry budget shared by {self.members} "
+            f"replica{'s' if self.members != 1 else ''}"
+        )
+
+
 E = TypeVar("E", bound=MeshEvent)
 Handler = Callable[[E], object]
 

@@ -37,6 +37,8 @@ from meshspec_runtime.drivers.classify import classify as builtin_classify
 from meshspec_runtime.drivers.sync import call_sync
 from meshspec_runtime.events import (
     BreakerTransition,
+    BudgetFellBack,
+    BudgetShared,
     CallRefused,
     E,
     EndpointsEjected,
@@ -49,6 +51,7 @@ from meshspec_runtime.events import (
 from meshspec_runtime.loader import BundleError, ServiceBundle, load_service
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import FailReason
+from meshspec_runtime.policy.config import BudgetScope
 from meshspec_runtime.policy.outcome import OutcomePredicate
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
     from meshspec_runtime.observe.prometheus import MeshCollector
     from meshspec_runtime.observe.tracing import Tracing
     from meshspec_runtime.reload import BundleWatch
+    from meshspec_runtime.shared.exchange import BudgetStore, SharingState
 
 T = TypeVar("T")
 
@@ -212,6 +216,7 @@ class Mesh:
         clock: Callable[[], float] | None = None,
         metrics: CollectorRegistry | None = None,
         tracer_provider: TracerProvider | None = None,
+        shared_budgets: BudgetStore | None = None,
     ) -> None:
         """Prefer :meth:`open`; this builds a mesh from an already loaded service slice."""
         self.service = service.name
@@ -230,12 +235,14 @@ class Mesh:
         rng = rng if rng is not None else random.Random()
         classifier = falling_back(classify) if classify is not None else builtin_classify
         self._rng, self._classifier, self._retry_predicate = rng, classifier, retry_predicate
+        self._shared_budgets = shared_budgets
         self._upstreams: dict[str, MeshUpstream] = {}
         for name, upstream in service.upstreams.items():
             policies = UpstreamPolicies(
                 upstream.policy, upstream.endpoints, rng=rng, retry_predicate=retry_predicate
             )
             self._watch(name, policies)
+            self._share_budget(name, policies)
             self._upstreams[name] = MeshUpstream(self, name, policies, classifier)
         self._served: dict[str, tuple[str, tuple[Endpoint, ...]]] = {
             name: (upstream.service, upstream.endpoints)
@@ -273,6 +280,7 @@ class Mesh:
         discovery: Discovery | None = None,
         register: bool | RegisterAs = False,
         watch: bool | float = False,
+        shared_budgets: BudgetStore | None = None,
     ) -> Mesh:
         """Load the bundle at ``bundle`` (verified; see ``load_bundle``) for ``service``.
 
@@ -294,6 +302,10 @@ class Mesh:
         with the local Consul agent from the bundle's definition until ``close``.
         ``watch``: True (or a poll interval in seconds) reloads when a new version is
         published to the bundle home (see :meth:`reload`).
+        ``shared_budgets``: where retry budgets of ``scope: service`` are shared by the
+        service's replicas, e.g. ``RedisStore("redis://127.0.0.1:6379")`` (extra
+        ``meshspec-runtime[redis]``; see ``shared``); the mesh closes it when it closes.
+        Without it, such a budget counts this process alone (a warning says so).
         """
         loaded = load_service(bundle, service)
         mesh = cls(
@@ -305,6 +317,7 @@ class Mesh:
             retry_predicate=retry_predicate,
             metrics=metrics,
             tracer_provider=tracer_provider,
+            shared_budgets=shared_budgets,
         )
         mesh.bundle_path = Path(bundle)
         try:
@@ -462,6 +475,7 @@ class Mesh:
             upstream_policy, endpoints, rng=self._rng, retry_predicate=self._retry_predicate
         )
         self._watch(name, policies)
+        self._share_budget(name, policies)
         if self._collector is not None:
             self._collector.watch(MeshUpstream(self, name, policies, self._classifier))
         return policies
@@ -558,6 +572,9 @@ class Mesh:
             self._metrics.unregister(self._collector)
             self._collector.close()
             self._collector = None
+        if self._shared_budgets is not None:
+            self._shared_budgets.close()
+            self._shared_budgets = None
         closeables, self._closeables = self._closeables, []
         return closeables
 
@@ -579,6 +596,33 @@ class Mesh:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._upstreams)} upstreams"
         return f"<Mesh {self.mesh} {self.version} service={self.service} {state}>"
+
+    def _share_budget(self, name: str, policies: UpstreamPolicies) -> None:
+        """Put ``name``'s retry budget in the shared store when its scope is the service (a
+        reload that changes the edge puts its new budget in place of the old one)."""
+        config = policies.policy.retry.budget
+        if config is None or config.scope is not BudgetScope.SERVICE:
+            return
+        caller, store = self.service, self._shared_budgets
+        if store is None:
+            logger.warning(
+                "%s -> %s: retry budget has scope: service, but Mesh.open got no "
+                "shared_budgets store: it counts this process alone",
+                caller,
+                name,
+            )
+            return
+        emit = self.events.emit
+
+        def report(old: SharingState, new: SharingState, at: float, members: int) -> None:
+            if new == "local":
+                emit(BudgetFellBack(caller, name, at, members))
+            elif old != "shared" and new == "shared":
+                emit(BudgetShared(caller, name, at, members))
+
+        policies.budget = store.share(
+            config, mesh=self.mesh, caller=caller, upstream=name, listener=report
+        )
 
     def _watch(self, name: str, policies: UpstreamPolicies) -> None:
         """Report this upstream's breaker transitions and ejections as events."""

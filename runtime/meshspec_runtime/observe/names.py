@@ -61,6 +61,19 @@ BUDGET_EXHAUSTED: Final = Metric(
     EDGE,
     "Retries the retry budget refused.",
 )
+BUDGET_SHARED: Final = Metric(
+    "meshspec_retry_budget_shared",
+    "gauge",
+    EDGE,
+    "Retry budgets of scope service: 1 while the budget is shared through the store, 0 while "
+    "it decides alone (before the store first answers, or after falling back).",
+)
+BUDGET_FALLBACKS: Final = Metric(
+    "meshspec_retry_budget_fallbacks_total",
+    "counter",
+    EDGE,
+    "Times a retry budget of scope service fell back to its local share (store unreachable).",
+)
 DURATION: Final = Metric(
     "meshspec_upstream_request_duration_seconds",
     "histogram",
@@ -146,6 +159,8 @@ METRICS: Final = (
     RETRIES,
     RETRIES_REFUSED,
     BUDGET_EXHAUSTED,
+    BUDGET_SHARED,
+    BUDGET_FALLBACKS,
     DURATION,
     BREAKER_STATE,
     BREAKER_TRANSITIONS,

@@ -131,6 +131,10 @@ class MeshCollector(Collector):
             histogram.add_metric(edge, buckets, counts.duration_sum)
         if policies.budget is not None and counts is not None:
             add(names.BUDGET_EXHAUSTED, counts.refused["budget"])
+        view = getattr(policies.budget, "view", None)  # a shared budget's (shared.budget)
+        if view is not None:
+            add(names.BUDGET_SHARED, 1 if view.sharing else 0)
+            add(names.BUDGET_FALLBACKS, view.fallbacks)
         breaker = policies.breaker
         if breaker is not None:
             current = breaker.current_state

@@ -1,4 +1,12 @@
-"""Retry budget with Finagle's ``RetryBudget`` semantics (as used by Linkerd).
+"""Retry budgets: Finagle's windowed ``RetryBudget`` (as used by Linkerd), and a token bucket.
+
+:class:`RetryBudget` is ``kind: window``; :class:`TokenBucketBudget` is ``kind: bucket``
+(Brooker's retry token bucket, gRPC's ``retryThrottling``). Both take deposits the same
+lock-free way, through ``newest`` (see below), so ``UpstreamPolicies.start`` inlines one rule
+for both. ``budget_for`` builds the one a config asks for.
+
+The window budget, exactly
+--------------------------
 
 Model, exactly: time is cut into 10 slices of ``window / 10`` seconds (Finagle's windowed
 token bucket also uses 10). The budget's window at ``now`` is the slice holding ``now`` and
@@ -39,6 +47,7 @@ import itertools
 import math
 import sys
 import threading
+from typing import Protocol
 
 from meshspec_runtime.policy.config import RetryBudgetConfig
 
@@ -46,6 +55,32 @@ SLICES = 10
 
 _ATOMIC_NEXT = getattr(sys, "_is_gil_enabled", lambda: True)()
 """``next()`` on an ``itertools.count`` is atomic: true whenever the GIL is on."""
+
+
+class Budget(Protocol):
+    """What the call path asks of a retry budget."""
+
+    config: RetryBudgetConfig
+    newest: tuple[float, itertools.count[int]]
+    """``(edge, counter)``: a deposit at a time before ``edge`` is one ``next(counter)``."""
+
+    def on_request(self, now: float) -> None: ...
+
+    def try_withdraw(self, now: float) -> bool: ...
+
+    def balance(self, now: float) -> float: ...
+
+    @property
+    def denied_total(self) -> int: ...
+
+
+def deposit(budget: Budget, now: float) -> None:
+    """The deposit rule that ``on_request`` and ``UpstreamPolicies.start`` (inlined) follow."""
+    edge, deposits = budget.newest
+    if now < edge:
+        next(deposits)
+    else:
+        budget.on_request(now)
 
 
 class RetryBudget:
@@ -65,10 +100,11 @@ class RetryBudget:
         "newest",
     )
 
-    def __init__(self, config: RetryBudgetConfig) -> None:
+    def __init__(self, config: RetryBudgetConfig, share: float = 1.0) -> None:
+        """``share``: the part of the reserve this process holds (a shared budget's fallback)."""
         self.config = config
         self._ratio = config.ratio
-        self._reserve = config.min_per_second * config.window
+        self._reserve = config.min_per_second * config.window * share
         self._width = config.window / SLICES
         self._lock = threading.Lock()
         self._denied = 0
@@ -97,13 +133,7 @@ class RetryBudget:
     def try_withdraw(self, now: float) -> bool:
         """Spend one token for a retry; ``False`` (and nothing spent) when the budget is dry."""
         with self._lock:
-            slot = self._advance(now)
-            if self._reserve + self._ratio * self._requests() - self._retries_total >= 1:
-                self._retries[slot] += 1
-                self._retries_total += 1
-                return True
-            self._denied += 1
-            return False
+            return self._decide(self._advance(now))
 
     def balance(self, now: float) -> float:
         """Tokens available at ``now`` (a retry needs one)."""
@@ -124,6 +154,14 @@ class RetryBudget:
 
     # -- with the lock held -----------------------------------------------------------------
 
+    def _decide(self, slot: int) -> bool:
+        """The withdrawal rule: grant (and count in ``slot``) while a whole token is left."""
+        if self._reserve + self._ratio * self._requests() - self._retries_total >= 1:
+            self._count_retry(slot)
+            return True
+        self._denied += 1
+        return False
+
     def _requests(self) -> int:
         """Deposits in the window (as of the last ``_advance``)."""
         total = 0
@@ -132,6 +170,27 @@ class RetryBudget:
             total += next(counter) - reads[slot]
             reads[slot] += 1
         return total
+
+    def _slot_deposits(self) -> list[int]:
+        """Deposits per slot (as of the last ``_advance``); read as ``_requests`` reads."""
+        counts = []
+        reads = self._reads
+        for slot, counter in enumerate(self._deposits):
+            counts.append(next(counter) - reads[slot])
+            reads[slot] += 1
+        return counts
+
+    def _slot_index(self, slot: int) -> int | None:
+        """The slice (``floor(time / width)``) slot ``slot`` holds; None before the first."""
+        head = self._head
+        return None if head is None else head - (head - slot) % SLICES
+
+    def _count_retry(self, slot: int) -> None:
+        self._retries[slot] += 1
+        self._retries_total += 1
+
+    def _set_share(self, share: float) -> None:
+        self._reserve = self.config.min_per_second * self.config.window * share
 
     def _advance(self, now: float) -> int:
         """Move the window to ``now``; return the slot counts at ``now`` go to. A ``now``
@@ -154,3 +213,114 @@ class RetryBudget:
         edge = (index + 1) * self._width if _ATOMIC_NEXT else -math.inf
         self.newest = (edge, self._deposits[slot])  # published last, in one assignment
         return slot
+
+
+class TokenBucketBudget:
+    """``kind: bucket``: starts with ``initial`` tokens (default: full), gains ``ratio`` of a
+    token per request up to ``cap``; a retry takes one token and is refused when that would
+    leave fewer than ``threshold``.
+
+    Deposits are counted lock-free on one ``itertools.count`` (as :class:`RetryBudget`'s, see
+    the module docstring) and folded into the balance under the lock, when a retry or a read
+    needs it. Folding a run of deposits at once gives the balance adding them one by one would:
+    between two folds nothing is withdrawn, and ``min(cap, min(cap, b + x) + y)`` is
+    ``min(cap, b + x + y)`` for ``x, y >= 0``.
+    """
+
+    __slots__ = (
+        "_balance",
+        "_cap",
+        "_counter",
+        "_denied",
+        "_folded",
+        "_lock",
+        "_ratio",
+        "_reads",
+        "_threshold",
+        "config",
+        "newest",
+    )
+
+    def __init__(self, config: RetryBudgetConfig, share: float = 1.0) -> None:
+        """``share``: the part of the bucket (fill, cap, threshold) this process holds."""
+        self.config = config
+        self._ratio = config.ratio
+        self._cap = config.cap * share
+        self._threshold = config.threshold * share
+        self._balance = config.fill * share
+        self._lock = threading.Lock()
+        self._denied = 0
+        self._counter = itertools.count()
+        self._reads = 0
+        """``next()`` calls made to read the counter (each one added 1 to it)."""
+        self._folded = 0
+        """Deposits already in the balance."""
+        edge = math.inf if _ATOMIC_NEXT else -math.inf
+        self.newest: tuple[float, itertools.count[int]] = (edge, self._counter)
+        """Every deposit goes to the one counter: lock-free while the GIL makes ``next()``
+        atomic (the edge is then +inf), under the lock otherwise."""
+
+    def on_request(self, now: float) -> None:
+        """A logical request (not a retry) was made: deposit ``ratio`` of a token."""
+        edge, deposits = self.newest
+        if now < edge:
+            next(deposits)  # atomic under the GIL: no lock needed
+            return
+        with self._lock:
+            next(self._counter)
+
+    def try_withdraw(self, now: float) -> bool:
+        """Spend one token for a retry; ``False`` (and nothing spent) when the bucket is too low."""
+        with self._lock:
+            self._fold()
+            return self._decide()
+
+    def balance(self, now: float) -> float:
+        """Tokens in the bucket at ``now``."""
+        with self._lock:
+            self._fold()
+            return self._balance
+
+    @property
+    def denied_total(self) -> int:
+        """Retries refused so far."""
+        return self._denied
+
+    # -- with the lock held -----------------------------------------------------------------
+
+    def _decide(self) -> bool:
+        """The withdrawal rule (deposits folded): grant while a token stays above threshold."""
+        if self._balance - 1 >= self._threshold:
+            self._balance -= 1
+            return True
+        self._denied += 1
+        return False
+
+    def _deposits_total(self) -> int:
+        """Every deposit so far."""
+        total = next(self._counter) - self._reads
+        self._reads += 1
+        return total
+
+    def _fold(self) -> int:
+        """Move the deposits made since the last fold into the balance; the total so far."""
+        total = self._deposits_total()
+        fresh = total - self._folded
+        if fresh:
+            self._folded = total
+            self._balance = min(self._cap, self._balance + self._ratio * fresh)
+        return total
+
+    def _count_retry(self) -> None:
+        """A retry granted elsewhere (by the shared budget): it empties this bucket too."""
+        self._balance = max(0.0, self._balance - 1)
+
+    def _set_share(self, share: float) -> None:
+        self._cap = self.config.cap * share
+        self._threshold = self.config.threshold * share
+        self._balance = min(self._balance, self._cap)
+
+
+def budget_for(config: RetryBudgetConfig) -> RetryBudget | TokenBucketBudget:
+    """The process-local budget ``config`` describes."""
+    return RetryBudget(config) if config.kind == "window" else TokenBucketBudget(config)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from meshspec_runtime.policy.limits import (
     MAX_ATTEMPTS,
+    MAX_BUDGET_TOKENS,
     MAX_CHOICES,
     MAX_CONDITIONS,
     MAX_COUNT,
@@ -117,12 +118,75 @@ DEFAULT_RETRY_ON: tuple[str, ...] = ("connect-failure", "timeout", "5xx")
 DEFAULT_FAILURE_ON: tuple[str, ...] = ("connect-failure", "timeout", "reset", "5xx")
 
 
-class RetryBudgetConfig(PolicyModel):
-    """Finagle/Linkerd retry budget: retries up to ``ratio`` of recent requests plus a floor."""
+Tokens = Annotated[float, Field(ge=0, le=MAX_BUDGET_TOKENS)]
 
+
+class BudgetScope(StrEnum):
+    """How far a retry budget reaches."""
+
+    PROCESS = "process"
+    """Each caller process keeps its own budget."""
+    SERVICE = "service"
+    """One budget for every replica of the calling service, kept in a shared store (Redis):
+    each process keeps a local view and exchanges its counts in the background."""
+
+
+BudgetKind = Literal["window", "bucket"]
+WINDOW_ONLY = ("min_per_second", "window")
+BUCKET_ONLY = ("initial", "cap", "threshold")
+
+
+class RetryBudgetConfig(PolicyModel):
+    """A retry budget of one of two shapes; either reaches one process or the whole service.
+
+    ``kind: window`` (Finagle's ``RetryBudget``, Linkerd's): retries up to ``ratio`` of the
+    requests in the last ``window`` plus a floor of ``min_per_second``.
+
+    ``kind: bucket`` (Brooker's retry token bucket, gRPC's ``retryThrottling``, the AWS SDKs'):
+    a bucket that starts with ``initial`` tokens, gains ``ratio`` of a token per request up to
+    ``cap``; a retry takes one token, and is refused when that would leave fewer than
+    ``threshold``.
+    """
+
+    kind: BudgetKind = "window"
     ratio: Fraction = 0.2
     min_per_second: Annotated[float, Field(ge=0, le=MAX_RATE_PER_SECOND)] = 10.0
     window: PositiveSeconds = 10.0
+    initial: Tokens | None = None
+    """``bucket``: tokens at the start; ``None``: a full bucket (``cap``)."""
+    cap: Annotated[float, Field(ge=1, le=MAX_BUDGET_TOKENS)] = 100.0
+    threshold: Tokens = 0.0
+    scope: BudgetScope = BudgetScope.PROCESS
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> RetryBudgetConfig:
+        # a bundle writes every field, so a field of the other shape is refused only when it
+        # differs from its default (it would have no effect)
+        foreign = BUCKET_ONLY if self.kind == "window" else WINDOW_ONLY
+        fields = type(self).model_fields
+        given = [name for name in foreign if getattr(self, name) != fields[name].default]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to a retry "
+                f"budget of kind {'bucket' if self.kind == 'window' else 'window'}, not "
+                f"{self.kind}"
+            )
+        if self.kind == "bucket":
+            if self.initial is not None and self.initial > self.cap:
+                raise ValueError(
+                    f"budget initial ({self.initial:g}) is above its cap ({self.cap:g})"
+                )
+            if self.threshold + 1 > self.cap:
+                raise ValueError(
+                    f"budget threshold ({self.threshold:g}) leaves no token of its cap "
+                    f"({self.cap:g}) for a retry: expected at most cap - 1"
+                )
+        return self
+
+    @property
+    def fill(self) -> float:
+        """``bucket``: the tokens it starts with."""
+        return self.cap if self.initial is None else self.initial
 
 
 class RetryConfig(PolicyModel):

@@ -26,6 +26,9 @@ MAX_DURATION_TEXT = "2562047h47m16s"
 MAX_RATE_PER_SECOND = 1_000_000_000.0
 """A rate (a retry budget's floor, a scenario's arrivals): a billion a second is beyond any
 single client and keeps every product with a window finite."""
+MAX_BUDGET_TOKENS = 1_000_000_000.0
+"""A token-bucket retry budget's ``initial``, ``cap`` and ``threshold``: a billion retries is
+beyond any bucket anyone sizes, and keeps the balance an exact float count."""
 MAX_MULTIPLIER = 1000.0
 """Backoff and breaker multipliers and the adaptive throttle's ``k``: growth per step."""
 MAX_ATTEMPTS = 100
@@ -85,6 +88,12 @@ LIMITS: tuple[Limit, ...] = (
         "0",
         f"{MAX_RATE_PER_SECOND:.0f}/s",
         "keeps the budget's reserve finite",
+    ),
+    Limit(
+        "`retry.budget.initial`, `retry.budget.cap`, `retry.budget.threshold` (kind `bucket`)",
+        "0 (`cap`: 1)",
+        f"{MAX_BUDGET_TOKENS:.0f} tokens",
+        "keeps the balance an exact count",
     ),
     Limit(
         "`retry.backoff.multiplier`, `circuit_breaker.open_for_multiplier`, `adaptive_throttle.k`",

@@ -20,7 +20,7 @@ from meshspec_runtime.bundle import Endpoint, ServicePolicies
 from meshspec_runtime.policy.backoff import backoff_for
 from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
 from meshspec_runtime.policy.breaker import BreakerListener, CircuitBreaker
-from meshspec_runtime.policy.budget import RetryBudget
+from meshspec_runtime.policy.budget import Budget, budget_for
 from meshspec_runtime.policy.bulkhead import Bulkhead
 from meshspec_runtime.policy.call import (
     FINISHED,
@@ -116,7 +116,8 @@ class UpstreamPolicies:
         )
         """Statuses of answers that take the calls' fast path (None: an answer without one);
         nothing does when a user predicate has to see every outcome."""
-        self.budget = RetryBudget(retry.budget) if retry.budget is not None else None
+        self.budget: Budget | None = budget_for(retry.budget) if retry.budget is not None else None
+        """Replaced by a shared one when the budget's scope is the service (``shared``)."""
         throttle = policy.adaptive_throttle
         self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
         outlier = policy.outlier_detection
@@ -196,7 +197,7 @@ class UpstreamPolicies:
         call._state = READY
         budget = self.budget
         if budget is not None:
-            edge, deposits = budget.newest  # RetryBudget.on_request's lock-free path, inlined
+            edge, deposits = budget.newest  # budget.deposit() (on_request's fast path), inlined
             if now < edge:
                 next(deposits)
             else:
