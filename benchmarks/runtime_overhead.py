@@ -325,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=11, help="rounds per contender")
     parser.add_argument("--wall", action="store_true", help="elapsed time, not CPU time")
     parser.add_argument("--json", action="store_true", help="one JSON object, no table")
+    parser.add_argument(
+        "--only", help="comma-separated contenders to measure (default: all), for quick looks"
+    )
     args = parser.parse_args(argv)
     clock: Clock = time.perf_counter_ns if args.wall else time.thread_time_ns
     loop = asyncio.new_event_loop()
@@ -336,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
         "build_full": build_runner(full),
         "build_subset": build_runner(subset),
     }
+    if args.only:
+        wanted = set(args.only.split(","))
+        subjects = {name: run for name, run in subjects.items() if name in wanted}
     for run in subjects.values():  # warm up every code path (and fill the breakers' windows)
         run(max(args.calls // 5, 500), clock)
     rounds: dict[str, list[float]] = {name: [] for name in subjects}
@@ -365,11 +371,14 @@ def main(argv: list[str] | None = None) -> None:
         },
         "ratios": {},
         "build_bytes": {
-            "build_full": round(build_bytes(full)),
-            "build_subset": round(build_bytes(subset)),
+            name: round(build_bytes(policy))
+            for name, policy in (("build_full", full), ("build_subset", subset))
+            if name in subjects
         },
     }
     for name, numerator, denominator in RATIOS:
+        if numerator not in rounds or denominator not in rounds:
+            continue
         values = ratio(numerator, denominator)
         report["ratios"][name] = [
             round(statistics.median(values), 3),
