@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from meshspec_runtime.policy.config import CircuitBreakerConfig, CountWindow
-from meshspec_runtime.policy.outcome import ConditionSet
+from meshspec_runtime.policy.outcome import condition_set
 from meshspec_runtime.policy.windows import SlidingCounters
 
 
@@ -139,7 +139,7 @@ class CircuitBreaker:
         self, config: CircuitBreakerConfig, *, listeners: Iterable[BreakerListener] = ()
     ) -> None:
         self.config = config
-        self.is_failure = ConditionSet(config.failure_on)
+        self.is_failure = condition_set(tuple(config.failure_on))
         """Classifies an :class:`Outcome` as a failure for this breaker."""
         self._lock = threading.Lock()
         self._dispatch_lock = threading.RLock()
