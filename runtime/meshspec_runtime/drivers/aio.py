@@ -17,13 +17,21 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
-from meshspec_runtime.deadline import current_deadline
+from meshspec_runtime.deadline import read_deadline
 from meshspec_runtime.drivers.attempt_timer import CANCELLING, FIRED, timer_for
-from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify, record_answer
+from meshspec_runtime.drivers.classify import (
+    PLAIN_RESULTS,
+    CallFailed,
+    Classifier,
+    classify,
+    record_answer,
+)
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
 T = TypeVar("T")
+
+_classify = classify
 
 _CancelledError = asyncio.CancelledError
 _current_task = asyncio.current_task
@@ -50,7 +58,7 @@ async def call_async(
         raise RuntimeError("call_async() must run in an asyncio task (its timeouts cancel it)")
     timer = timer_for(loop)
     now = clock()
-    call = upstream.start(now, key, current_deadline())
+    call = upstream.start(now, key, read_deadline())
     result: T | None = None
     error: Exception | None = None
     try:
@@ -76,7 +84,11 @@ async def call_async(
                     task.uncancel()
                 error = None
                 ended = clock()
-                if record_answer(call, result, ended, ended - now, classify):
+                if classify is _classify and type(result) in PLAIN_RESULTS:
+                    # record_answer's first case, inlined: an answer without a status
+                    if call.record_success(ended, ended - now, None):
+                        return result
+                elif record_answer(call, result, ended, ended - now, classify):
                     return result
                 now = ended
             elif type(step) is Done:
