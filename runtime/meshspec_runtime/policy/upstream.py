@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from meshspec_runtime.bundle import Endpoint, ServicePolicies
 from meshspec_runtime.policy.backoff import Backoff, backoff_for
 from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
+from meshspec_runtime.policy.balancer.base import NO_IDS
 from meshspec_runtime.policy.breaker import BreakerListener, CircuitBreaker
 from meshspec_runtime.policy.budget import RetryBudget
 from meshspec_runtime.policy.bulkhead import Bulkhead
@@ -150,8 +151,8 @@ class UpstreamPolicies:
             self.outlier is None and type(self.balancer).on_finish is Balancer.on_finish
         )
         """A successful attempt's feedback is only the balancer's active count (fast path)."""
-        self._unhealthy: frozenset[str] = frozenset()
-        self._ejected: frozenset[str] = frozenset()
+        self._unhealthy = NO_IDS
+        self._ejected = NO_IDS
         self.call_log: CallLog | None = None
         """Finished calls are appended here when metrics are on (see ``observe.calls``)."""
         self.ejection_listeners: list[EjectionListener] = []

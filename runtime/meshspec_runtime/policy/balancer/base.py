@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from meshspec_runtime.policy.call import Attempt
 
 
+NO_IDS: frozenset[str] = frozenset()
+"""The empty set of endpoint ids, shared: every ``frozenset()`` is a new 216-byte object."""
+
+
 class Host:
     """A balancer's view of one endpoint, with the feedback it keeps about it.
 
@@ -76,7 +80,7 @@ class Balancer(ABC):
         self._panic_threshold = config.panic_threshold
         self._hosts: dict[str, Host] = {}
         self._all: tuple[Host, ...] = ()
-        self._unavailable: frozenset[str] = frozenset()
+        self._unavailable = NO_IDS
         self.pool: tuple[Host, ...] = ()
         """The hosts picks are made from: the available ones, or all of them in panic."""
         self.panicking = False
