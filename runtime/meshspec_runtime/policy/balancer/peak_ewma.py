@@ -10,7 +10,7 @@ in flight costs a large penalty so that a cold host is not flooded. The pick is 
 
 from __future__ import annotations
 
-from math import exp
+from math import exp, floor
 
 from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
 
@@ -48,9 +48,9 @@ class PeakEwma(Balancer):
             pool = plan[0]
             size = len(pool)
             draw_float = self._rng.random
-            i = int(draw_float() * size)
+            i = floor(draw_float() * size)  # floor: int() for x >= 0, without a type call
             first = pool[i]
-            second = pool[(i + 1 + int(draw_float() * (size - 1))) % size]
+            second = pool[(i + 1 + floor(draw_float() * (size - 1))) % size]
             decay = self._decay
             ewma = first.ewma
             elapsed = now - first.stamp
