@@ -25,6 +25,11 @@ _set_grpc = getattr(Outcome, "grpc_status").__set__  # noqa: B009
 
 _ANSWER: Final = OutcomeKind.ANSWER
 
+PLAIN_RESULTS: Final = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
+"""Exact types whose values have no ``status_code`` or ``status`` attribute: an answer without
+a status, known without looking (two failed ``getattr`` cost more than the rest of a call's
+bookkeeping)."""
+
 __all__ = [
     "CallFailed",
     "Classifier",
@@ -84,6 +89,8 @@ def record_answer(
     and recorded (the call's next step then says whether it is over).
     """
     if classifier is classify:
+        if type(result) in PLAIN_RESULTS:
+            return call.record_success(ended, latency, None)
         status = getattr(result, "status_code", None)
         if status is None:
             status = getattr(result, "status", None)

@@ -12,12 +12,20 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
-from meshspec_runtime.deadline import current_deadline
-from meshspec_runtime.drivers.classify import CallFailed, Classifier, classify, record_answer
+from meshspec_runtime.deadline import read_deadline
+from meshspec_runtime.drivers.classify import (
+    PLAIN_RESULTS,
+    CallFailed,
+    Classifier,
+    classify,
+    record_answer,
+)
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
 T = TypeVar("T")
+
+_classify = classify
 
 
 def call_sync(
@@ -37,7 +45,7 @@ def call_sync(
     so no permit or half-open probe slot leaks.
     """
     now = clock()
-    call = upstream.start(now, key, current_deadline())
+    call = upstream.start(now, key, read_deadline())
     result: T | None = None
     error: Exception | None = None
     try:
@@ -57,7 +65,11 @@ def call_sync(
                     continue
                 error = None
                 ended = clock()
-                if record_answer(call, result, ended, ended - now, classify):
+                if classify is _classify and type(result) in PLAIN_RESULTS:
+                    # record_answer's first case, inlined: an answer without a status
+                    if call.record_success(ended, ended - now, None):
+                        return result
+                elif record_answer(call, result, ended, ended - now, classify):
                     return result
                 now = ended
             elif type(step) is Done:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from meshspec_runtime.policy.config import CircuitBreakerConfig, CountWindow
-from meshspec_runtime.policy.outcome import ConditionSet
+from meshspec_runtime.policy.outcome import condition_set
 from meshspec_runtime.policy.windows import SlidingCounters
 
 
@@ -50,7 +50,7 @@ class _CountWindow:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._codes = [0] * size  # bit 1: failed, bit 2: slow
+        self._codes = bytearray(size)  # bit 1: failed, bit 2: slow (a byte each, not a pointer)
         self._next = 0
         self.calls = 0
         self.failures = 0
@@ -71,7 +71,7 @@ class _CountWindow:
         return self.calls, self.failures, self.slow
 
     def reset(self) -> None:
-        self._codes = [0] * self.size
+        self._codes = bytearray(self.size)
         self._next = self.calls = self.failures = self.slow = 0
 
 
@@ -139,11 +139,12 @@ class CircuitBreaker:
         self, config: CircuitBreakerConfig, *, listeners: Iterable[BreakerListener] = ()
     ) -> None:
         self.config = config
-        self.is_failure = ConditionSet(config.failure_on)
+        self.is_failure = condition_set(tuple(config.failure_on))
         """Classifies an :class:`Outcome` as a failure for this breaker."""
         self._lock = threading.Lock()
         self._dispatch_lock = threading.RLock()
-        self._events: deque[tuple[BreakerState, BreakerState, float]] = deque()
+        self._events: deque[tuple[BreakerState, BreakerState, float]] | None = None
+        """Transitions waiting for the listeners; made at the first one (760 bytes)."""
         self._listeners: list[BreakerListener] = list(listeners)
         self._consecutive = config.mode == "consecutive"
         window = config.window
@@ -349,7 +350,10 @@ class CircuitBreaker:
     # -- transitions (called with the lock held) --------------------------------------------
 
     def _move(self, new: BreakerState, now: float) -> None:
-        self._events.append((self._state, new, now))
+        events = self._events
+        if events is None:
+            events = self._events = deque()
+        events.append((self._state, new, now))
         self._state = new
         self._epoch += 1
 
@@ -378,7 +382,7 @@ class CircuitBreaker:
         # order; draining under one dispatch lock delivers them in that order.
         with self._dispatch_lock:
             events = self._events
-            while events:
+            while events:  # None before the first transition
                 try:
                     old, new, at = events.popleft()
                 except IndexError:

@@ -259,7 +259,12 @@ class Call:
                 if breaker is not None:
                     breaker.on_cancel(now, ticket)
                 return self._finish(_fail(FailReason.THROTTLED, self._last), now)
-            if up.outlier is not None:
+            outlier = up.outlier
+            # refresh_ejections only when it could change something (OutlierDetector.ejected's
+            # lock-free test: the return time first, then the view published before it)
+            if outlier is not None and (
+                now >= outlier._next_return or outlier._view is not up._ejected
+            ):
                 up.refresh_ejections(now)
             host = up.balancer.pick(now, self._key, self._host)  # lock-free (balancer.base)
         except BaseException:
@@ -344,8 +349,11 @@ class Call:
         assert host is not None
         if up.plain_finish:
             host.inflight.pop()  # Balancer.on_finish, inlined
-        else:
-            up.finish_attempt(now, host, latency, False)
+        else:  # UpstreamPolicies.finish_attempt of a success, inlined
+            up.balancer.on_finish(host, latency, now)
+            outlier = up.outlier
+            if outlier is not None and outlier._failures.get(host.id):
+                outlier.on_success(now, host.id)  # a run of failures to reset
         breaker = up.breaker
         # CircuitBreaker.on_success's lock-free no-op, inlined: a fast success to a quiet breaker
         if breaker is not None and not (breaker._quiet and latency <= breaker._slow_over):
@@ -357,8 +365,11 @@ class Call:
         self._final = None
         self._latency = latency
         self._status = status
-        if self._permit:
-            self._release()
+        if self._permit:  # _release, inlined
+            self._permit = False
+            bulkhead = up.bulkhead
+            assert bulkhead is not None
+            bulkhead.release()
         log = up.call_log
         if log is not None:
             if self._outcomes is None and self.attempts == 1:

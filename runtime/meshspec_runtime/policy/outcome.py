@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from meshspec_runtime.policy.config import check_condition
 
@@ -64,6 +65,16 @@ class ConditionSet:
         self._grpc = frozenset(c[5:] for c in normalised if c.startswith("grpc:"))
         self._extra = extra
 
+    def answer_statuses(self) -> frozenset[int]:
+        """The HTTP statuses (100-599) of a plain answer (no gRPC status) that the listed
+        conditions match; a user predicate (``extra``) is not consulted."""
+        matched = set(self._statuses)
+        if self._server_errors:
+            matched.update(range(500, 600))
+        if self._client_errors:
+            matched.update(range(400, 500))
+        return frozenset(s for s in matched if 100 <= s <= 599)
+
     def matches(self, outcome: Outcome) -> bool:
         if outcome.kind in self._kinds:
             return True
@@ -77,3 +88,10 @@ class ConditionSet:
         if outcome.grpc_status is not None and outcome.grpc_status in self._grpc:
             return True
         return self._extra is not None and self._extra(outcome)
+
+
+@lru_cache(maxsize=1024)
+def condition_set(conditions: tuple[str, ...]) -> ConditionSet:
+    """The :class:`ConditionSet` of ``conditions`` with no user predicate, shared by every
+    policy listing the same conditions (it is never changed after construction)."""
+    return ConditionSet(conditions)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 
+from meshspec_runtime.policy.balancer.base import NO_IDS
 from meshspec_runtime.policy.config import OutlierDetectionConfig
 
 
@@ -41,7 +42,7 @@ class OutlierDetector:
         self._failures: dict[str, int] = {}
         self._times_ejected: dict[str, int] = {}
         self._ejected_until: dict[str, float] = {}
-        self._view: frozenset[str] = frozenset()
+        self._view = NO_IDS
         self._next_return = math.inf
         self._ejections = 0
         self._refused = 0

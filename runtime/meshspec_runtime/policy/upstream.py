@@ -14,11 +14,13 @@ import math
 import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from meshspec_runtime.bundle import Endpoint, ServicePolicies
-from meshspec_runtime.policy.backoff import backoff_for
+from meshspec_runtime.policy.backoff import Backoff, backoff_for
 from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
+from meshspec_runtime.policy.balancer.base import NO_IDS
 from meshspec_runtime.policy.breaker import BreakerListener, CircuitBreaker
 from meshspec_runtime.policy.budget import Budget, budget_for
 from meshspec_runtime.policy.bulkhead import Bulkhead
@@ -30,13 +32,38 @@ from meshspec_runtime.policy.call import (
     Fail,
     FailReason,
 )
-from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, UpstreamPolicy
-from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind, OutcomePredicate
+from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, BackoffConfig, UpstreamPolicy
+from meshspec_runtime.policy.outcome import ConditionSet, OutcomePredicate, condition_set
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
 
 if TYPE_CHECKING:
     from meshspec_runtime.observe.calls import CallLog
+
+_ALL_STATUSES = frozenset(range(100, 600))
+_NO_FAST_ANSWERS: frozenset[int | None] = frozenset()
+
+
+@lru_cache(maxsize=1024)
+def _answer_sets(
+    failure_on: tuple[str, ...], retry_on: tuple[str, ...]
+) -> tuple[frozenset[int], frozenset[int | None]]:
+    """``(benign, fast)`` for these conditions: the HTTP statuses that no failure or retry
+    condition matches and that do not signal overload, and the same with None (an answer
+    without a status). Computed once per distinct pair, shared by every ``UpstreamPolicies``
+    (the simulator builds one per caller instance and edge)."""
+    matched = (
+        condition_set(failure_on).answer_statuses() | condition_set(retry_on).answer_statuses()
+    )
+    benign = _ALL_STATUSES - matched - OVERLOAD_STATUSES
+    return benign, frozenset({None, *benign})
+
+
+@lru_cache(maxsize=1024)
+def shared_backoff(config: BackoffConfig) -> Backoff:
+    """The backoff strategy of ``config``, built once per distinct config (it is immutable)."""
+    return backoff_for(config)
+
 
 EjectionListener = Callable[[frozenset[str], frozenset[str], float], None]
 """``listener(ejected, returned, now)``: endpoint ids newly ejected, and back from ejection."""
@@ -89,31 +116,26 @@ class UpstreamPolicies:
             retry.per_try_timeout if retry.per_try_timeout is not None else math.inf
         )
         self.max_attempts = retry.attempts
-        self.backoff = backoff_for(retry.backoff)
-        self.retry_on = ConditionSet(retry.on, retry_predicate)
+        self.backoff = shared_backoff(retry.backoff)
+        self.retry_on = (
+            condition_set(retry.on)
+            if retry_predicate is None
+            else ConditionSet(retry.on, retry_predicate)
+        )
         """When an outcome is retried: ``retry.on``, or the user's predicate."""
         self.retry_predicate = retry_predicate
         self.balancer: Balancer = balancer_for(policy.load_balancer, endpoints, rng)
         cb = policy.circuit_breaker
         breaker = CircuitBreaker(cb, listeners=breaker_listeners) if cb is not None else None
         self.breaker = breaker
-        self.failure_on = (
-            breaker.is_failure if breaker is not None else ConditionSet(DEFAULT_FAILURE_ON)
-        )
+        failure_on = cb.failure_on if cb is not None else DEFAULT_FAILURE_ON
+        self.failure_on = condition_set(failure_on)
         """What counts as a failure for the breaker and the outlier detector."""
-        listed_retry_on = ConditionSet(retry.on)
-        self.benign_statuses = frozenset(
-            code
-            for code in range(100, 600)
-            if code not in OVERLOAD_STATUSES
-            and not self.failure_on.matches(Outcome(OutcomeKind.ANSWER, status=code))
-            and not listed_retry_on.matches(Outcome(OutcomeKind.ANSWER, status=code))
-        )
+        benign, fast = _answer_sets(failure_on, retry.on)
+        self.benign_statuses = benign
         """HTTP statuses no failure or retry condition matches and that do not signal overload
-        to the throttle."""
-        self.fast_answers: frozenset[int | None] = (
-            frozenset({None, *self.benign_statuses}) if retry_predicate is None else frozenset()
-        )
+        to the throttle (shared by every policy with the same conditions)."""
+        self.fast_answers = fast if retry_predicate is None else _NO_FAST_ANSWERS
         """Statuses of answers that take the calls' fast path (None: an answer without one);
         nothing does when a user predicate has to see every outcome."""
         self.budget: Budget | None = budget_for(retry.budget) if retry.budget is not None else None
@@ -130,8 +152,8 @@ class UpstreamPolicies:
             self.outlier is None and type(self.balancer).on_finish is Balancer.on_finish
         )
         """A successful attempt's feedback is only the balancer's active count (fast path)."""
-        self._unhealthy: frozenset[str] = frozenset()
-        self._ejected: frozenset[str] = frozenset()
+        self._unhealthy = NO_IDS
+        self._ejected = NO_IDS
         self.call_log: CallLog | None = None
         """Finished calls are appended here when metrics are on (see ``observe.calls``)."""
         self.ejection_listeners: list[EjectionListener] = []

@@ -21,8 +21,10 @@ class SlidingCounters:
         self._width = window / slices
         self._slices = slices
         self._channels = channels
-        self.buckets = [0] * (slices * channels)
-        """Bucket ``b``, channel ``c`` is ``buckets[b * channels + c]``."""
+        self.buckets: list[int] = []
+        """Bucket ``b``, channel ``c`` is ``buckets[b * channels + c]``; allocated by the first
+        :meth:`advance` (every count goes through one first), so that a window never used
+        costs no buckets."""
         self.totals = [0] * channels
         """Per-channel totals as of the last :meth:`advance` (owners read; only this class
         and inlined hot paths of its owners write)."""
@@ -50,7 +52,9 @@ class SlidingCounters:
         head = self._head
         if head is not None and index <= head:
             return self.slot  # rounding at a slice edge: stay in the newest slice
-        if head is not None:
+        if not self.buckets:
+            self.buckets = [0] * (self._slices * self._channels)
+        elif head is not None:
             gap = index - head
             channels = self._channels
             buckets = self.buckets

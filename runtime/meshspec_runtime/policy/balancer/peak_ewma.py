@@ -10,7 +10,7 @@ in flight costs a large penalty so that a cold host is not flooded. The pick is 
 
 from __future__ import annotations
 
-from math import exp
+from math import exp, floor
 
 from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
 
@@ -40,6 +40,35 @@ class PeakEwma(Balancer):
             return PENALTY * len(host.inflight)
         return host.ewma * (len(host.inflight) + 1)
 
+    def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
+        plan = self._plan if avoid is None and self.pool else None
+        if plan is not None and plan[2] and len(plan[0]) > 1:
+            # the common case, inlined: two distinct uniform draws, and ``cost`` of each (its
+            # decay towards 0 is ``ewma * weight``, the same float ``_observe`` computes)
+            pool = plan[0]
+            size = len(pool)
+            draw_float = self._rng.random
+            i = floor(draw_float() * size)  # floor: int() for x >= 0, without a type call
+            first = pool[i]
+            second = pool[(i + 1 + floor(draw_float() * (size - 1))) % size]
+            decay = self._decay
+            ewma = first.ewma
+            elapsed = now - first.stamp
+            first.stamp = now
+            if elapsed > 0 and ewma:
+                ewma = first.ewma = ewma * exp(-elapsed / decay)
+            first_cost = ewma * (len(first.inflight) + 1) if ewma else PENALTY * len(first.inflight)
+            ewma = second.ewma
+            elapsed = now - second.stamp
+            second.stamp = now
+            if elapsed > 0 and ewma:
+                ewma = second.ewma = ewma * exp(-elapsed / decay)
+            second_cost = (
+                ewma * (len(second.inflight) + 1) if ewma else PENALTY * len(second.inflight)
+            )
+            return second if second_cost < first_cost else first
+        return super().pick(now, key, avoid)
+
     def _pick(self, now: float, key: str | None) -> Host:
         pool, draw, uniform_pair = self._plan
         size = len(pool)
@@ -68,4 +97,11 @@ class PeakEwma(Balancer):
 
     def on_finish(self, host: Host, latency: float, now: float) -> None:
         host.inflight.pop()
-        self._observe(host, latency, now)
+        # _observe, inlined
+        elapsed = now - host.stamp
+        host.stamp = now
+        if latency > host.ewma:
+            host.ewma = latency
+        elif elapsed > 0:
+            weight = exp(-elapsed / self._decay)
+            host.ewma = host.ewma * weight + latency * (1.0 - weight)
