@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -94,6 +95,22 @@ def test_retried_answers_are_discarded_and_the_last_one_returned(bundle: Path) -
     result = mesh.upstream("cart").call(lambda e, t: next(seen), discard=Answer.close)
     assert result is answers[1] and not result.closed
     assert answers[0].closed
+
+
+def test_an_async_discard_is_awaited(bundle: Path) -> None:
+    mesh = Mesh.open(bundle, service="checkout")
+    answers = [Answer(503), Answer(200)]
+    closed: list[Answer] = []
+
+    async def attempt(endpoint: Endpoint, timeout: float) -> Answer:
+        return answers[len(closed)]
+
+    async def aclose(answer: Answer) -> None:
+        await asyncio.sleep(0)
+        closed.append(answer)
+
+    result = asyncio.run(mesh.upstream("cart").call_async(attempt, discard=aclose))
+    assert result is answers[1] and closed == [answers[0]]
 
 
 def test_events_report_breaker_ejections_and_refusals(

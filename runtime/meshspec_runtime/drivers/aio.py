@@ -12,6 +12,7 @@ before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -66,7 +67,9 @@ async def call_async(
             step = call.next(now)
             if type(step) is Attempt:
                 if result is not None and discard is not None:
-                    discard(result)  # a retried answer: the call will not return it
+                    closing = discard(result)  # a retried answer: the call will not return it
+                    if inspect.isawaitable(closing):  # an async client's response.aclose()
+                        await closing
                     result = None
                 entry = timer.watch(loop, task, step.timeout)
                 try:
