@@ -8,7 +8,7 @@ Grammar (whitespace around the operator is optional)::
     op          := ">=" | "<=" | ">" | "<" | "=="
     value       := number [unit]     unit: % (ratios), x (multiples), ms s m (times), /s (rates)
     alert       := "alert(" ALERTNAME "," service "->" service ")" verdict
-    verdict     := "fires within" number time-unit | "does not fire"     time-unit: ms s m h
+    verdict     := "fires within" duration | "does not fire"     duration: 90s, 2m, 1m30s
 
 Alert names are those the compiler's rules define (meshspec.compile.emitters.prometheus);
 :mod:`meshspec.sim.alerts` evaluates them with the bundle's own rules through promtool.
@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
+from pydantic_core import PydanticCustomError
+
 from meshspec.compile.emitters import prometheus
+from meshspec.sim.units import parse_offset
 
 
 class Kind(Enum):
@@ -92,11 +95,10 @@ ALERTS = (prometheus.ERROR_RATIO_ALERT, prometheus.BREAKER_ALERT, prometheus.BUD
 """Every alert the compiled rules may define (docs/metrics.md)."""
 _ALERT = re.compile(
     rf"^\s*alert\s*\(\s*(?P<alert>[A-Za-z_:][A-Za-z0-9_:]*)\s*,\s*(?P<caller>{_NAME})\s*->\s*"
-    rf"(?P<upstream>{_NAME})\s*\)\s*(?:(?P<fires>fires\s+within\s+(?P<number>[0-9]+(?:\.[0-9]+)?)"
-    r"\s*(?P<unit>ms|s|m|h)?)|(?P<quiet>does\s+not\s+fire))\s*$"
+    rf"(?P<upstream>{_NAME})\s*\)\s*(?:fires\s+within\s+(?P<within>\S+)|(?P<quiet>does\s+not\s+fire))"
+    r"\s*$"
 )
 _ALERT_START = re.compile(r"^\s*alert\s*\(")
-_TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ExpectationError(ValueError):
@@ -172,11 +174,11 @@ def parse_alert(text: str) -> AlertExpectation:
             f"unknown alert {alert!r}{did_you_mean(alert, ALERTS)} (alerts: {known})"
         )
     within = None
-    if match["fires"] is not None:
-        unit = match["unit"]
-        if unit is None:
-            raise ExpectationError("'fires within' takes a time: give a unit such as 2m or 90s")
-        within = float(match["number"]) * _TIME_UNITS[unit]
+    if match["within"] is not None:
+        try:
+            within = parse_offset(match["within"])
+        except PydanticCustomError as error:
+            raise ExpectationError(f"fires within: {error}") from None
     return AlertExpectation(text.strip(), alert, match["caller"], match["upstream"], within)
 
 
@@ -240,9 +242,10 @@ class Verdict:
         if self.measured is None:  # fires within: some seeds never fired
             return f"did not fire in {len(seeds) - fired} of {len(seeds)} seeds"
         text = f"fired at {format_value(Kind.TIME, self.measured)}"
-        if len(seeds) > 1:
-            which = "latest" if exp.fires else "earliest"
-            text += f" ({which} of {fired} seeds that fired, of {len(seeds)})"
+        if exp.fires and len(seeds) > 1:
+            text += f" (the latest of {len(seeds)} seeds)"
+        elif len(seeds) > 1:
+            text += f" (the earliest; in {fired} of {len(seeds)} seeds)"
         return text
 
     def as_dict(self) -> dict[str, Any]:
