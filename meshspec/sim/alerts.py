@@ -225,12 +225,14 @@ def test_document(groups: Sequence[Group], step: int, evaluations: int) -> dict[
     }
 
 
-_FAILURE = re.compile(
-    r"^\s*name: (?P<group>.*),\s*\n\s*alertname: (?P<alert>[A-Za-z_:][A-Za-z0-9_:]*), "
-    r"time: (?P<time>[0-9a-z.]+),",
-    re.MULTILINE,
+# What ``promtool test rules`` prints, line by line (stripped), when alert checks fail; any
+# other line (a rule that does not load, a bad input series) makes the output unusable.
+_GROUP = re.compile(r"name: (?P<group>.*),")
+_CHECK = re.compile(r"alertname: (?P<alert>[A-Za-z_:][A-Za-z0-9_:]*), time: (?P<time>[0-9a-z.]+),")
+_LABELS = re.compile(r"Labels:\{(?P<labels>.*)\}")
+_DETAIL = re.compile(
+    r"exp:\[\],?|got:\[|[0-9]+:|Annotations:\{.*\}|\]|Unit Testing: .*|SUCCESS|FAILED:|"
 )
-_LABELS = re.compile(r"^\s*Labels:\{(?P<labels>.*)\}\s*$", re.MULTILINE)
 _LABEL = re.compile(r'(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)="(?P<value>[^"]*)"')
 _DURATION_PART = re.compile(r"(?P<number>[0-9]+)(?P<unit>ms|y|w|d|h|m|s)")
 _UNIT_SECONDS = {
@@ -253,23 +255,30 @@ def parse_duration(text: str) -> float:
 
 
 def firing_times(output: str, groups: Sequence[Group]) -> dict[tuple[str, str], list[float]]:
-    """(group name, alert) -> the evaluation times promtool's failed checks name, each checked
-    to be an alert of that group's edge."""
+    """(group name, alert) -> the evaluation times of the failed checks promtool printed, each
+    checked to be an alert of that group's edge. AlertEvaluationError for anything else."""
     by_name = {group.name: group for group in groups}
-    matches = list(_FAILURE.finditer(output))
-    if len(matches) != output.count("alertname:"):
-        raise AlertEvaluationError(_unexpected("failures in an unexpected form", output))
     out: dict[tuple[str, str], list[float]] = {}
-    for index, match in enumerate(matches):
-        group = by_name.get(match["group"])
-        if group is None or match["alert"] not in group.alerts:
-            raise AlertEvaluationError(_unexpected("a failure of an unknown check", output))
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(output)
-        for labels in _LABELS.finditer(output, match.end(), end):
-            found = dict(_LABEL.findall(labels["labels"]))
-            if (found.get(CALLER), found.get(UPSTREAM)) != (group.caller, group.upstream):
+    group: Group | None = None
+    checked: tuple[str, str] | None = None
+    for line in output.splitlines():
+        line = line.strip()
+        if (match := _GROUP.fullmatch(line)) is not None:
+            group, checked = by_name.get(match["group"]), None
+            if group is None:
+                raise AlertEvaluationError(_unexpected("a test group it was not given", output))
+        elif (match := _CHECK.fullmatch(line)) is not None:
+            if group is None or match["alert"] not in group.alerts:
+                raise AlertEvaluationError(_unexpected("a check it was not given", output))
+            checked = (group.name, match["alert"])
+            out.setdefault(checked, []).append(parse_duration(match["time"]))
+        elif (match := _LABELS.fullmatch(line)) is not None:
+            found = dict(_LABEL.findall(match["labels"]))
+            edge = (found.get(CALLER), found.get(UPSTREAM))
+            if group is None or checked is None or edge != (group.caller, group.upstream):
                 raise AlertEvaluationError(_unexpected("an alert of another edge", output))
-        out.setdefault((group.name, match["alert"]), []).append(parse_duration(match["time"]))
+        elif _DETAIL.fullmatch(line) is None:
+            raise AlertEvaluationError(_unexpected("an error", output))
     return out
 
 
@@ -277,9 +286,9 @@ def _unexpected(what: str, output: str) -> str:
     return f"promtool test rules reported {what}:\n{output[:2000]}"
 
 
-def run_promtool(promtool: Path, rules: bytes, document: dict[str, Any]) -> str:
-    """Run ``promtool test rules`` on ``document`` beside ``rules``; its output (stdout and
-    stderr) when it ran the tests, AlertEvaluationError when it could not."""
+def run_promtool(promtool: Path, rules: bytes, document: dict[str, Any]) -> tuple[bool, str]:
+    """Run ``promtool test rules`` on ``document`` beside ``rules``: whether every check passed,
+    and its output (stdout and stderr). AlertEvaluationError when it could not run."""
     with tempfile.TemporaryDirectory(prefix="meshspec-alerts-") as folder:
         (Path(folder) / RULE_FILE).write_bytes(rules)
         test = Path(folder) / "alerts.test.yml"
@@ -300,9 +309,9 @@ def run_promtool(promtool: Path, rules: bytes, document: dict[str, Any]) -> str:
         except OSError as error:
             raise AlertEvaluationError(f"cannot run {promtool}: {error.strerror}") from error
     output = result.stdout + result.stderr
-    if result.returncode not in (0, 1) or (result.returncode == 1 and "FAILED:" not in output):
-        raise AlertEvaluationError(_unexpected("an error", output))
-    return output
+    if result.returncode not in (0, 1):
+        raise AlertEvaluationError(_unexpected(f"exit status {result.returncode}", output))
+    return result.returncode == 0, output
 
 
 def first_fired(
@@ -327,8 +336,11 @@ def first_fired(
             series = edge_series(run, caller, upstream, policy, step)
             name = f"run {index} {caller}->{upstream}"
             groups.append(Group(name, caller, upstream, tuple(series), tuple(wanted)))
-    output = run_promtool(alerts.promtool, alerts.rules, test_document(groups, step, evaluations))
+    document = test_document(groups, step, evaluations)
+    passed, output = run_promtool(alerts.promtool, alerts.rules, document)
     fired = firing_times(output, groups)
+    if passed == bool(fired):  # a failure that is no firing alert (or the reverse)
+        raise AlertEvaluationError(_unexpected("a failure that names no alert", output))
     out = []
     for exp in expectations:
         per_run = []
