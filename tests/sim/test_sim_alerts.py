@@ -27,7 +27,7 @@ from meshspec_runtime.policy.config import (
 )
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
-from simrun import MESH
+from simrun import MESH, run
 from support import REPO, require_binary
 
 from meshspec.cli import main
@@ -444,3 +444,18 @@ def test_the_verdicts_fail_when_the_run_contradicts_them(
         f"FAIL alert({ERROR_RATIO}, checkout->payments) fires within 5m  measured fired at" in out
     )
     assert f"FAIL alert({ERROR_RATIO}, web->gateway) fires within 7m  measured did not fire" in out
+
+
+def test_the_world_labels_every_failed_call(tiny: Path) -> None:
+    series = run(tiny)["series"]["edges"]["front->back"]
+    failed = series["failed"]
+    assert failed, "the crash fails some calls"
+    assert set(failed) <= set(names.OUTCOMES) - {SUCCESS}
+    # the tiny mesh's failures are all failures by the runtime's labels too (no 4xx answers)
+    ok = [
+        r * s if s is not None else 0
+        for r, s in zip(series["requests"], series["success_rate"], strict=True)
+    ]
+    for second, requests in enumerate(series["requests"]):
+        labelled = sum(values[second] for values in failed.values())
+        assert labelled == round(requests - ok[second]), second
