@@ -39,6 +39,7 @@ from meshspec.compile.emitters.prometheus import prometheus_duration
 from meshspec.compile.templating import promql_string
 from meshspec.sim.expect import AlertExpectation
 from meshspec.sim.mesh import MeshModel
+from meshspec.sim.metrics import SUCCESS
 
 PROMTOOL_ENV: Final = "MESHSPEC_PROMTOOL"
 """Names the promtool binary to use; otherwise the one on PATH."""
@@ -48,7 +49,6 @@ longer than an hour, so a long run stays a test promtool finishes in seconds."""
 PROMTOOL_TIMEOUT: Final = 600.0
 """Seconds one promtool run may take."""
 CALLER, UPSTREAM = names.EDGE
-SUCCESS = names.OUTCOMES[0]
 RULE_FILE: Final = "rules.yml"
 
 
