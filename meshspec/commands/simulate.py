@@ -1,7 +1,8 @@
 """``meshspec simulate [SPEC] SCENARIO``: replay a failure scenario against the policy code.
 
 Exit codes: 0 every expectation passed; 1 an expectation failed; 2 the input is invalid (a
-located error for each problem) or the options are wrong.
+located error for each problem), the options are wrong, or alert expectations cannot be
+evaluated (no promtool, or promtool failed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from meshspec.sim.alerts import AlertEvaluationError, AlertsUnavailable
 from meshspec.sim.caps import MAX_JOBS, MAX_SEED, MAX_SEEDS
 from meshspec.sim.console import print_summary
 from meshspec.sim.report import ReportFolderError, check_report_folder, to_json, write_report
@@ -88,9 +90,13 @@ def command(
         if compare_spec is not None:
             other_source = Source(scenario_path, compare_spec, env, overrides)
             other = other_source.load()
+        alerts = source.alert_rules(loaded, mesh)  # before the runs: promtool is needed
     except SpecError as error:
         for diagnostic in error.diagnostics:
             click.echo(diagnostic.format(), err=True)  # one line each, never wrapped
+        sys.exit(2)
+    except AlertsUnavailable as error:
+        click.echo(f"meshspec simulate: {error}", err=True)
         sys.exit(2)
     if report_dir is not None:
         try:  # before the runs: a report folder that cannot be made must not cost a simulation
@@ -151,7 +157,11 @@ def command(
                 on_done=finished,
             )
             compare = compare_runs(summaries, other_summaries)
-    results = verdicts(loaded, summaries)
+    try:
+        results = verdicts(loaded, summaries, alerts)
+    except AlertEvaluationError as error:
+        click.echo(f"meshspec simulate: evaluating the alert expectations: {error}", err=True)
+        sys.exit(2)
     report = build_report(loaded, mesh, seed_list, summaries, results, compare)
     if as_json:
         click.echo(to_json(report), nl=False)

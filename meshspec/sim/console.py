@@ -76,7 +76,7 @@ def print_summary(console: Console, report: dict[str, Any], verdicts: Sequence[V
         )
     for verdict in verdicts:
         exp = verdict.expectation
-        measured = format_value(exp.kind, verdict.measured)
+        measured = verdict.shown
         if verdict.ci is not None:
             measured += f" (95% CI {format_value(exp.kind, verdict.ci[0])}"
             measured += f" - {format_value(exp.kind, verdict.ci[1])})"

@@ -1,21 +1,33 @@
-"""Expectations: ``checkout.success_rate >= 99.5%``, ``a->b.load_amplification <= 1.3``.
+"""Expectations: ``checkout.success_rate >= 99.5%``, ``a->b.load_amplification <= 1.3``,
+``alert(MeshspecUpstreamErrorRatioHigh, checkout->payments) fires within 2m``.
 
 Grammar (whitespace around the operator is optional)::
 
-    expectation := subject "." metric op value
+    expectation := subject "." metric op value | alert
     subject     := service | service "->" service
     op          := ">=" | "<=" | ">" | "<" | "=="
     value       := number [unit]     unit: % (ratios), x (multiples), ms s m (times), /s (rates)
+    alert       := "alert(" ALERTNAME "," service "->" service ")" verdict
+    verdict     := "fires within" duration | "does not fire"     duration: 90s, 2m, 1m30s
+
+Alert names are those the compiler's rules define (meshspec.compile.emitters.prometheus);
+:mod:`meshspec.sim.alerts` evaluates them with the bundle's own rules through promtool.
 """
 
 from __future__ import annotations
 
+import difflib
 import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic_core import PydanticCustomError
+
+from meshspec.compile.emitters import prometheus
+from meshspec.sim.units import parse_offset
 
 
 class Kind(Enum):
@@ -79,6 +91,16 @@ _UNITS: dict[str, tuple[Kind, float]] = {
 }
 
 
+ALERTS = (prometheus.ERROR_RATIO_ALERT, prometheus.BREAKER_ALERT, prometheus.BUDGET_ALERT)
+"""Every alert the compiled rules may define (docs/metrics.md)."""
+_ALERT = re.compile(
+    rf"^\s*alert\s*\(\s*(?P<alert>[A-Za-z_:][A-Za-z0-9_:]*)\s*,\s*(?P<caller>{_NAME})\s*->\s*"
+    rf"(?P<upstream>{_NAME})\s*\)\s*(?:fires\s+within\s+(?P<within>\S+)|(?P<quiet>does\s+not\s+fire))"
+    r"\s*$"
+)
+_ALERT_START = re.compile(r"^\s*alert\s*\(")
+
+
 class ExpectationError(ValueError):
     pass
 
@@ -102,8 +124,68 @@ class Expectation:
         return (self.caller,) if self.upstream is None else (self.caller, self.upstream)
 
 
-def parse(text: str) -> Expectation:
+@dataclass(frozen=True, slots=True)
+class AlertExpectation:
+    """``alert(NAME, caller->upstream) fires within DURATION`` (``within`` in seconds, counted
+    from the start of the run) or ``... does not fire`` (``within`` is None)."""
+
+    text: str
+    alert: str
+    caller: str
+    upstream: str
+    within: float | None
+    kind: ClassVar[Kind] = Kind.TIME
+    """What the measured value is: the time the alert first fired."""
+
+    @property
+    def fires(self) -> bool:
+        return self.within is not None
+
+    @property
+    def subject(self) -> str:
+        return f"{self.caller}->{self.upstream}"
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return (self.caller, self.upstream)
+
+
+AnyExpectation = Expectation | AlertExpectation
+
+
+def did_you_mean(name: str, known: tuple[str, ...] | list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``known``, or ``""``."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def parse_alert(text: str) -> AlertExpectation:
+    """Parse ``alert(NAME, caller->upstream) fires within D`` or ``... does not fire``."""
+    match = _ALERT.match(text)
+    if match is None:
+        raise ExpectationError(
+            "expected 'alert(ALERTNAME, caller->upstream) fires within DURATION' or "
+            f"'alert(ALERTNAME, caller->upstream) does not fire', found {text!r}"
+        )
+    alert = match["alert"]
+    if alert not in ALERTS:
+        known = ", ".join(ALERTS)
+        raise ExpectationError(
+            f"unknown alert {alert!r}{did_you_mean(alert, ALERTS)} (alerts: {known})"
+        )
+    within = None
+    if match["within"] is not None:
+        try:
+            within = parse_offset(match["within"])
+        except PydanticCustomError as error:
+            raise ExpectationError(f"fires within: {error}") from None
+    return AlertExpectation(text.strip(), alert, match["caller"], match["upstream"], within)
+
+
+def parse(text: str) -> AnyExpectation:
     """Parse one expectation; ExpectationError says what is wrong with it."""
+    if _ALERT_START.match(text):
+        return parse_alert(text)
     match = _EXPECTATION.match(text)
     if match is None:
         raise ExpectationError(
@@ -137,20 +219,59 @@ def parse(text: str) -> Expectation:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    expectation: Expectation
+    expectation: AnyExpectation
     measured: float | None
+    """An alert expectation's: when the alert first fired (seconds into the run; the latest
+    over seeds for ``fires within``, the earliest for ``does not fire``), None: never."""
     passed: bool
     ci: tuple[float, float] | None = None
     """95% confidence interval of the mean, when several seeds ran."""
+    fired_at: tuple[float | None, ...] | None = None
+    """An alert expectation's: when the alert first fired in each seed (None: it did not)."""
+
+    @property
+    def shown(self) -> str:
+        """The measured value as the console and the reports show it."""
+        exp = self.expectation
+        if not isinstance(exp, AlertExpectation):
+            return format_value(exp.kind, self.measured)
+        seeds = self.fired_at or ()
+        fired = sum(t is not None for t in seeds)
+        if not fired:
+            return "did not fire"
+        if self.measured is None:  # fires within: some seeds never fired
+            return f"did not fire in {len(seeds) - fired} of {len(seeds)} seeds"
+        text = f"fired at {format_value(Kind.TIME, self.measured)}"
+        if exp.fires and len(seeds) > 1:
+            text += f" (the latest of {len(seeds)} seeds)"
+        elif len(seeds) > 1:
+            text += f" (the earliest; in {fired} of {len(seeds)} seeds)"
+        return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "expectation": self.expectation.text,
             "measured": self.measured,
-            "shown": format_value(self.expectation.kind, self.measured),
+            "shown": self.shown,
             "passed": self.passed,
             "ci95": list(self.ci) if self.ci else None,
         }
+        if self.fired_at is not None:
+            out["fired_at"] = list(self.fired_at)
+        return out
+
+
+def judge_alert(exp: AlertExpectation, fired_at: tuple[float | None, ...]) -> Verdict:
+    """``fired_at``: when the alert first fired in each seed. ``fires within`` passes when it
+    fired within the time in every seed (measured: the latest), ``does not fire`` when it
+    fired in none (measured: the earliest, if any did)."""
+    times = [t for t in fired_at if t is not None]
+    if exp.within is None:
+        return Verdict(exp, min(times) if times else None, not times, fired_at=fired_at)
+    every = bool(times) and len(times) == len(fired_at)
+    latest = max(times) if every else None
+    passed = latest is not None and latest <= exp.within
+    return Verdict(exp, latest, passed, fired_at=fired_at)
 
 
 def measure(exp: Expectation, summary: dict[str, Any]) -> float | None:

@@ -12,9 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshspec.compile.emitters import prometheus
 from meshspec.sim.behaviour import DEFAULT_KEY
 from meshspec.sim.estimate import E_TOO_BIG, check_caps
-from meshspec.sim.expect import Expectation, ExpectationError, parse
+from meshspec.sim.expect import (
+    AlertExpectation,
+    AnyExpectation,
+    ExpectationError,
+    did_you_mean,
+    parse,
+)
 from meshspec.sim.mesh import MeshModel, mesh_from_spec
 from meshspec.sim.scenario import Partition, Scenario
 from meshspec.spec.diagnostics import Diagnostic, SpecError
@@ -32,7 +39,7 @@ E_NO_MESH = "E0505"
 class LoadedScenario:
     path: Path
     scenario: Scenario
-    expectations: tuple[Expectation, ...]
+    expectations: tuple[AnyExpectation, ...]
     mesh_path: Path | None
 
 
@@ -75,7 +82,7 @@ def load_mesh(path: Path, env: str | None = None, overrides: tuple[str, ...] = (
 
 def check(
     scenario: Scenario, mesh: MeshModel, provenance: Provenance, problems: list[Diagnostic]
-) -> tuple[Expectation, ...]:
+) -> tuple[AnyExpectation, ...]:
     """Every reference to the mesh names something in it; expectations parse."""
     services = mesh.services
     known = ", ".join(sorted(services))
@@ -150,12 +157,20 @@ def check(
                                 + ", ".join(sorted(ids)),
                             )
                         )
-    out: list[Expectation] = []
+    out: list[AnyExpectation] = []
     for i, text in enumerate(scenario.expect):
         try:
             exp = parse(text)
         except ExpectationError as error:
             problems.append(provenance.diagnostic(("expect", i), E_EXPECTATION, str(error)))
+            continue
+        if isinstance(exp, AlertExpectation):
+            problem = alert_problem(exp, mesh)
+            if problem is not None:
+                code, message = problem
+                problems.append(provenance.diagnostic(("expect", i), code, message))
+            else:
+                out.append(exp)
             continue
         bad = [s for s in exp.services if s not in services]
         if bad:
@@ -174,6 +189,31 @@ def check(
     for path, message in check_caps(scenario, mesh):
         problems.append(provenance.diagnostic(path, E_TOO_BIG, message))
     return tuple(out)
+
+
+def alert_problem(exp: AlertExpectation, mesh: MeshModel) -> tuple[str, str] | None:
+    """(code, message) when the alert's edge is not in the mesh or the alert cannot fire on
+    it (a breaker alert on an edge without a circuit breaker, a budget one without a budget)."""
+    services = mesh.services
+    for name in exp.services:
+        if name not in services:
+            hint = did_you_mean(name, list(services))
+            return E_UNKNOWN_SERVICE, f"unknown service {name!r}{hint}"
+    upstreams = services[exp.caller].upstreams
+    policy = upstreams.get(exp.upstream)
+    if policy is None:
+        hint = did_you_mean(exp.upstream, list(upstreams))
+        calls = ", ".join(upstreams) or "nothing"
+        return (
+            E_UNKNOWN_EDGE,
+            f"{exp.caller} does not call {exp.upstream} in the mesh{hint} ({exp.caller} calls: "
+            f"{calls})",
+        )
+    if exp.alert == prometheus.BREAKER_ALERT and policy.circuit_breaker is None:
+        return E_EXPECTATION, f"{exp.subject} has no circuit breaker: {exp.alert} cannot fire on it"
+    if exp.alert == prometheus.BUDGET_ALERT and policy.retry.budget is None:
+        return E_EXPECTATION, f"{exp.subject} has no retry budget: {exp.alert} cannot fire on it"
+    return None
 
 
 def as_data(loaded: LoadedScenario) -> dict[str, Any]:

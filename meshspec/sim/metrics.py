@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from meshspec_runtime.observe import names
+from meshspec_runtime.policy.call import Done, Fail, FailReason
+from meshspec_runtime.policy.outcome import ConditionSet, OutcomeKind
 
 ENTRY = "@traffic"
 """The caller name of requests entering the mesh from the scenario's traffic."""
@@ -30,11 +33,13 @@ class EdgeCounters:
         "breaker_half_open",
         "breaker_open",
         "breakers",
+        "budget_refused",
         "caller",
         "calls",
         "completed_attempts",
         "ejected",
         "ejections",
+        "failed",
         "failures",
         "latency",
         "latency_second",
@@ -57,6 +62,12 @@ class EdgeCounters:
         cut-off does not skew it)."""
         self.retries_denied = 0
         self.failures: Counter[str] = Counter()
+        self.failed: dict[str, list[int]] = {}
+        """Logical requests that ended in that second, by failed ``outcome`` label (as the
+        runtime's metrics label them; see :func:`outcome_label`); a list appears with the
+        first failure of its kind."""
+        self.budget_refused: list[int] | None = None
+        """Calls that ended because the retry budget refused a retry, by second (None: none)."""
         self.latency = array("d")
         """Latency of each successful logical request (retries and waits included)."""
         self.latency_second = array("l")
@@ -73,6 +84,54 @@ class EdgeCounters:
     @property
     def name(self) -> str:
         return f"{self.caller}->{self.upstream}"
+
+    def count_end(self, step: Done | Fail, second: int, failure_on: ConditionSet) -> None:
+        """Label a call that ended with ``step`` (not through the success fast path)."""
+        outcome = outcome_label(step, failure_on)
+        if outcome != SUCCESS:
+            series = self.failed.get(outcome)
+            if series is None:
+                series = self.failed[outcome] = _zeros(len(self.calls))
+            series[second] += 1
+        if type(step) is Fail and step.reason is FailReason.BUDGET_EXHAUSTED:
+            if self.budget_refused is None:
+                self.budget_refused = _zeros(len(self.calls))
+            self.budget_refused[second] += 1
+
+
+SUCCESS, ERROR, TIMEOUT, CONNECT_FAILURE, REJECTED = names.OUTCOMES
+_REJECTIONS = frozenset(
+    {
+        FailReason.BREAKER_OPEN,
+        FailReason.THROTTLED,
+        FailReason.CONCURRENCY_LIMIT,
+        FailReason.NO_ENDPOINT,
+    }
+)
+_BY_KIND = {
+    OutcomeKind.TIMEOUT: TIMEOUT,
+    OutcomeKind.CONNECT_FAILURE: CONNECT_FAILURE,
+    OutcomeKind.RESET: ERROR,
+    OutcomeKind.ERROR: ERROR,
+}
+
+
+def outcome_label(step: Done | Fail, failure_on: ConditionSet) -> str:
+    """The ``outcome`` label (``names.OUTCOMES``) the runtime's collector gives a call that
+    ended with ``step`` (``meshspec_runtime.observe.calls``; a test holds the two together):
+    a rejection or a call that never made an attempt is ``rejected``, a deadline ``timeout``,
+    else the last attempt's outcome, an answer being ``error`` when ``failure_on`` matches."""
+    if isinstance(step, Done):
+        last = step.outcome
+    elif step.reason in _REJECTIONS or step.last is None:
+        return REJECTED
+    elif step.reason is FailReason.DEADLINE_EXCEEDED:
+        return TIMEOUT
+    else:
+        last = step.last
+    if last.kind is OutcomeKind.ANSWER:
+        return ERROR if failure_on.matches(last) else SUCCESS
+    return _BY_KIND[last.kind]
 
 
 class ServiceCounters:
@@ -216,6 +275,10 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "breaker_open": e.breaker_open[:n],
             "breaker_half_open": e.breaker_half_open[:n],
             "ejected": e.ejected[:n],
+            # The ``outcome`` labels of the failed requests and the budget's refusals (only
+            # those that occurred): the alert rules' input (meshspec.sim.alerts).
+            "failed": {label: e.failed[label][:n] for label in names.OUTCOMES if label in e.failed},
+            "budget_refused": e.budget_refused[:n] if e.budget_refused is not None else None,
         }
     services: dict[str, dict[str, Any]] = {}
     service_series: dict[str, dict[str, Any]] = {}

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshspec.sim.expect import Verdict, judge, measure
+from meshspec.sim.alerts import AlertRules, compile_rules, find_promtool, first_fired
+from meshspec.sim.expect import AlertExpectation, Verdict, judge, judge_alert, measure
 from meshspec.sim.load import LoadedScenario, load_mesh, load_scenario, read_scenario
 from meshspec.sim.mesh import MeshModel
 from meshspec.sim.metrics import rounded, summarise
+from meshspec.sim.scenario import Scenario
 from meshspec.sim.world import World
 
 REPORT_FORMAT = 1
@@ -39,13 +41,27 @@ class Source:
 
     def load(self) -> tuple[LoadedScenario, MeshModel]:
         scenario, _ = read_scenario(self.scenario)
-        spec = self.spec
-        if spec is None and scenario.mesh is not None:
-            spec = self.scenario.parent / scenario.mesh
+        spec = self.spec_path(scenario)
         if spec is None:
             return load_scenario(self.scenario)  # raises the located "no mesh" error
         mesh = load_mesh(spec, self.env or scenario.env, self.overrides)
         return load_scenario(self.scenario, mesh)
+
+    def spec_path(self, scenario: Scenario) -> Path | None:
+        if self.spec is None and scenario.mesh is not None:
+            return self.scenario.parent / scenario.mesh
+        return self.spec
+
+    def alert_rules(self, loaded: LoadedScenario, mesh: MeshModel) -> AlertRules | None:
+        """The bundle's alert rules and promtool, when the scenario expects an alert (None
+        otherwise). Raises AlertsUnavailable without promtool."""
+        if not any(isinstance(exp, AlertExpectation) for exp in loaded.expectations):
+            return None
+        promtool = find_promtool()
+        spec = self.spec_path(loaded.scenario)
+        assert spec is not None  # the scenario loaded, so it has a mesh
+        env = self.env or loaded.scenario.env
+        return AlertRules(compile_rules(spec, env, self.overrides), mesh, promtool)
 
 
 def run_once(
@@ -133,10 +149,26 @@ def aggregate(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def verdicts(loaded: LoadedScenario, summaries: Sequence[dict[str, Any]]) -> list[Verdict]:
-    """Judge every expectation on the mean over seeds (None in any seed fails it)."""
+def verdicts(
+    loaded: LoadedScenario,
+    summaries: Sequence[dict[str, Any]],
+    alerts: AlertRules | None = None,
+) -> list[Verdict]:
+    """Judge every expectation on the mean over seeds (None in any seed fails it); alert
+    expectations on every seed's run, by the bundle's rules (``alerts``: required when the
+    scenario has them; AlertEvaluationError when promtool fails)."""
+    expected = [exp for exp in loaded.expectations if isinstance(exp, AlertExpectation)]
+    fired: dict[AlertExpectation, tuple[float | None, ...]] = {}
+    if expected:
+        if alerts is None:
+            raise ValueError("the scenario expects alerts: give the bundle's rules (alerts=)")
+        times = first_fired(expected, summaries, loaded.scenario.duration, alerts)
+        fired = dict(zip(expected, times, strict=True))
     out = []
     for exp in loaded.expectations:
+        if isinstance(exp, AlertExpectation):
+            out.append(judge_alert(exp, fired[exp]))
+            continue
         values = [measure(exp, s) for s in summaries]
         if any(v is None for v in values):
             out.append(judge(exp, None))

@@ -25,7 +25,7 @@ from meshspec_runtime.policy.config import (
     Strategy,
     UpstreamPolicy,
 )
-from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
+from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 from meshspec_runtime.shared.budget import shared_budget_for
 from meshspec_runtime.shared.exchange import BudgetExchange, Sleep
@@ -468,7 +468,7 @@ class World:
             elif kind is Wait:
                 yield Timeout(env, step.delay)  # type: ignore[union-attr]
             else:
-                return self._finish(call, step, counters, start)
+                return self._finish(call, step, counters, start, policies.failure_on)
 
     def _succeeded(self, call: Call, counters: EdgeCounters, start: float) -> bool:
         """The call machine said the last attempt's answer ended the call successfully."""
@@ -487,11 +487,19 @@ class World:
         if instance.epoch == epoch:
             self._release(instance)
 
-    def _finish(self, call: Call, step: Any, counters: EdgeCounters, start: float) -> bool:
+    def _finish(
+        self,
+        call: Call,
+        step: Any,
+        counters: EdgeCounters,
+        start: float,
+        failure_on: ConditionSet,
+    ) -> bool:
         now = self.env.now
         second = int(now)
         counters.calls[second] += 1
         counters.completed_attempts += call.attempts
+        counters.count_end(step, second, failure_on)
         if call.retries_denied:
             counters.retries_denied += 1
         if type(step) is Done:
