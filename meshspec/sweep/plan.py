@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshspec.sim.expect import AlertExpectation
 from meshspec.sim.load import read_scenario
 from meshspec.sim.mesh import mesh_from_spec
 from meshspec.spec.diagnostics import Diagnostic, SpecError
@@ -35,6 +36,7 @@ from meshspec.sweep.space import (
 from meshspec.sweep.work import Inputs, load_scenario_text
 
 E_VARY = "E0600"
+E_ALERT_IN_SWEEP = "E0602"
 """A malformed ``--vary`` (syntax, unknown service or upstream)."""
 E_COMBINATION = "E0601"
 """Values that are accepted alone but not together."""
@@ -117,6 +119,22 @@ def make_plan(inputs: Inputs, varies: Sequence[str]) -> Plan:
         problems += _check_combinations(inputs, axes)
         if problems:
             raise SpecError(problems)
+    alerts = [e for e in loaded.expectations if isinstance(e, AlertExpectation)]
+    if alerts:  # their verdict needs promtool over every run's series: not in a sweep yet
+        raise SpecError(
+            [
+                Diagnostic(
+                    inputs.scenario_name,
+                    0,
+                    0,
+                    E_ALERT_IN_SWEEP,
+                    "expect",
+                    f"{alert.text!r}: a sweep judges metric expectations only; run alert "
+                    "expectations with meshspec simulate",
+                )
+                for alert in alerts
+            ]
+        )
     scenario = loaded.scenario
     return Plan(
         inputs,

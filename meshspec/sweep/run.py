@@ -26,7 +26,9 @@ class Settings:
 
 
 def expectations_of(plan: Plan) -> list[Expectation]:
-    return [parse(text) for text in plan.expectations]
+    """The plan's expectations (metric ones only: ``make_plan`` refuses alert expectations)."""
+    parsed = [parse(text) for text in plan.expectations]
+    return [e for e in parsed if isinstance(e, Expectation)]
 
 
 def own_combination(plan: Plan) -> Combination:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshspec.sim.expect import Expectation, Kind, format_value, judge, measure, parse
+from meshspec.sim.expect import ExpectationError, Expectation, Kind, format_value, judge, measure, parse
 from meshspec.sim.metrics import rounded
 from meshspec.sim.runner import confidence
 from meshspec.sweep.work import RunResult
@@ -32,6 +32,8 @@ class Metric:
 def metric(name: str) -> Metric:
     """``subject.metric``; ExpectationError (a ValueError) when there is no such metric."""
     exp = parse(f"{name} >= 0" + ("s" if _is_time(name) else ""))
+    if not isinstance(exp, Expectation):
+        raise ExpectationError(f"{name!r} is not a metric")
     return Metric(f"{exp.subject}.{exp.metric}", exp)
 
 

@@ -91,3 +91,16 @@ def test_the_grid_varies_the_last_axis_fastest() -> None:
     assert [p.indexes for p in points] == [(i, j) for i in range(2) for j in range(3)]
     assert points[1].overrides == ("a.x=1", "a.y=q")
     assert len({p.key for p in points}) == 6
+
+
+def test_an_alert_expectation_is_refused_before_anything_runs(tiny: Path) -> None:
+    text = tiny.read_text().replace(
+        "  - front.success_rate >= 97%\n",
+        "  - front.success_rate >= 97%\n"
+        "  - alert(MeshspecUpstreamErrorRatioHigh, front->back) does not fire\n",
+    )
+    tiny.write_text(text)
+    code, out = sweep(str(tiny), *GRID)
+    assert code == 2
+    assert "error[E0602]" in out and "run alert expectations with meshspec simulate" in out
+    assert "Traceback" not in out
