@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshspec.sim.expect import ExpectationError, Expectation, Kind, format_value, judge, measure, parse
+from meshspec.sim.expect import (
+    Expectation,
+    ExpectationError,
+    Kind,
+    format_value,
+    judge,
+    measure,
+    parse,
+)
 from meshspec.sim.metrics import rounded
 from meshspec.sim.runner import confidence
 from meshspec.sweep.work import RunResult
