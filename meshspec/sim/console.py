@@ -6,9 +6,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from meshspec.sim.expect import EDGE_METRICS, SERVICE_METRICS, Kind, Verdict, format_value
+from meshspec.sim.expect import (
+    EDGE_METRICS,
+    NOT_RECOVERED,
+    SERVICE_METRICS,
+    Kind,
+    Verdict,
+    format_value,
+)
 from meshspec.sim.report import EDGE_COLUMNS, SERVICE_COLUMNS
 
 HEADINGS = {
@@ -32,7 +40,7 @@ def _text(metric: str, cell: Any, kinds: dict[str, Kind]) -> str:
         cell, ci = cell.get("mean"), cell.get("ci95")
     kind = kinds.get(metric, Kind.COUNT)
     if cell is None:
-        return "never" if metric == "recovery_time" else "-"
+        return NOT_RECOVERED if metric == "recovery_time" else "-"
     text = format_value(kind, cell)
     if ci:
         text += f" ±{format_value(kind, (ci[1] - ci[0]) / 2)}"
@@ -76,12 +84,13 @@ def print_summary(console: Console, report: dict[str, Any], verdicts: Sequence[V
         )
     for verdict in verdicts:
         exp = verdict.expectation
-        measured = format_value(exp.kind, verdict.measured)
+        measured = format_value(exp.kind, verdict.measured, exp.metric)
         if verdict.ci is not None:
             measured += f" (95% CI {format_value(exp.kind, verdict.ci[0])}"
             measured += f" - {format_value(exp.kind, verdict.ci[1])})"
         mark = "[green]PASS[/]" if verdict.passed else "[red]FAIL[/]"
-        console.print(f"{mark} {exp.text}  [dim]measured[/] {measured}", highlight=False)
+        # escaped: "recovery_time[crash@5s]" is not rich markup
+        console.print(f"{mark} {escape(exp.text)}  [dim]measured[/] {measured}", highlight=False)
     if verdicts:
         failed = sum(not v.passed for v in verdicts)
         console.print(

@@ -2,8 +2,9 @@
 
 Grammar (whitespace around the operator is optional)::
 
-    expectation := subject "." metric op value
+    expectation := subject "." metric ["[" disturbance "]"] op value
     subject     := service | service "->" service
+    disturbance := a fault, spike or ramp by name (recovery_time only)
     op          := ">=" | "<=" | ">" | "<" | "=="
     value       := number [unit]     unit: % (ratios), x (multiples), ms s m (times), /s (rates)
 """
@@ -54,6 +55,8 @@ EDGE_METRICS: dict[str, Kind] = {
     for name, kind in SERVICE_METRICS.items()
     if name not in ("received", "served", "rejected", "relative_load", "recovery_time")
 }
+PER_DISTURBANCE = {"recovery_time": "recovery"}
+"""Metrics measured per disturbance -> the summary's table of them (by disturbance name)."""
 ALIASES = {"p50": "latency_p50", "p99": "latency_p99", "p999": "latency_p999"}
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -67,6 +70,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 _NAME = r"[a-z][a-z0-9-]*"
 _EXPECTATION = re.compile(
     rf"^\s*(?P<caller>{_NAME})(?:\s*->\s*(?P<upstream>{_NAME}))?\.(?P<metric>[a-z0-9_]+)"
+    r"(?:\[(?P<disturbance>[a-z0-9][a-z0-9._@#-]*)\])?"
     r"\s*(?P<op>>=|<=|==|>|<)\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>%|x|ms|s|m|/s)?\s*$"
 )
 _UNITS: dict[str, tuple[Kind, float]] = {
@@ -92,6 +96,8 @@ class Expectation:
     op: str
     value: float
     kind: Kind
+    disturbance: str | None = None
+    """``recovery_time[name]``: the recovery from that disturbance alone."""
 
     @property
     def subject(self) -> str:
@@ -119,6 +125,11 @@ def parse(text: str) -> Expectation:
         raise ExpectationError(
             f"unknown {what} metric {match['metric']!r}; expected one of: {', '.join(table)}"
         )
+    disturbance = match["disturbance"]
+    if disturbance is not None and metric not in PER_DISTURBANCE:
+        raise ExpectationError(
+            f"only {', '.join(PER_DISTURBANCE)} can name a disturbance ([{disturbance}])"
+        )
     value = float(match["number"])
     unit = match["unit"]
     if unit is not None:
@@ -132,7 +143,9 @@ def parse(text: str) -> Expectation:
         raise ExpectationError(f"{metric} is a time: give a unit such as 30s or 250ms")
     elif kind is Kind.RATIO and value > 1:
         raise ExpectationError(f"{metric} is a ratio: write {value:g}% or a fraction up to 1")
-    return Expectation(text.strip(), caller, upstream, metric, match["op"], value, kind)
+    return Expectation(
+        text.strip(), caller, upstream, metric, match["op"], value, kind, disturbance
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +160,7 @@ class Verdict:
         return {
             "expectation": self.expectation.text,
             "measured": self.measured,
-            "shown": format_value(self.expectation.kind, self.measured),
+            "shown": format_value(self.expectation.kind, self.measured, self.expectation.metric),
             "passed": self.passed,
             "ci95": list(self.ci) if self.ci else None,
         }
@@ -158,7 +171,10 @@ def measure(exp: Expectation, summary: dict[str, Any]) -> float | None:
     row = table.get(exp.subject)
     if row is None:
         return None
-    value = row.get(exp.metric)
+    if exp.disturbance is not None:
+        value = row.get(PER_DISTURBANCE[exp.metric], {}).get(exp.disturbance)
+    else:
+        value = row.get(exp.metric)
     return None if value is None else float(value)
 
 
@@ -170,9 +186,13 @@ def judge(
     return Verdict(exp, measured, passed, ci)
 
 
-def format_value(kind: Kind, value: float | None) -> str:
+NOT_RECOVERED = "not recovered"
+"""How a recovery that never happened is shown."""
+
+
+def format_value(kind: Kind, value: float | None, metric: str = "") -> str:
     if value is None:
-        return "never" if kind is Kind.TIME else "n/a"
+        return NOT_RECOVERED if metric in PER_DISTURBANCE else "n/a"
     if kind is Kind.RATIO:
         return f"{value * 100:.3g}%"
     if kind is Kind.TIME:

@@ -18,7 +18,6 @@ from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 from simpy.events import Event, Timeout
 
-from meshspec.sim.metrics import FaultWindow
 from meshspec.sim.scenario import (
     AddedLatency,
     Capacity,
@@ -73,12 +72,7 @@ class FaultSchedule:
                     starts.sort(reverse=True)
                     instance.next_crash = starts[-1]
         for fault in world.scenario.faults:
-            end = fault.end(world.duration)
-            target = getattr(fault, "service", None) or ""
-            if isinstance(fault, Partition):
-                target = " <-> ".join(fault.between)
-            world.recorder.faults.append(FaultWindow(fault.fault, target, fault.at, end))
-            world.env.process(self._window(fault, end))
+            world.env.process(self._window(fault, fault.end(world.duration)))
         for service in world.services.values():
             health = service.model.health
             if health is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meshspec.sim.behaviour import DEFAULT_KEY
+from meshspec.sim.disturbance import disturbances
 from meshspec.sim.estimate import E_TOO_BIG, check_caps
 from meshspec.sim.expect import Expectation, ExpectationError, parse
 from meshspec.sim.mesh import MeshModel, mesh_from_spec
@@ -44,8 +45,11 @@ def read_scenario(path: Path) -> tuple[Scenario, Provenance]:
     return validate_data(Scenario, data, provenance), provenance
 
 
-def load_scenario(path: Path, mesh: MeshModel | None = None) -> tuple[LoadedScenario, MeshModel]:
-    """The scenario and the mesh it names (or ``mesh``, when given: ``--compare``)."""
+def load_scenario(
+    path: Path, mesh: MeshModel | None = None, env: str | None = None
+) -> tuple[LoadedScenario, MeshModel]:
+    """The scenario and the mesh it names (or ``mesh``, when given: ``--compare``); ``env``
+    is the spec's environment in use (the scenario's own, unless the command line says)."""
     scenario, provenance = read_scenario(path)
     mesh_path = (path.parent / scenario.mesh).resolve() if scenario.mesh else None
     if mesh is None:
@@ -61,7 +65,7 @@ def load_scenario(path: Path, mesh: MeshModel | None = None) -> tuple[LoadedScen
             )
         mesh = load_mesh(mesh_path, scenario.env)
     problems: list[Diagnostic] = []
-    expectations = check(scenario, mesh, provenance, problems)
+    expectations = check(scenario, mesh, provenance, problems, env or scenario.env)
     if problems:
         raise SpecError(problems)
     return LoadedScenario(path, scenario, expectations, mesh_path), mesh
@@ -73,8 +77,22 @@ def load_mesh(path: Path, env: str | None = None, overrides: tuple[str, ...] = (
     return mesh_from_spec(load_spec(path, env=env, overrides=overrides))
 
 
+def expectations_for(
+    scenario: Scenario, env: str | None
+) -> tuple[tuple[str | int, ...], tuple[str, ...]]:
+    """The expectations that hold with the spec's environment ``env`` (and where they are):
+    the environment's own list when the scenario gives one, else the top-level ``expect``."""
+    if env is not None and env in scenario.environments:
+        return ("environments", env, "expect"), scenario.environments[env].expect
+    return ("expect",), scenario.expect
+
+
 def check(
-    scenario: Scenario, mesh: MeshModel, provenance: Provenance, problems: list[Diagnostic]
+    scenario: Scenario,
+    mesh: MeshModel,
+    provenance: Provenance,
+    problems: list[Diagnostic],
+    env: str | None = None,
 ) -> tuple[Expectation, ...]:
     """Every reference to the mesh names something in it; expectations parse."""
     services = mesh.services
@@ -150,21 +168,43 @@ def check(
                                 + ", ".join(sorted(ids)),
                             )
                         )
+    windows = disturbances(scenario)
+    names = [w.name for w in windows]
+    for i, fault in enumerate(scenario.faults):
+        if fault.name is not None and names.count(fault.name) > 1:
+            problems.append(
+                provenance.diagnostic(
+                    ("faults", i, "name"),
+                    E_EXPECTATION,
+                    f"another fault, spike or ramp is also named {fault.name!r}",
+                )
+            )
     out: list[Expectation] = []
-    for i, text in enumerate(scenario.expect):
+    expect_path, texts = expectations_for(scenario, env)
+    for i, text in enumerate(texts):
         try:
             exp = parse(text)
         except ExpectationError as error:
-            problems.append(provenance.diagnostic(("expect", i), E_EXPECTATION, str(error)))
+            problems.append(provenance.diagnostic((*expect_path, i), E_EXPECTATION, str(error)))
+            continue
+        if exp.disturbance is not None and exp.disturbance not in names:
+            problems.append(
+                provenance.diagnostic(
+                    (*expect_path, i),
+                    E_EXPECTATION,
+                    f"no disturbance named {exp.disturbance!r}; the scenario has: "
+                    + (", ".join(names) or "none"),
+                )
+            )
             continue
         bad = [s for s in exp.services if s not in services]
         if bad:
-            service(bad[0], ("expect", i))
+            service(bad[0], (*expect_path, i))
             continue
         if exp.upstream is not None and exp.upstream not in services[exp.caller].upstreams:
             problems.append(
                 provenance.diagnostic(
-                    ("expect", i),
+                    (*expect_path, i),
                     E_UNKNOWN_EDGE,
                     f"{exp.caller} does not call {exp.upstream} in the mesh",
                 )

@@ -90,10 +90,13 @@ class ServiceCounters:
 
 @dataclass(frozen=True, slots=True)
 class FaultWindow:
+    """A disturbance: a fault, a traffic spike or a ramp, from ``start`` to ``end``."""
+
     kind: str
     target: str
     start: float
     end: float
+    name: str = ""
 
 
 @dataclass
@@ -156,33 +159,58 @@ def _success_series(calls: list[int], ok: list[int]) -> list[float | None]:
     return [o / c if c else None for c, o in zip(calls, ok, strict=True)]
 
 
-def recovery_time(
-    calls: list[int], ok: list[int], faults: list[FaultWindow], ratio: float, floor: float | None
-) -> float | None:
-    """Seconds from the end of the last fault until every later 1 s bucket meets the bar.
+def recovery_times(
+    calls: list[int],
+    ok: list[int],
+    disturbances: list[FaultWindow],
+    ratio: float,
+    floor: float | None,
+) -> dict[str, float | None]:
+    """Per disturbance: seconds from its end until the success rate is back at the bar and
+    stays there until the next disturbance starts (or the run ends); None: not recovered.
 
-    The bar is ``floor`` when given, else ``ratio`` x the success rate before the first fault.
-    None: not recovered by the end of the run.
+    The bar is ``floor`` when given, else ``ratio`` x the success rate before the first
+    disturbance. A disturbance followed at once by another (no whole second between them)
+    recovers when that one does.
     """
-    if not faults:
-        return 0.0
-    first = min(f.start for f in faults)
-    last = max(f.end for f in faults)
+    if not disturbances:
+        return {}
+    first = min(d.start for d in disturbances)
     before_calls = sum(calls[: int(first)])
     baseline = sum(ok[: int(first)]) / before_calls if before_calls else 1.0
     bar = floor if floor is not None else ratio * baseline
-    start = int(last)
-    if start >= len(calls):
+    seconds = len(calls)
+    by_start = sorted(disturbances, key=lambda d: (d.start, d.end))
+
+    def recovered(at: float) -> float | None:
+        """Seconds after ``at`` (a disturbance's end) until the series is back for good."""
+        begin = int(at)
+        if begin >= seconds:
+            return None  # the run ended first: no time to recover in
+        following = next((d for d in by_start if d.start >= at), None)
+        stop = min(int(following.start), seconds) if following is not None else seconds
+        if following is not None and begin >= stop:
+            if following.end <= at:
+                return None
+            later = recovered(following.end)
+            return None if later is None else later + (following.end - at)
+        recovered_at: float | None = None
+        for s in range(begin, stop):
+            if calls[s] and ok[s] / calls[s] < bar:
+                recovered_at = None
+            elif recovered_at is None:
+                recovered_at = float(s)
+        return None if recovered_at is None else max(0.0, recovered_at - at)
+
+    return {d.name: recovered(d.end) for d in disturbances}
+
+
+def worst_recovery(times: dict[str, float | None]) -> float | None:
+    """The service's ``recovery_time``: the slowest recovery (None if any is missing; 0.0
+    for a run without disturbances)."""
+    if any(t is None for t in times.values()):
         return None
-    recovered_at: float | None = None
-    for s in range(start, len(calls)):
-        if calls[s] and ok[s] / calls[s] < bar:
-            recovered_at = None
-        elif recovered_at is None:
-            recovered_at = float(s)
-    if recovered_at is None:
-        return None
-    return max(0.0, recovered_at - last)
+    return max([t for t in times.values() if t is not None], default=0.0)
 
 
 def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any]:
@@ -234,6 +262,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             [np.frombuffer(e.latency_second, dtype=np.int64) for e in inbound]
             or [np.empty(0, dtype=np.int64)]
         )
+        recovery = recovery_times(calls_s[:n], ok_s[:n], rec.faults, ratio, floor)
         breakers = sum(e.breakers for e in inbound)
         open_s = [
             sum(e.breaker_open[i] * e.breakers for e in inbound) / breakers if breakers else 0.0
@@ -257,7 +286,8 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "breaker_open_time": sum(open_s),
             "breaker_trips": sum(e.trips for e in inbound),
             "ejections": sum(e.ejections for e in inbound),
-            "recovery_time": recovery_time(calls_s[:n], ok_s[:n], rec.faults, ratio, floor),
+            "recovery_time": worst_recovery(recovery),
+            "recovery": recovery,
             "failures": dict(sorted(failures.items())),
             **_percentiles(lat),
         }
@@ -276,7 +306,8 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
         "duration": d,
         "entry_requests": entry_requests,
         "faults": [
-            {"kind": f.kind, "target": f.target, "start": f.start, "end": f.end} for f in rec.faults
+            {"name": f.name, "kind": f.kind, "target": f.target, "start": f.start, "end": f.end}
+            for f in rec.faults
         ],
         "services": services,
         "edges": edges,

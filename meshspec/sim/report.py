@@ -138,7 +138,7 @@ def _cell(metric: str, value: Any, table: dict[str, Kind]) -> str:
         kind = Kind.RATE
     if value is None and metric != "recovery_time":
         return "-"
-    return format_value(kind, value)
+    return format_value(kind, value, metric)
 
 
 def _table(

@@ -44,8 +44,9 @@ class Source:
             spec = self.scenario.parent / scenario.mesh
         if spec is None:
             return load_scenario(self.scenario)  # raises the located "no mesh" error
-        mesh = load_mesh(spec, self.env or scenario.env, self.overrides)
-        return load_scenario(self.scenario, mesh)
+        env = self.env or scenario.env
+        mesh = load_mesh(spec, env, self.overrides)
+        return load_scenario(self.scenario, mesh, env)
 
 
 def run_once(

@@ -36,9 +36,16 @@ class ScenarioModel(BaseModel):
 # --- traffic ---------------------------------------------------------------------------------
 
 
+DisturbanceName = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._@#-]*$")
+]
+"""What an expectation calls a fault, spike or ramp: ``checkout.recovery_time[name]``."""
+
+
 class Ramp(ScenarioModel):
     """From ``at`` for ``for``, the rate moves linearly to ``to`` and then stays there."""
 
+    name: DisturbanceName | None = None
     at: Offset
     for_: PositiveDuration = Field(alias="for")
     to: Rate
@@ -47,6 +54,7 @@ class Ramp(ScenarioModel):
 class Spike(ScenarioModel):
     """From ``at`` for ``for``, the rate is ``rate`` (whatever the base or ramps say)."""
 
+    name: DisturbanceName | None = None
     at: Offset
     for_: PositiveDuration = Field(alias="for")
     rate: Rate
@@ -177,6 +185,8 @@ class Behaviour(ScenarioModel):
 
 
 class FaultBase(ScenarioModel):
+    name: DisturbanceName | None = None
+    """What expectations call it (default ``<fault>@<at>``, e.g. ``crash@5s``)."""
     at: Offset
     for_: PositiveDuration | None = Field(default=None, alias="for")
     """How long the fault lasts (default: to the end of the run)."""
@@ -276,11 +286,19 @@ class Discovery(ScenarioModel):
 
 
 class Recovery(ScenarioModel):
-    """A service has recovered when every 1 s bucket from then on has at least ``ratio`` of
-    the success rate it had before the first fault (or ``success_rate``, when given)."""
+    """A service has recovered from a disturbance when every 1 s bucket from then on (until
+    the next disturbance starts) has at least ``ratio`` of the success rate it had before the
+    first disturbance (or ``success_rate``, when given)."""
 
     ratio: Percent = 0.99
     success_rate: Percent | None = None
+
+
+class Environment(ScenarioModel):
+    """What changes when the spec is loaded with one of its environments (``--env``)."""
+
+    expect: tuple[str, ...] = ()
+    """Replaces the top-level ``expect``: each client strategy has its own figures."""
 
 
 class Scenario(ScenarioModel):
@@ -300,3 +318,5 @@ class Scenario(ScenarioModel):
     discovery: Discovery = Discovery()
     recovery: Recovery = Recovery()
     expect: tuple[str, ...] = ()
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    """Per environment of the spec: expectations that replace ``expect`` under it."""

@@ -25,9 +25,10 @@ from simpy.events import Event, Timeout
 
 from meshspec.sim.behaviour import ServiceBehaviour, resolve_behaviour
 from meshspec.sim.caps import DRAIN_CAP
+from meshspec.sim.disturbance import disturbances
 from meshspec.sim.faults import FaultSchedule
 from meshspec.sim.mesh import MeshModel, ServiceModel
-from meshspec.sim.metrics import ENTRY, EdgeCounters, FaultWindow, Recorder, ServiceCounters
+from meshspec.sim.metrics import ENTRY, EdgeCounters, Recorder, ServiceCounters
 from meshspec.sim.scenario import Scenario, Traffic
 
 Process = Generator[Event, Any, Any]
@@ -221,6 +222,8 @@ class World:
         self.drain = min(max(t.timeout for t in scenario.traffic), max(self.duration, MAX_DRAIN))
         slots = seconds + math.ceil(self.drain) + 1
         self.recorder = Recorder(duration=scenario.duration, seconds=seconds, slots=slots)
+        # Faults, spikes and ramps: shaded in plots, recovery is measured from each.
+        self.recorder.faults.extend(disturbances(scenario))
         self._progress = progress
         # Separate random streams, so changing a policy does not change the arrivals or the
         # service times a comparison run sees.
@@ -304,10 +307,6 @@ class World:
         )
         self.subscribers.setdefault(service.name, []).append(policies)
         edge = Edge(service, 1.0, counters)
-        for spike in traffic.spikes:
-            # A traffic spike is a disturbance too: shaded in plots, recovery counts from it.
-            end = min(self.duration, spike.at + spike.for_)
-            self.recorder.faults.append(FaultWindow("spike", traffic.to, spike.at, end))
         if traffic.clients is not None:
             for _ in range(traffic.clients):
                 self.env.process(self._closed_loop(traffic, policies, edge))
