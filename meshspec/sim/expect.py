@@ -39,6 +39,7 @@ SERVICE_METRICS: dict[str, Kind] = {
     "served": Kind.RATE,
     "load_amplification": Kind.MULTIPLE,
     "relative_load": Kind.MULTIPLE,
+    "latency_mean": Kind.TIME,
     "latency_p50": Kind.TIME,
     "latency_p99": Kind.TIME,
     "latency_p999": Kind.TIME,
@@ -57,7 +58,12 @@ EDGE_METRICS: dict[str, Kind] = {
 }
 PER_DISTURBANCE = {"recovery_time": "recovery"}
 """Metrics measured per disturbance -> the summary's table of them (by disturbance name)."""
-ALIASES = {"p50": "latency_p50", "p99": "latency_p99", "p999": "latency_p999"}
+ALIASES = {
+    "mean_latency": "latency_mean",
+    "p50": "latency_p50",
+    "p99": "latency_p99",
+    "p999": "latency_p999",
+}
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,

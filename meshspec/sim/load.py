@@ -17,6 +17,7 @@ from meshspec.sim.disturbance import disturbances
 from meshspec.sim.estimate import E_TOO_BIG, check_caps
 from meshspec.sim.expect import Expectation, ExpectationError, parse
 from meshspec.sim.mesh import MeshModel, mesh_from_spec
+from meshspec.sim.metrics import ENTRY
 from meshspec.sim.scenario import Partition, Scenario
 from meshspec.spec.diagnostics import Diagnostic, SpecError
 from meshspec.spec.document import Provenance, validate_data
@@ -139,6 +140,21 @@ def check(
                         key=True,
                     )
                 )
+    entries = {traffic.to for traffic in scenario.traffic}
+    for key in scenario.network:
+        caller, _, upstream = key.partition("->")
+        if key == DEFAULT_KEY or (caller == ENTRY and upstream in entries):
+            continue
+        if caller not in services or upstream not in services[caller].upstreams:
+            problems.append(
+                provenance.diagnostic(
+                    ("network", key),
+                    E_UNKNOWN_EDGE,
+                    f"no edge {key!r} in the mesh: name one as caller->upstream, "
+                    f"{ENTRY}->entry, or use default",
+                    key=True,
+                )
+            )
     for i, fault in enumerate(scenario.faults):
         if fault.at >= scenario.duration:
             problems.append(

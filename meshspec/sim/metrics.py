@@ -134,9 +134,19 @@ def _ratio(a: float, b: float) -> float | None:
 
 def _percentiles(values: np.ndarray[Any, Any]) -> dict[str, float | None]:
     if values.size == 0:
-        return {"latency_p50": None, "latency_p99": None, "latency_p999": None}
+        return {
+            "latency_mean": None,
+            "latency_p50": None,
+            "latency_p99": None,
+            "latency_p999": None,
+        }
     p50, p99, p999 = np.percentile(values, [50, 99, 99.9])
-    return {"latency_p50": float(p50), "latency_p99": float(p99), "latency_p999": float(p999)}
+    return {
+        "latency_mean": float(values.mean()),
+        "latency_p50": float(p50),
+        "latency_p99": float(p99),
+        "latency_p999": float(p999),
+    }
 
 
 def _series_percentiles(
