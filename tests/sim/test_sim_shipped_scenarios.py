@@ -27,7 +27,7 @@ def test_a_whole_inventory_slowdown_fails_the_gate() -> None:
     assert "FAIL web.success_rate >= 99%" in result.output
 
 
-@pytest.mark.parametrize("env", [None, "retries", "budget"])
+@pytest.mark.parametrize("env", [None, "retries", "budget", "breaker"])
 def test_the_documented_brooker_commands_pass_with_each_environments_figures(
     env: str | None,
 ) -> None:

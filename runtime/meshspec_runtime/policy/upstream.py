@@ -33,6 +33,7 @@ from meshspec_runtime.policy.call import (
 from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, UpstreamPolicy
 from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind, OutcomePredicate
 from meshspec_runtime.policy.outlier import OutlierDetector
+from meshspec_runtime.policy.retry_stop import RetryStop
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class UpstreamPolicies:
         "policy",
         "retry_on",
         "retry_predicate",
+        "retry_stop",
         "rng",
         "throttle",
         "timeout",
@@ -117,6 +119,7 @@ class UpstreamPolicies:
         """Statuses of answers that take the calls' fast path (None: an answer without one);
         nothing does when a user predicate has to see every outcome."""
         self.budget = RetryBudget(retry.budget) if retry.budget is not None else None
+        self.retry_stop = RetryStop(retry.stop_above) if retry.stop_above is not None else None
         throttle = policy.adaptive_throttle
         self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
         outlier = policy.outlier_detection
@@ -201,6 +204,9 @@ class UpstreamPolicies:
                 next(deposits)
             else:
                 budget.on_request(now)
+        retry_stop = self.retry_stop
+        if retry_stop is not None:
+            retry_stop.on_request(now)
         return call
 
     # -- used by Call -----------------------------------------------------------------------
