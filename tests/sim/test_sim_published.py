@@ -161,3 +161,16 @@ def test_supermarket_at_load_0_99_more_choices_wait_less() -> None:
     assert _supermarket_model(0.99, 3) * 0.95 <= d3 < d2
     assert d2 <= _supermarket_model(0.99, 2) * 1.15
     assert d3 <= _supermarket_model(0.99, 3) * 1.2
+
+
+def test_metastable_ramp_is_not_recovered_and_its_expectation_fails() -> None:
+    from click.testing import CliRunner
+
+    from meshspec.commands.simulate import command as simulate
+
+    path = str(PUBLISHED / "metastable-ramp.yaml")
+    result = CliRunner().invoke(simulate, [path])
+    assert result.exit_code == 1, result.output
+    assert "FAIL caller.recovery_time[down] <= 60s  measured not recovered" in result.output
+    budget = CliRunner().invoke(simulate, [path, "--env", "budget"])
+    assert budget.exit_code == 0, budget.output
