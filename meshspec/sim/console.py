@@ -24,6 +24,7 @@ HEADINGS = {
     "success_rate": "success",
     "goodput": "goodput",
     "load_amplification": "amplif.",
+    "latency_mean": "mean",
     "latency_p50": "p50",
     "latency_p99": "p99",
     "retries_denied": "denied",

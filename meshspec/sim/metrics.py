@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+MAX_EVENTS = 500
+"""Timeline events kept per edge: a flapping breaker on every caller instance would
+otherwise list thousands."""
 ENTRY = "@traffic"
 """The caller name of requests entering the mesh from the scenario's traffic."""
 
@@ -35,11 +38,15 @@ class EdgeCounters:
         "completed_attempts",
         "ejected",
         "ejections",
+        "events",
         "failures",
         "latency",
         "latency_second",
         "ok",
+        "refusals",
+        "retries",
         "retries_denied",
+        "timeouts",
         "trips",
         "upstream",
     )
@@ -69,6 +76,18 @@ class EdgeCounters:
         """Mean ejected endpoints per caller instance, sampled once a second."""
         self.trips = 0
         self.ejections = 0
+        self.retries = _zeros(seconds)
+        """Retries of the calls that ended in that second."""
+        self.timeouts = _zeros(seconds)
+        """Attempts that timed out in that second."""
+        self.refusals = _zeros(seconds)
+        """Calls the policies ended in that second (breaker open, throttled, budget, ...)."""
+        self.events: list[tuple[float, str]] = []
+        """(time, what happened): breaker transitions, at most MAX_EVENTS."""
+
+    def event(self, now: float, text: str) -> None:
+        if len(self.events) < MAX_EVENTS:
+            self.events.append((now, text))
 
     @property
     def name(self) -> str:
@@ -252,6 +271,9 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "success_rate": _success_series(e.calls[:n], e.ok[:n]),
             "attempts": e.attempts[:n],
             "breaker_open": e.breaker_open[:n],
+            "retries": e.retries[:n],
+            "timeouts": e.timeouts[:n],
+            "refusals": e.refusals[:n],
             "breaker_half_open": e.breaker_half_open[:n],
             "ejected": e.ejected[:n],
         }
@@ -311,9 +333,15 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "latency_p50": _series_percentiles(lat, sec, n, 0.5),
             "latency_p99": _series_percentiles(lat, sec, n, 0.99),
             "breaker_open": open_s,
+            **{
+                kind: [sum(c) for c in zip(*(getattr(e, kind)[:n] for e in inbound), strict=True)]
+                or [0] * n
+                for kind in ("retries", "timeouts", "refusals")
+            },
         }
     return {
         "duration": d,
+        "timeline": timeline(rec),
         "entry_requests": entry_requests,
         "faults": [
             {"name": f.name, "kind": f.kind, "target": f.target, "start": f.start, "end": f.end}
@@ -323,6 +351,20 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
         "edges": edges,
         "series": {"services": service_series, "edges": edge_series},
     }
+
+
+def timeline(rec: Recorder) -> list[dict[str, Any]]:
+    """What happened when, per service and edge: disturbances starting and ending, breaker
+    transitions; in time order."""
+    events: list[tuple[float, str, str]] = []
+    for f in rec.faults:
+        events.append((f.start, f.target, f"{f.name} starts ({f.kind})"))
+        if f.end < rec.duration:
+            events.append((f.end, f.target, f"{f.name} ends"))
+    for name, e in rec.edges.items():
+        events.extend((t, name, text) for t, text in e.events)
+    events.sort(key=lambda item: item[0])
+    return [{"t": t, "subject": subject, "event": text} for t, subject, text in events]
 
 
 def rounded(value: Any, digits: int = 6) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 import simpy
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.mesh import REFUSALS
 from meshspec_runtime.policy.call import Attempt, Call, Done, Wait
 from meshspec_runtime.policy.config import LoadBalancerConfig, RetryConfig, Strategy, UpstreamPolicy
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
@@ -36,6 +37,7 @@ Process = Generator[Event, Any, Any]
 
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
 _SUCCESS = OutcomeKind.ANSWER
+_TIMEOUT = OutcomeKind.TIMEOUT
 INSTANT_RETRY_PAUSE = 0.001
 """A closed-loop client without think time whose call took no time waits this long (1 ms)."""
 MAX_DRAIN = DRAIN_CAP
@@ -293,6 +295,7 @@ class World:
         def on_transition(old: Any, new: Any, now: float) -> None:
             if new == "open":
                 counters.trips += 1
+            counters.event(now, f"breaker of {key.partition('/')[0]} {old} -> {new}")
 
         policies = UpstreamPolicies(
             policy,
@@ -401,6 +404,8 @@ class World:
                 if edge.network is not None:
                     travelled = yield from self._over_network(instance, edge, timeout)
                     if not isinstance(travelled, float):
+                        if travelled.kind is _TIMEOUT:
+                            counters.timeouts[int(env.now)] += 1
                         call.record(env.now, travelled)
                     elif call.record_success(env.now, travelled):
                         return self._succeeded(call, counters, start)
@@ -408,6 +413,7 @@ class World:
                     call.record(now, REFUSED)
                 elif (instance.hung and self._hangs(instance)) or edge.partitioned:
                     yield Timeout(env, timeout)
+                    counters.timeouts[int(env.now)] += 1
                     call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 elif (
                     leaf
@@ -436,6 +442,7 @@ class World:
                             self._finish_abandoned
                         )
                         yield Timeout(env, timeout)
+                        counters.timeouts[int(env.now)] += 1
                         call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 else:
                     reply = Event(env)
@@ -450,6 +457,8 @@ class World:
                         Timeout(env, timeout, reply).callbacks.append(_expire)
                     answer = yield reply
                     if answer.__class__ is not float:
+                        if answer.kind is _TIMEOUT:
+                            counters.timeouts[int(env.now)] += 1
                         call.record(env.now, answer)
                     elif call.record_success(env.now, answer):
                         return self._succeeded(call, counters, start)
@@ -508,7 +517,10 @@ class World:
         second = int(now)
         counters.calls[second] += 1
         counters.ok[second] += 1
-        counters.completed_attempts += call.attempts
+        attempts = call.attempts
+        counters.completed_attempts += attempts
+        if attempts > 1:
+            counters.retries[second] += attempts - 1
         counters.latency.append(now - start)
         counters.latency_second.append(second)
         return True
@@ -524,6 +536,8 @@ class World:
         second = int(now)
         counters.calls[second] += 1
         counters.completed_attempts += call.attempts
+        if call.attempts > 1:
+            counters.retries[second] += call.attempts - 1
         if call.retries_denied:
             counters.retries_denied += 1
         if type(step) is Done:
@@ -536,6 +550,8 @@ class World:
             counters.failures[str(outcome.status or outcome.kind)] += 1
             return False
         counters.failures[str(step.reason)] += 1
+        if step.reason in REFUSALS:
+            counters.refusals[second] += 1
         return False
 
     def _work(self, instance: Instance) -> float:
