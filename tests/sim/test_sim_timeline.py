@@ -12,7 +12,10 @@ from simrun import MESH, SCENARIO, run
 
 from meshspec.commands.simulate import command as simulate
 
-BREAKER = "circuit_breaker: {mode: consecutive, consecutive_failures: 3, open_for: 2s, half_open_calls: 1}"
+BREAKER = (
+    "circuit_breaker: {mode: consecutive, consecutive_failures: 3, open_for: 2s,"
+    " half_open_calls: 1}"
+)
 
 
 def _mesh() -> str:
