@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from meshspec.sim.distributions import sampler
 from meshspec.sim.scenario import Behaviour, Latency
 
 DEFAULT_LATENCY = Latency.model_validate({"fixed": "1ms"})
@@ -27,18 +27,14 @@ class ServiceBehaviour:
     queue: float
     """math.inf when unlimited."""
     errors: float
+    hangs: float
     abandon: bool
     calls: dict[str, float]
     """Fan-out probability per upstream (1.0 when the scenario does not say)."""
 
     def sampler(self, rng: random.Random) -> Callable[[], float]:
         """A function drawing one base service time (before load and faults)."""
-        fitted = self.latency.lognormal()
-        if fitted is None:
-            fixed = self.latency.fixed or 0.0
-            return lambda: fixed
-        mu, sigma = fitted
-        return functools.partial(rng.lognormvariate, mu, sigma)
+        return sampler(self.latency, rng)
 
 
 DEFAULT_KEY = "default"
@@ -55,6 +51,7 @@ def resolve_behaviour(
         concurrency=float(_pick(own.concurrency, base.concurrency, math.inf)),
         queue=float(_pick(own.queue, base.queue, math.inf)),
         errors=_pick(own.errors, base.errors, 0.0),
+        hangs=_pick(own.hangs, base.hangs, 0.0),
         abandon=_pick(own.abandon, base.abandon, False),
         calls={up: own.calls.get(up, 1.0) for up in upstreams},
     )

@@ -6,9 +6,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from meshspec.sim.expect import EDGE_METRICS, SERVICE_METRICS, Kind, Verdict, format_value
+from meshspec.sim.expect import (
+    EDGE_METRICS,
+    NOT_RECOVERED,
+    SERVICE_METRICS,
+    Kind,
+    Verdict,
+    format_value,
+)
 from meshspec.sim.report import EDGE_COLUMNS, SERVICE_COLUMNS
 
 HEADINGS = {
@@ -16,6 +24,7 @@ HEADINGS = {
     "success_rate": "success",
     "goodput": "goodput",
     "load_amplification": "amplif.",
+    "latency_mean": "mean",
     "latency_p50": "p50",
     "latency_p99": "p99",
     "retries_denied": "denied",
@@ -32,7 +41,7 @@ def _text(metric: str, cell: Any, kinds: dict[str, Kind]) -> str:
         cell, ci = cell.get("mean"), cell.get("ci95")
     kind = kinds.get(metric, Kind.COUNT)
     if cell is None:
-        return "never" if metric == "recovery_time" else "-"
+        return NOT_RECOVERED if metric == "recovery_time" else "-"
     text = format_value(kind, cell)
     if ci:
         text += f" ±{format_value(kind, (ci[1] - ci[0]) / 2)}"
@@ -81,7 +90,8 @@ def print_summary(console: Console, report: dict[str, Any], verdicts: Sequence[V
             measured += f" (95% CI {format_value(exp.kind, verdict.ci[0])}"
             measured += f" - {format_value(exp.kind, verdict.ci[1])})"
         mark = "[green]PASS[/]" if verdict.passed else "[red]FAIL[/]"
-        console.print(f"{mark} {exp.text}  [dim]measured[/] {measured}", highlight=False)
+        # escaped: "recovery_time[crash@5s]" is not rich markup
+        console.print(f"{mark} {escape(exp.text)}  [dim]measured[/] {measured}", highlight=False)
     if verdicts:
         failed = sum(not v.passed for v in verdicts)
         console.print(

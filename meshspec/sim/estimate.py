@@ -16,7 +16,7 @@ from meshspec.sim.caps import (
     SERVICE_SERIES,
 )
 from meshspec.sim.mesh import MeshModel
-from meshspec.sim.scenario import Latency, Scenario, Traffic
+from meshspec.sim.scenario import Scenario, Traffic
 
 E_TOO_BIG = "E0506"
 
@@ -40,13 +40,6 @@ def calls_per_request(scenario: Scenario, mesh: MeshModel) -> dict[str, float]:
     return {name: calls(name) for name in mesh.services}
 
 
-def _typical_latency(latency: Latency) -> float:
-    if latency.fixed is not None:
-        return latency.fixed
-    fitted = latency.lognormal()
-    return math.exp(fitted[0]) if fitted is not None else 0.0  # the lognormal's median
-
-
 def requests_of(traffic: Traffic, scenario: Scenario) -> float:
     """Requests ``traffic`` sends over the run, estimated (from above for open loop)."""
     start = traffic.start
@@ -62,7 +55,7 @@ def requests_of(traffic: Traffic, scenario: Scenario) -> float:
             if base is not None and base.latency is not None
             else DEFAULT_LATENCY
         )
-        cycle = max(MIN_CLIENT_CYCLE, traffic.think + _typical_latency(latency))
+        cycle = max(MIN_CLIENT_CYCLE, traffic.think + latency.typical())
         return traffic.clients * window / cycle
     # the rate, sampled in the middle of every second, plus each spike whole (a spike shorter
     # than a second may fall between samples)

@@ -3,8 +3,9 @@
 
 Grammar (whitespace around the operator is optional)::
 
-    expectation := subject "." metric op value | alert
+    expectation := subject "." metric ["[" disturbance "]"] op value | alert
     subject     := service | service "->" service
+    disturbance := a fault, spike or ramp by name (recovery_time only)
     op          := ">=" | "<=" | ">" | "<" | "=="
     value       := number [unit]     unit: % (ratios), x (multiples), ms s m (times), /s (rates)
     alert       := "alert(" ALERTNAME "," service "->" service ")" verdict
@@ -50,6 +51,7 @@ SERVICE_METRICS: dict[str, Kind] = {
     "served": Kind.RATE,
     "load_amplification": Kind.MULTIPLE,
     "relative_load": Kind.MULTIPLE,
+    "latency_mean": Kind.TIME,
     "latency_p50": Kind.TIME,
     "latency_p99": Kind.TIME,
     "latency_p999": Kind.TIME,
@@ -66,7 +68,14 @@ EDGE_METRICS: dict[str, Kind] = {
     for name, kind in SERVICE_METRICS.items()
     if name not in ("received", "served", "rejected", "relative_load", "recovery_time")
 }
-ALIASES = {"p50": "latency_p50", "p99": "latency_p99", "p999": "latency_p999"}
+PER_DISTURBANCE = {"recovery_time": "recovery"}
+"""Metrics measured per disturbance -> the summary's table of them (by disturbance name)."""
+ALIASES = {
+    "mean_latency": "latency_mean",
+    "p50": "latency_p50",
+    "p99": "latency_p99",
+    "p999": "latency_p999",
+}
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
@@ -79,6 +88,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 _NAME = r"[a-z][a-z0-9-]*"
 _EXPECTATION = re.compile(
     rf"^\s*(?P<caller>{_NAME})(?:\s*->\s*(?P<upstream>{_NAME}))?\.(?P<metric>[a-z0-9_]+)"
+    r"(?:\[(?P<disturbance>[a-z0-9][a-z0-9._@#-]*)\])?"
     r"\s*(?P<op>>=|<=|==|>|<)\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>%|x|ms|s|m|/s)?\s*$"
 )
 _UNITS: dict[str, tuple[Kind, float]] = {
@@ -114,6 +124,8 @@ class Expectation:
     op: str
     value: float
     kind: Kind
+    disturbance: str | None = None
+    """``recovery_time[name]``: the recovery from that disturbance alone."""
 
     @property
     def subject(self) -> str:
@@ -201,6 +213,11 @@ def parse(text: str) -> AnyExpectation:
         raise ExpectationError(
             f"unknown {what} metric {match['metric']!r}; expected one of: {', '.join(table)}"
         )
+    disturbance = match["disturbance"]
+    if disturbance is not None and metric not in PER_DISTURBANCE:
+        raise ExpectationError(
+            f"only {', '.join(PER_DISTURBANCE)} can name a disturbance ([{disturbance}])"
+        )
     value = float(match["number"])
     unit = match["unit"]
     if unit is not None:
@@ -214,7 +231,9 @@ def parse(text: str) -> AnyExpectation:
         raise ExpectationError(f"{metric} is a time: give a unit such as 30s or 250ms")
     elif kind is Kind.RATIO and value > 1:
         raise ExpectationError(f"{metric} is a ratio: write {value:g}% or a fraction up to 1")
-    return Expectation(text.strip(), caller, upstream, metric, match["op"], value, kind)
+    return Expectation(
+        text.strip(), caller, upstream, metric, match["op"], value, kind, disturbance
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +253,7 @@ class Verdict:
         """The measured value as the console and the reports show it."""
         exp = self.expectation
         if not isinstance(exp, AlertExpectation):
-            return format_value(exp.kind, self.measured)
+            return format_value(exp.kind, self.measured, exp.metric)
         seeds = self.fired_at or ()
         fired = sum(t is not None for t in seeds)
         if not fired:
@@ -279,7 +298,10 @@ def measure(exp: Expectation, summary: dict[str, Any]) -> float | None:
     row = table.get(exp.subject)
     if row is None:
         return None
-    value = row.get(exp.metric)
+    if exp.disturbance is not None:
+        value = row.get(PER_DISTURBANCE[exp.metric], {}).get(exp.disturbance)
+    else:
+        value = row.get(exp.metric)
     return None if value is None else float(value)
 
 
@@ -291,9 +313,13 @@ def judge(
     return Verdict(exp, measured, passed, ci)
 
 
-def format_value(kind: Kind, value: float | None) -> str:
+NOT_RECOVERED = "not recovered"
+"""How a recovery that never happened is shown."""
+
+
+def format_value(kind: Kind, value: float | None, metric: str = "") -> str:
     if value is None:
-        return "never" if kind is Kind.TIME else "n/a"
+        return NOT_RECOVERED if metric in PER_DISTURBANCE else "n/a"
     if kind is Kind.RATIO:
         return f"{value * 100:.3g}%"
     if kind is Kind.TIME:

@@ -18,7 +18,6 @@ from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 from simpy.events import Event, Timeout
 
-from meshspec.sim.metrics import FaultWindow
 from meshspec.sim.scenario import (
     AddedLatency,
     Capacity,
@@ -74,12 +73,7 @@ class FaultSchedule:
                     starts.sort(reverse=True)
                     instance.next_crash = starts[-1]
         for fault in world.scenario.faults:
-            end = fault.end(world.duration)
-            target = getattr(fault, "service", None) or ""
-            if isinstance(fault, Partition):
-                target = " <-> ".join(fault.between)
-            world.recorder.faults.append(FaultWindow(fault.fault, target, fault.at, end))
-            world.env.process(self._window(fault, end))
+            world.env.process(self._window(fault, fault.end(world.duration)))
         for service in world.services.values():
             health = service.model.health
             if health is None:
@@ -134,7 +128,10 @@ class FaultSchedule:
     def _recompute(self, instance: Instance, faults: list[InstanceFaults]) -> None:
         was_up = instance.up
         instance.up = not any(isinstance(f, Crash) for f in faults)
-        instance.hung = any(isinstance(f, Hang) for f in faults)
+        instance.hang_rate = max(
+            [instance.service.behaviour.hangs, *(f.rate for f in faults if isinstance(f, Hang))]
+        )
+        instance.hung = instance.hang_rate > 0.0
         errors = [f for f in faults if isinstance(f, Errors)]
         instance.error_rate = max(
             [instance.service.behaviour.errors, *(f.rate for f in errors)], default=0.0
@@ -181,11 +178,13 @@ class FaultSchedule:
         interval, timeout = health.interval, min(health.timeout, health.interval)
         while True:
             waited = 0.0
-            if instance.up and instance.hung and timeout > 0:
+            # a check is a request too: it hangs as often as they do
+            hangs = instance.up and instance.hung and self.world._hangs(instance)
+            if hangs and timeout > 0:
                 # no answer: the check fails once its timeout expires (unless it got one)
                 yield Timeout(env, timeout)
                 waited = timeout
-            healthy = instance.up and not instance.hung
+            healthy = instance.up and not hangs
             if healthy == passing:
                 streak = 0
             else:

@@ -14,6 +14,7 @@ from typing import Any
 
 from meshspec.compile.emitters import prometheus
 from meshspec.sim.behaviour import DEFAULT_KEY
+from meshspec.sim.disturbance import disturbances
 from meshspec.sim.estimate import E_TOO_BIG, check_caps
 from meshspec.sim.expect import (
     AlertExpectation,
@@ -23,6 +24,7 @@ from meshspec.sim.expect import (
     parse,
 )
 from meshspec.sim.mesh import MeshModel, mesh_from_spec
+from meshspec.sim.metrics import ENTRY
 from meshspec.sim.scenario import Partition, Scenario
 from meshspec.spec.diagnostics import Diagnostic, SpecError
 from meshspec.spec.document import Provenance, validate_data
@@ -51,8 +53,11 @@ def read_scenario(path: Path) -> tuple[Scenario, Provenance]:
     return validate_data(Scenario, data, provenance), provenance
 
 
-def load_scenario(path: Path, mesh: MeshModel | None = None) -> tuple[LoadedScenario, MeshModel]:
-    """The scenario and the mesh it names (or ``mesh``, when given: ``--compare``)."""
+def load_scenario(
+    path: Path, mesh: MeshModel | None = None, env: str | None = None
+) -> tuple[LoadedScenario, MeshModel]:
+    """The scenario and the mesh it names (or ``mesh``, when given: ``--compare``); ``env``
+    is the spec's environment in use (the scenario's own, unless the command line says)."""
     scenario, provenance = read_scenario(path)
     mesh_path = (path.parent / scenario.mesh).resolve() if scenario.mesh else None
     if mesh is None:
@@ -68,7 +73,7 @@ def load_scenario(path: Path, mesh: MeshModel | None = None) -> tuple[LoadedScen
             )
         mesh = load_mesh(mesh_path, scenario.env)
     problems: list[Diagnostic] = []
-    expectations = check(scenario, mesh, provenance, problems)
+    expectations = check(scenario, mesh, provenance, problems, env or scenario.env)
     if problems:
         raise SpecError(problems)
     return LoadedScenario(path, scenario, expectations, mesh_path), mesh
@@ -80,8 +85,22 @@ def load_mesh(path: Path, env: str | None = None, overrides: tuple[str, ...] = (
     return mesh_from_spec(load_spec(path, env=env, overrides=overrides))
 
 
+def expectations_for(
+    scenario: Scenario, env: str | None
+) -> tuple[tuple[str | int, ...], tuple[str, ...]]:
+    """The expectations that hold with the spec's environment ``env`` (and where they are):
+    the environment's own list when the scenario gives one, else the top-level ``expect``."""
+    if env is not None and env in scenario.environments:
+        return ("environments", env, "expect"), scenario.environments[env].expect
+    return ("expect",), scenario.expect
+
+
 def check(
-    scenario: Scenario, mesh: MeshModel, provenance: Provenance, problems: list[Diagnostic]
+    scenario: Scenario,
+    mesh: MeshModel,
+    provenance: Provenance,
+    problems: list[Diagnostic],
+    env: str | None = None,
 ) -> tuple[AnyExpectation, ...]:
     """Every reference to the mesh names something in it; expectations parse."""
     services = mesh.services
@@ -128,6 +147,21 @@ def check(
                         key=True,
                     )
                 )
+    entries = {traffic.to for traffic in scenario.traffic}
+    for key in scenario.network:
+        caller, _, upstream = key.partition("->")
+        if key == DEFAULT_KEY or (caller == ENTRY and upstream in entries):
+            continue
+        if caller not in services or upstream not in services[caller].upstreams:
+            problems.append(
+                provenance.diagnostic(
+                    ("network", key),
+                    E_UNKNOWN_EDGE,
+                    f"no edge {key!r} in the mesh: name one as caller->upstream, "
+                    f"{ENTRY}->entry, or use default",
+                    key=True,
+                )
+            )
     for i, fault in enumerate(scenario.faults):
         if fault.at >= scenario.duration:
             problems.append(
@@ -157,29 +191,51 @@ def check(
                                 + ", ".join(sorted(ids)),
                             )
                         )
+    windows = disturbances(scenario)
+    names = [w.name for w in windows]
+    for i, fault in enumerate(scenario.faults):
+        if fault.name is not None and names.count(fault.name) > 1:
+            problems.append(
+                provenance.diagnostic(
+                    ("faults", i, "name"),
+                    E_EXPECTATION,
+                    f"another fault, spike or ramp is also named {fault.name!r}",
+                )
+            )
     out: list[AnyExpectation] = []
-    for i, text in enumerate(scenario.expect):
+    expect_path, texts = expectations_for(scenario, env)
+    for i, text in enumerate(texts):
         try:
             exp = parse(text)
         except ExpectationError as error:
-            problems.append(provenance.diagnostic(("expect", i), E_EXPECTATION, str(error)))
+            problems.append(provenance.diagnostic((*expect_path, i), E_EXPECTATION, str(error)))
             continue
         if isinstance(exp, AlertExpectation):
             problem = alert_problem(exp, mesh)
             if problem is not None:
                 code, message = problem
-                problems.append(provenance.diagnostic(("expect", i), code, message))
+                problems.append(provenance.diagnostic((*expect_path, i), code, message))
             else:
                 out.append(exp)
             continue
+        if exp.disturbance is not None and exp.disturbance not in names:
+            problems.append(
+                provenance.diagnostic(
+                    (*expect_path, i),
+                    E_EXPECTATION,
+                    f"no disturbance named {exp.disturbance!r}; the scenario has: "
+                    + (", ".join(names) or "none"),
+                )
+            )
+            continue
         bad = [s for s in exp.services if s not in services]
         if bad:
-            service(bad[0], ("expect", i))
+            service(bad[0], (*expect_path, i))
             continue
         if exp.upstream is not None and exp.upstream not in services[exp.caller].upstreams:
             problems.append(
                 provenance.diagnostic(
-                    ("expect", i),
+                    (*expect_path, i),
                     E_UNKNOWN_EDGE,
                     f"{exp.caller} does not call {exp.upstream} in the mesh",
                 )

@@ -17,6 +17,9 @@ from meshspec_runtime.observe import names
 from meshspec_runtime.policy.call import Done, Fail, FailReason
 from meshspec_runtime.policy.outcome import ConditionSet, OutcomeKind
 
+MAX_EVENTS = 500
+"""Timeline events kept per edge: a flapping breaker on every caller instance would
+otherwise list thousands."""
 ENTRY = "@traffic"
 """The caller name of requests entering the mesh from the scenario's traffic."""
 
@@ -39,12 +42,16 @@ class EdgeCounters:
         "completed_attempts",
         "ejected",
         "ejections",
+        "events",
         "failed",
         "failures",
         "latency",
         "latency_second",
         "ok",
+        "refusals",
+        "retries",
         "retries_denied",
+        "timeouts",
         "trips",
         "upstream",
     )
@@ -80,6 +87,18 @@ class EdgeCounters:
         """Mean ejected endpoints per caller instance, sampled once a second."""
         self.trips = 0
         self.ejections = 0
+        self.retries = _zeros(seconds)
+        """Retries of the calls that ended in that second."""
+        self.timeouts = _zeros(seconds)
+        """Attempts that timed out in that second."""
+        self.refusals = _zeros(seconds)
+        """Calls the policies ended in that second (breaker open, throttled, budget, ...)."""
+        self.events: list[tuple[float, str]] = []
+        """(time, what happened): breaker transitions, at most MAX_EVENTS."""
+
+    def event(self, now: float, text: str) -> None:
+        if len(self.events) < MAX_EVENTS:
+            self.events.append((now, text))
 
     @property
     def name(self) -> str:
@@ -149,10 +168,13 @@ class ServiceCounters:
 
 @dataclass(frozen=True, slots=True)
 class FaultWindow:
+    """A disturbance: a fault, a traffic spike or a ramp, from ``start`` to ``end``."""
+
     kind: str
     target: str
     start: float
     end: float
+    name: str = ""
 
 
 @dataclass
@@ -190,9 +212,19 @@ def _ratio(a: float, b: float) -> float | None:
 
 def _percentiles(values: np.ndarray[Any, Any]) -> dict[str, float | None]:
     if values.size == 0:
-        return {"latency_p50": None, "latency_p99": None, "latency_p999": None}
+        return {
+            "latency_mean": None,
+            "latency_p50": None,
+            "latency_p99": None,
+            "latency_p999": None,
+        }
     p50, p99, p999 = np.percentile(values, [50, 99, 99.9])
-    return {"latency_p50": float(p50), "latency_p99": float(p99), "latency_p999": float(p999)}
+    return {
+        "latency_mean": float(values.mean()),
+        "latency_p50": float(p50),
+        "latency_p99": float(p99),
+        "latency_p999": float(p999),
+    }
 
 
 def _series_percentiles(
@@ -215,33 +247,58 @@ def _success_series(calls: list[int], ok: list[int]) -> list[float | None]:
     return [o / c if c else None for c, o in zip(calls, ok, strict=True)]
 
 
-def recovery_time(
-    calls: list[int], ok: list[int], faults: list[FaultWindow], ratio: float, floor: float | None
-) -> float | None:
-    """Seconds from the end of the last fault until every later 1 s bucket meets the bar.
+def recovery_times(
+    calls: list[int],
+    ok: list[int],
+    disturbances: list[FaultWindow],
+    ratio: float,
+    floor: float | None,
+) -> dict[str, float | None]:
+    """Per disturbance: seconds from its end until the success rate is back at the bar and
+    stays there until the next disturbance starts (or the run ends); None: not recovered.
 
-    The bar is ``floor`` when given, else ``ratio`` x the success rate before the first fault.
-    None: not recovered by the end of the run.
+    The bar is ``floor`` when given, else ``ratio`` x the success rate before the first
+    disturbance. A disturbance followed at once by another (no whole second between them)
+    recovers when that one does.
     """
-    if not faults:
-        return 0.0
-    first = min(f.start for f in faults)
-    last = max(f.end for f in faults)
+    if not disturbances:
+        return {}
+    first = min(d.start for d in disturbances)
     before_calls = sum(calls[: int(first)])
     baseline = sum(ok[: int(first)]) / before_calls if before_calls else 1.0
     bar = floor if floor is not None else ratio * baseline
-    start = int(last)
-    if start >= len(calls):
+    seconds = len(calls)
+    by_start = sorted(disturbances, key=lambda d: (d.start, d.end))
+
+    def recovered(at: float) -> float | None:
+        """Seconds after ``at`` (a disturbance's end) until the series is back for good."""
+        begin = int(at)
+        if begin >= seconds:
+            return None  # the run ended first: no time to recover in
+        following = next((d for d in by_start if d.start >= at), None)
+        stop = min(int(following.start), seconds) if following is not None else seconds
+        if following is not None and begin >= stop:
+            if following.end <= at:
+                return None
+            later = recovered(following.end)
+            return None if later is None else later + (following.end - at)
+        recovered_at: float | None = None
+        for s in range(begin, stop):
+            if calls[s] and ok[s] / calls[s] < bar:
+                recovered_at = None
+            elif recovered_at is None:
+                recovered_at = float(s)
+        return None if recovered_at is None else max(0.0, recovered_at - at)
+
+    return {d.name: recovered(d.end) for d in disturbances}
+
+
+def worst_recovery(times: dict[str, float | None]) -> float | None:
+    """The service's ``recovery_time``: the slowest recovery (None if any is missing; 0.0
+    for a run without disturbances)."""
+    if any(t is None for t in times.values()):
         return None
-    recovered_at: float | None = None
-    for s in range(start, len(calls)):
-        if calls[s] and ok[s] / calls[s] < bar:
-            recovered_at = None
-        elif recovered_at is None:
-            recovered_at = float(s)
-    if recovered_at is None:
-        return None
-    return max(0.0, recovered_at - last)
+    return max([t for t in times.values() if t is not None], default=0.0)
 
 
 def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any]:
@@ -273,6 +330,9 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "success_rate": _success_series(e.calls[:n], e.ok[:n]),
             "attempts": e.attempts[:n],
             "breaker_open": e.breaker_open[:n],
+            "retries": e.retries[:n],
+            "timeouts": e.timeouts[:n],
+            "refusals": e.refusals[:n],
             "breaker_half_open": e.breaker_half_open[:n],
             "ejected": e.ejected[:n],
             # The ``outcome`` labels of the failed requests and the budget's refusals (only
@@ -297,6 +357,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             [np.frombuffer(e.latency_second, dtype=np.int64) for e in inbound]
             or [np.empty(0, dtype=np.int64)]
         )
+        recovery = recovery_times(calls_s[:n], ok_s[:n], rec.faults, ratio, floor)
         breakers = sum(e.breakers for e in inbound)
         open_s = [
             sum(e.breaker_open[i] * e.breakers for e in inbound) / breakers if breakers else 0.0
@@ -320,7 +381,8 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "breaker_open_time": sum(open_s),
             "breaker_trips": sum(e.trips for e in inbound),
             "ejections": sum(e.ejections for e in inbound),
-            "recovery_time": recovery_time(calls_s[:n], ok_s[:n], rec.faults, ratio, floor),
+            "recovery_time": worst_recovery(recovery),
+            "recovery": recovery,
             "failures": dict(sorted(failures.items())),
             **_percentiles(lat),
         }
@@ -334,17 +396,38 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "latency_p50": _series_percentiles(lat, sec, n, 0.5),
             "latency_p99": _series_percentiles(lat, sec, n, 0.99),
             "breaker_open": open_s,
+            **{
+                kind: [sum(c) for c in zip(*(getattr(e, kind)[:n] for e in inbound), strict=True)]
+                or [0] * n
+                for kind in ("retries", "timeouts", "refusals")
+            },
         }
     return {
         "duration": d,
+        "timeline": timeline(rec),
         "entry_requests": entry_requests,
         "faults": [
-            {"kind": f.kind, "target": f.target, "start": f.start, "end": f.end} for f in rec.faults
+            {"name": f.name, "kind": f.kind, "target": f.target, "start": f.start, "end": f.end}
+            for f in rec.faults
         ],
         "services": services,
         "edges": edges,
         "series": {"services": service_series, "edges": edge_series},
     }
+
+
+def timeline(rec: Recorder) -> list[dict[str, Any]]:
+    """What happened when, per service and edge: disturbances starting and ending, breaker
+    transitions; in time order."""
+    events: list[tuple[float, str, str]] = []
+    for f in rec.faults:
+        events.append((f.start, f.target, f"{f.name} starts ({f.kind})"))
+        if f.end < rec.duration:
+            events.append((f.end, f.target, f"{f.name} ends"))
+    for name, e in rec.edges.items():
+        events.extend((t, name, text) for t, text in e.events)
+    events.sort(key=lambda item: item[0])
+    return [{"t": t, "subject": subject, "event": text} for t, subject, text in events]
 
 
 def rounded(value: Any, digits: int = 6) -> Any:

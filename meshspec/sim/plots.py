@@ -53,6 +53,9 @@ def service_figure(run: dict[str, Any], service: str) -> bytes:
     load.plot(seconds, series["offered"], color="#e63946", lw=1.2, label="attempts sent to it")
     load.plot(seconds, series["requests"], color="#457b9d", lw=1.2, label="logical requests")
     load.plot(seconds, series["served"], color="#2a9d8f", lw=1.2, label="served OK")
+    for kind, colour in (("retries", "#f4a261"), ("timeouts", "#9d4edd"), ("refusals", "#6c757d")):
+        if any(series.get(kind, ())):
+            load.plot(seconds, series[kind], color=colour, lw=1.0, ls="--", label=kind)
     load.set_ylabel("per second")
     load.set_ylim(bottom=0)
     _shade(load, faults, label=False)

@@ -24,6 +24,7 @@ SERVICE_COLUMNS = (
     "success_rate",
     "goodput",
     "load_amplification",
+    "latency_mean",
     "latency_p50",
     "latency_p99",
     "retries_denied",
@@ -43,6 +44,8 @@ EDGE_COLUMNS = (
 )
 
 
+TIMELINE_ROWS = 300
+"""Timeline events shown in report.html (report.json has them all)."""
 REPORT_MARKER = ".meshspec-report"
 """The file that marks a folder as a report ``meshspec simulate`` wrote (and may replace)."""
 _MARKER_TEXT = "written by meshspec simulate --report; the folder is replaced by the next one\n"
@@ -138,7 +141,7 @@ def _cell(metric: str, value: Any, table: dict[str, Kind]) -> str:
         kind = Kind.RATE
     if value is None and metric != "recovery_time":
         return "-"
-    return format_value(kind, value)
+    return format_value(kind, value, metric)
 
 
 def _table(
@@ -193,6 +196,17 @@ def render_html(report: dict[str, Any], images: dict[str, bytes]) -> str:
                 f"{fault['start']:g}s - {fault['end']:g}s</li>"
             )
         parts.append("</ul>")
+    events = report["run"].get("timeline", [])
+    if events:
+        parts.append("<h2>Timeline</h2><table><tr><th>time</th><th>where</th><th>event</th></tr>")
+        for item in events[:TIMELINE_ROWS]:
+            parts.append(
+                f"<tr><td>{item['t']:.3f}s</td><td>{html.escape(item['subject'])}</td>"
+                f"<td>{html.escape(item['event'])}</td></tr>"
+            )
+        parts.append("</table>")
+        if len(events) > TIMELINE_ROWS:
+            parts.append(f"<p>{len(events) - TIMELINE_ROWS} more events in report.json.</p>")
     totals = report.get("aggregate", report["run"])
     note = " (means over seeds)" if "aggregate" in report else ""
     parts.append(f"<h2>Services{note}</h2>")

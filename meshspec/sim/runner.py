@@ -44,8 +44,9 @@ class Source:
         spec = self.spec_path(scenario)
         if spec is None:
             return load_scenario(self.scenario)  # raises the located "no mesh" error
-        mesh = load_mesh(spec, self.env or scenario.env, self.overrides)
-        return load_scenario(self.scenario, mesh)
+        env = self.env or scenario.env
+        mesh = load_mesh(spec, env, self.overrides)
+        return load_scenario(self.scenario, mesh, env)
 
     def spec_path(self, scenario: Scenario) -> Path | None:
         if self.spec is None and scenario.mesh is not None:
@@ -79,8 +80,18 @@ def run_once(
     return out
 
 
-def _run_source(source: Source, seed: int) -> dict[str, Any]:
-    loaded, mesh = source.load()
+_WORKER_INPUT: tuple[LoadedScenario, MeshModel] | None = None
+"""The parsed scenario and mesh a worker process got once, when it started."""
+
+
+def _receive(loaded: LoadedScenario, mesh: MeshModel) -> None:
+    global _WORKER_INPUT
+    _WORKER_INPUT = (loaded, mesh)
+
+
+def _run_seed(seed: int) -> dict[str, Any]:
+    assert _WORKER_INPUT is not None, "the pool's initializer ships the input"
+    loaded, mesh = _WORKER_INPUT
     return run_once(loaded, mesh, seed)
 
 
@@ -93,17 +104,22 @@ def run_seeds(
     progress: Callable[[float], None] | None = None,
     on_done: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One summary per seed, in seed order, with ``jobs`` worker processes."""
+    """One summary per seed, in seed order, with ``jobs`` worker processes.
+
+    The spec and scenario are parsed once, here, and shipped to each worker as data when it
+    starts (not re-read per seed)."""
+    scenario, mesh = loaded if loaded is not None else source.load()
     if jobs <= 1 or len(seeds) <= 1:
-        scenario, mesh = loaded if loaded is not None else source.load()
         out = []
         for seed in seeds:
             out.append(run_once(scenario, mesh, seed, progress))
             if on_done is not None:
                 on_done()
         return out
-    with ProcessPoolExecutor(max_workers=min(jobs, len(seeds))) as pool:
-        futures = [pool.submit(_run_source, source, seed) for seed in seeds]
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(seeds)), initializer=_receive, initargs=(scenario, mesh)
+    ) as pool:
+        futures = [pool.submit(_run_seed, seed) for seed in seeds]
         results = []
         for future in futures:
             results.append(future.result())

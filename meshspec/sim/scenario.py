@@ -7,7 +7,9 @@ percentages to fractions), so the world never parses text. Cross-references to t
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from typing import Annotated, Literal
 
 from meshspec_runtime.policy.limits import MAX_COUNT
@@ -19,6 +21,8 @@ from meshspec.sim.units import Rate as AnyRate
 
 Z_P99 = 2.3263478740408408
 """The standard normal quantile of 0.99: a lognormal's p99 is ``exp(mu + Z_P99 * sigma)``."""
+MAX_QUANTILES = 1000
+"""Points of an empirical latency distribution (``quantiles``)."""
 MAX_LOG = 700.0
 """Largest log of a service time: ``exp`` overflows a float a little above 709."""
 # Durations and rates are the spec's units, finite and bounded by the runtime's limits
@@ -36,9 +40,16 @@ class ScenarioModel(BaseModel):
 # --- traffic ---------------------------------------------------------------------------------
 
 
+DisturbanceName = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._@#-]*$")
+]
+"""What an expectation calls a fault, spike or ramp: ``checkout.recovery_time[name]``."""
+
+
 class Ramp(ScenarioModel):
     """From ``at`` for ``for``, the rate moves linearly to ``to`` and then stays there."""
 
+    name: DisturbanceName | None = None
     at: Offset
     for_: PositiveDuration = Field(alias="for")
     to: Rate
@@ -47,6 +58,7 @@ class Ramp(ScenarioModel):
 class Spike(ScenarioModel):
     """From ``at`` for ``for``, the rate is ``rate`` (whatever the base or ramps say)."""
 
+    name: DisturbanceName | None = None
     at: Offset
     for_: PositiveDuration = Field(alias="for")
     rate: Rate
@@ -103,12 +115,20 @@ class Traffic(ScenarioModel):
 # --- behaviour -------------------------------------------------------------------------------
 
 
+_QUANTILE_KEY = re.compile(r"^p(100|[0-9]{1,2}(\.[0-9]+)?)$")
+
+
+Quantiles = Annotated[dict[str, Offset], Field(min_length=2, max_length=MAX_QUANTILES)]
+
+
 class Latency(ScenarioModel):
-    """Service time of one request at one instance.
+    """A distribution of times: a service time, or a one-way network delay.
 
     One of: ``fixed``; ``median`` + ``p99`` (a lognormal fitted to them); ``mu`` + ``sigma``
-    (lognormal parameters of the time in seconds). ``slope`` adds that much per request in
-    service at the instance (load-dependent latency: base + slope x concurrency).
+    (lognormal parameters of the time in seconds); ``exponential`` (its mean); ``mean`` +
+    ``sd`` (a normal truncated at zero); ``quantiles`` (an empirical distribution, linear
+    between the quantiles given: ``{p0: 1ms, p50: 4ms, p99: 30ms, p100: 80ms}``). ``slope``
+    adds that much per request in service at the instance (base + slope x concurrency).
     """
 
     fixed: Offset | None = None
@@ -116,24 +136,36 @@ class Latency(ScenarioModel):
     p99: PositiveDuration | None = None
     mu: float | None = None
     sigma: Annotated[float, Field(ge=0)] | None = None
+    exponential: PositiveDuration | None = None
+    """The mean of an exponential distribution (memoryless: the M/M/n service time)."""
+    mean: PositiveDuration | None = None
+    sd: Offset | None = None
+    quantiles: (
+        Annotated[dict[str, Offset], Field(min_length=2, max_length=MAX_QUANTILES)] | None
+    ) = None
     slope: Offset = 0.0
 
     @model_validator(mode="after")
     def _one_form(self) -> Latency:
-        forms = [
-            self.fixed is not None,
-            self.median is not None or self.p99 is not None,
-            self.mu is not None or self.sigma is not None,
-        ]
-        if sum(forms) != 1:
-            raise ValueError("give exactly one of: fixed; median and p99; mu and sigma")
-        if forms[1] and (self.median is None or self.p99 is None):
+        forms = {
+            "fixed": self.fixed is not None,
+            "median and p99": self.median is not None or self.p99 is not None,
+            "mu and sigma": self.mu is not None or self.sigma is not None,
+            "exponential": self.exponential is not None,
+            "mean and sd": self.mean is not None or self.sd is not None,
+            "quantiles": self.quantiles is not None,
+        }
+        if sum(forms.values()) != 1:
+            raise ValueError(f"give exactly one of: {'; '.join(forms)}")
+        if forms["median and p99"] and (self.median is None or self.p99 is None):
             raise ValueError("median and p99 go together")
         median, p99 = self.median, self.p99
         if median is not None and p99 is not None and p99 < median:
             raise ValueError(f"p99 ({p99}s) is below the median ({median}s)")
-        if forms[2] and (self.mu is None or self.sigma is None):
+        if forms["mu and sigma"] and (self.mu is None or self.sigma is None):
             raise ValueError("mu and sigma go together")
+        if forms["mean and sd"] and (self.mean is None or self.sd is None):
+            raise ValueError("mean and sd go together")
         mu, sigma = self.mu, self.sigma
         # exp() of a draw must stay a float: mu + 9 sigma is beyond any draw in practice
         if (
@@ -145,16 +177,46 @@ class Latency(ScenarioModel):
                 f"mu ({mu}) and sigma ({sigma}) give service times beyond what a float"
                 f" holds (mu + 9 sigma must be at most {MAX_LOG})"
             )
+        if self.quantiles is not None:
+            self.quantile_points()  # raises when a key or the order is wrong
         return self
 
+    def quantile_points(self) -> tuple[tuple[float, float], ...]:
+        """``(probability, time)`` of the empirical form, by probability; ValueError when a
+        key is not ``p<percent>`` or a later quantile is shorter than an earlier one."""
+        points = []
+        for key, value in (self.quantiles or {}).items():
+            if not _QUANTILE_KEY.match(key):
+                raise ValueError(f"quantile {key!r}: expected p0 ... p100, e.g. p50 or p99.9")
+            points.append((float(key[1:]) / 100, value))
+        points.sort()
+        for (p, t), (q, u) in itertools.pairwise(points):
+            if u < t:
+                raise ValueError(f"p{q * 100:g} ({u:g}s) is below p{p * 100:g} ({t:g}s)")
+        return tuple(points)
+
     def lognormal(self) -> tuple[float, float] | None:
-        """``(mu, sigma)`` of the fitted lognormal, or None for a fixed latency."""
+        """``(mu, sigma)`` of the lognormal form, or None for another form."""
         if self.median is not None and self.p99 is not None:
             mu = math.log(self.median)
             return mu, (math.log(self.p99) - mu) / Z_P99
         if self.mu is not None and self.sigma is not None:
             return self.mu, self.sigma
         return None
+
+    def typical(self) -> float:
+        """The median time (for estimates)."""
+        fitted = self.lognormal()
+        if fitted is not None:
+            return math.exp(fitted[0])
+        if self.exponential is not None:
+            return self.exponential * math.log(2)
+        if self.mean is not None:
+            return self.mean
+        if self.quantiles is not None:
+            points = self.quantile_points()
+            return min(points, key=lambda point: abs(point[0] - 0.5))[1]
+        return self.fixed or 0.0
 
 
 class Behaviour(ScenarioModel):
@@ -167,6 +229,8 @@ class Behaviour(ScenarioModel):
     """Requests waiting for a slot per instance; beyond that the instance answers 503."""
     errors: Percent | None = None
     """Share of requests answered with a 500 even when healthy."""
+    hangs: Percent | None = None
+    """Share of requests never answered even when healthy (their callers time out)."""
     abandon: bool | None = None
     """True: work still queued when its caller gave up is dropped. False (default): it runs."""
     calls: dict[str, Percent] = Field(default_factory=dict)
@@ -177,6 +241,8 @@ class Behaviour(ScenarioModel):
 
 
 class FaultBase(ScenarioModel):
+    name: DisturbanceName | None = None
+    """What expectations call it (default ``<fault>@<at>``, e.g. ``crash@5s``)."""
     at: Offset
     for_: PositiveDuration | None = Field(default=None, alias="for")
     """How long the fault lasts (default: to the end of the run)."""
@@ -208,9 +274,10 @@ class Crash(InstanceFault):
 
 
 class Hang(InstanceFault):
-    """The instances accept requests and never answer (callers time out)."""
+    """The instances accept requests and never answer ``rate`` of them (callers time out)."""
 
     fault: Literal["hang"]
+    rate: Annotated[Percent, Field(gt=0)] = 1.0
 
 
 class Errors(InstanceFault):
@@ -303,11 +370,19 @@ class SharedStore(ScenarioModel):
 
 
 class Recovery(ScenarioModel):
-    """A service has recovered when every 1 s bucket from then on has at least ``ratio`` of
-    the success rate it had before the first fault (or ``success_rate``, when given)."""
+    """A service has recovered from a disturbance when every 1 s bucket from then on (until
+    the next disturbance starts) has at least ``ratio`` of the success rate it had before the
+    first disturbance (or ``success_rate``, when given)."""
 
     ratio: Percent = 0.99
     success_rate: Percent | None = None
+
+
+class Environment(ScenarioModel):
+    """What changes when the spec is loaded with one of its environments (``--env``)."""
+
+    expect: tuple[str, ...] = ()
+    """Replaces the top-level ``expect``: each client strategy has its own figures."""
 
 
 class Scenario(ScenarioModel):
@@ -324,7 +399,13 @@ class Scenario(ScenarioModel):
     behaviour: dict[str, Behaviour] = Field(default_factory=dict)
     """Per service; the key ``default`` applies to every service that does not say."""
     faults: tuple[Fault, ...] = ()
+    network: dict[str, Latency] = Field(default_factory=dict)
+    """One-way network delay of each attempt, drawn each way (request, then answer), per edge
+    (``caller->upstream``, or ``@traffic->entry`` for outside clients); ``default`` applies to
+    every edge of the mesh that is not named."""
     discovery: Discovery = Discovery()
     budget_store: SharedStore = SharedStore()
     recovery: Recovery = Recovery()
     expect: tuple[str, ...] = ()
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    """Per environment of the spec: expectations that replace ``expect`` under it."""

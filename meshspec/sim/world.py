@@ -17,6 +17,7 @@ from typing import Any
 
 import simpy
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.mesh import REFUSALS
 from meshspec_runtime.policy.call import Attempt, Call, Done, Wait
 from meshspec_runtime.policy.config import (
     BudgetScope,
@@ -32,17 +33,20 @@ from meshspec_runtime.shared.exchange import BudgetExchange, Sleep
 from meshspec_runtime.shared.protocol import MemoryStore
 from simpy.events import Event, Timeout
 
-from meshspec.sim.behaviour import ServiceBehaviour, resolve_behaviour
+from meshspec.sim.behaviour import DEFAULT_KEY, ServiceBehaviour, resolve_behaviour
 from meshspec.sim.caps import DRAIN_CAP
+from meshspec.sim.distributions import Sampler, sampler
+from meshspec.sim.disturbance import disturbances
 from meshspec.sim.faults import FaultSchedule
 from meshspec.sim.mesh import MeshModel, ServiceModel
-from meshspec.sim.metrics import ENTRY, EdgeCounters, FaultWindow, Recorder, ServiceCounters
+from meshspec.sim.metrics import ENTRY, EdgeCounters, Recorder, ServiceCounters
 from meshspec.sim.scenario import Scenario, Traffic
 
 Process = Generator[Event, Any, Any]
 
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
 _SUCCESS = OutcomeKind.ANSWER
+_TIMEOUT = OutcomeKind.TIMEOUT
 INSTANT_RETRY_PAUSE = 0.001
 """A closed-loop client without think time whose call took no time waits this long (1 ms)."""
 MAX_DRAIN = DRAIN_CAP
@@ -111,6 +115,7 @@ class Instance:
         "epoch",
         "error_rate",
         "error_status",
+        "hang_rate",
         "hung",
         "inflight",
         "limit",
@@ -132,7 +137,10 @@ class Instance:
         self.epoch = 0
         """Bumped by a crash: requests in service from before it end with a reset."""
         self.up = True
-        self.hung = False
+        self.hang_rate = service.behaviour.hangs
+        """Share of requests that get no answer (1.0: the whole instance hangs)."""
+        self.hung = self.hang_rate > 0.0
+        """Some requests hang: each attempt draws (a bool, so the common case tests one)."""
         self.error_rate = service.behaviour.errors
         self.error_status = 500
         self.added_latency = 0.0
@@ -150,13 +158,21 @@ class Instance:
 class Edge:
     """A caller service's view of one upstream: where its calls go and what they count."""
 
-    __slots__ = ("counters", "partitioned", "probability", "upstream")
+    __slots__ = ("counters", "network", "partitioned", "probability", "upstream")
 
-    def __init__(self, upstream: SimService, probability: float, counters: EdgeCounters) -> None:
+    def __init__(
+        self,
+        upstream: SimService,
+        probability: float,
+        counters: EdgeCounters,
+        network: Sampler | None = None,
+    ) -> None:
         self.upstream = upstream
         self.probability = probability
         self.counters = counters
         self.partitioned = False
+        self.network = network
+        """Draws a one-way delay, once each way per attempt; None: no network delay."""
 
 
 class SimService:
@@ -230,11 +246,14 @@ class World:
         self.drain = min(max(t.timeout for t in scenario.traffic), max(self.duration, MAX_DRAIN))
         slots = seconds + math.ceil(self.drain) + 1
         self.recorder = Recorder(duration=scenario.duration, seconds=seconds, slots=slots)
+        # Faults, spikes and ramps: shaded in plots, recovery is measured from each.
+        self.recorder.faults.extend(disturbances(scenario))
         self._progress = progress
         # Separate random streams, so changing a policy does not change the arrivals or the
         # service times a comparison run sees.
         self.traffic_rng = random.Random(f"{seed}/traffic")
         self.behaviour_rng = random.Random(f"{seed}/behaviour")
+        self.network_rng = random.Random(f"{seed}/network")
         self.services: dict[str, SimService] = {}
         self.subscribers: dict[str, list[UpstreamPolicies]] = {}
         """Upstream service -> every caller's policies for it (discovery updates them)."""
@@ -262,7 +281,12 @@ class World:
             for upstream_name, policy in service.model.upstreams.items():
                 upstream = self.services[upstream_name]
                 counters = self.recorder.edge(service.name, upstream_name)
-                edge = Edge(upstream, service.behaviour.calls[upstream_name], counters)
+                edge = Edge(
+                    upstream,
+                    service.behaviour.calls[upstream_name],
+                    counters,
+                    self._network(f"{service.name}->{upstream_name}", default=True),
+                )
                 service.edges.append(edge)
                 group = [
                     self._policies(
@@ -278,12 +302,18 @@ class World:
                     inst.policies.append(policies)
                 self.breakers.append((counters, group))
 
+    def _network(self, edge: str, *, default: bool) -> Sampler | None:
+        network = self.scenario.network
+        latency = network.get(edge) or (network.get(DEFAULT_KEY) if default else None)
+        return None if latency is None else sampler(latency, self.network_rng)
+
     def _policies(
         self, policy: UpstreamPolicy, upstream: SimService, counters: EdgeCounters, key: str
     ) -> UpstreamPolicies:
         def on_transition(old: Any, new: Any, now: float) -> None:
             if new == "open":
                 counters.trips += 1
+            counters.event(now, f"breaker of {key.partition('/')[0]} {old} -> {new}")
 
         policies = UpstreamPolicies(
             policy,
@@ -346,11 +376,9 @@ class World:
             rng=random.Random(f"{self.seed}/entry/{index}"),
         )
         self.subscribers.setdefault(service.name, []).append(policies)
-        edge = Edge(service, 1.0, counters)
-        for spike in traffic.spikes:
-            # A traffic spike is a disturbance too: shaded in plots, recovery counts from it.
-            end = min(self.duration, spike.at + spike.for_)
-            self.recorder.faults.append(FaultWindow("spike", traffic.to, spike.at, end))
+        edge = Edge(
+            service, 1.0, counters, self._network(f"{ENTRY}->{service.name}", default=False)
+        )
         if traffic.clients is not None:
             for _ in range(traffic.clients):
                 self.env.process(self._closed_loop(traffic, policies, edge))
@@ -416,10 +444,19 @@ class World:
                 counters.attempts[int(now)] += 1
                 instance = upstream.by_id[step.endpoint.id]  # type: ignore[union-attr]
                 timeout: float = step.timeout  # type: ignore[union-attr]
-                if not instance.up:
+                if edge.network is not None:
+                    travelled = yield from self._over_network(instance, edge, timeout)
+                    if not isinstance(travelled, float):
+                        if travelled.kind is _TIMEOUT:
+                            counters.timeouts[int(env.now)] += 1
+                        call.record(env.now, travelled)
+                    elif call.record_success(env.now, travelled):
+                        return self._succeeded(call, counters, start)
+                elif not instance.up:
                     call.record(now, REFUSED)
-                elif instance.hung or edge.partitioned:
+                elif (instance.hung and self._hangs(instance)) or edge.partitioned:
                     yield Timeout(env, timeout)
+                    counters.timeouts[int(env.now)] += 1
                     call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 elif (
                     leaf
@@ -448,6 +485,7 @@ class World:
                             self._finish_abandoned
                         )
                         yield Timeout(env, timeout)
+                        counters.timeouts[int(env.now)] += 1
                         call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 else:
                     reply = Event(env)
@@ -462,6 +500,8 @@ class World:
                         Timeout(env, timeout, reply).callbacks.append(_expire)
                     answer = yield reply
                     if answer.__class__ is not float:
+                        if answer.kind is _TIMEOUT:
+                            counters.timeouts[int(env.now)] += 1
                         call.record(env.now, answer)
                     elif call.record_success(env.now, answer):
                         return self._succeeded(call, counters, start)
@@ -470,13 +510,60 @@ class World:
             else:
                 return self._finish(call, step, counters, start, policies.failure_on)
 
+    def _hangs(self, instance: Instance) -> bool:
+        """Whether this request to a (partly) hanging instance gets no answer."""
+        rate = instance.hang_rate
+        return rate >= 1.0 or self.behaviour_rng.random() < rate
+
+    def _over_network(
+        self, instance: Instance, edge: Edge, timeout: float
+    ) -> Generator[Event, Any, Outcome | float]:
+        """One attempt across a network with delay: the request travels, is served (or
+        refused, or lost), and the answer travels back; the caller's timer runs throughout."""
+        env = self.env
+        reply = Event(env)
+        timers = self.deadlines.get(timeout)
+        if timers is None and len(self.deadlines) < MAX_TIMER_LENGTHS:
+            timers = self.deadlines[timeout] = Deadlines(env, timeout)
+        if timers is not None:
+            timers.add(reply)
+        else:
+            Timeout(env, timeout, reply).callbacks.append(_expire)
+        network = edge.network
+        assert network is not None
+        sent = env.now
+        env.process(self._travel(instance, edge, reply, network(), network()))
+        answer: Outcome | float = yield reply
+        # a plain success: the caller saw the round trip, not just the server's time
+        return env.now - sent if isinstance(answer, float) else answer
+
+    def _travel(
+        self, instance: Instance, edge: Edge, reply: Event, there: float, back: float
+    ) -> Process:
+        env = self.env
+        yield Timeout(env, there)
+        if edge.partitioned or (instance.up and instance.hung and self._hangs(instance)):
+            return  # lost: the caller's timer answers
+        if not instance.up:
+            answer: Outcome | float = REFUSED
+        else:
+            served = Event(env)
+            env.process(self._serve(instance, served))
+            answer = yield served
+        yield Timeout(env, back)
+        if not reply.triggered:
+            reply.succeed(answer)
+
     def _succeeded(self, call: Call, counters: EdgeCounters, start: float) -> bool:
         """The call machine said the last attempt's answer ended the call successfully."""
         now = self.env.now
         second = int(now)
         counters.calls[second] += 1
         counters.ok[second] += 1
-        counters.completed_attempts += call.attempts
+        attempts = call.attempts
+        counters.completed_attempts += attempts
+        if attempts > 1:
+            counters.retries[second] += attempts - 1
         counters.latency.append(now - start)
         counters.latency_second.append(second)
         return True
@@ -500,6 +587,8 @@ class World:
         counters.calls[second] += 1
         counters.completed_attempts += call.attempts
         counters.count_end(step, second, failure_on)
+        if call.attempts > 1:
+            counters.retries[second] += call.attempts - 1
         if call.retries_denied:
             counters.retries_denied += 1
         if type(step) is Done:
@@ -512,6 +601,8 @@ class World:
             counters.failures[str(outcome.status or outcome.kind)] += 1
             return False
         counters.failures[str(step.reason)] += 1
+        if step.reason in REFUSALS:
+            counters.refusals[second] += 1
         return False
 
     def _work(self, instance: Instance) -> float:

@@ -253,6 +253,15 @@ class RetryBudgetSpec(SpecModel):
     given (Redis); without one, each process keeps its own."""
 
 
+class RetryStopSpec(SpecModel):
+    """Stop retrying while the share of recent requests whose first try failed is above
+    ``failure_rate`` (first tries always go)."""
+
+    failure_rate: Ratio | None = None
+    window: Duration | None = None
+    minimum_requests: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
+
+
 class RetrySpec(SpecModel):
     attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)] | None = None
     """Total tries, the first included."""
@@ -260,6 +269,7 @@ class RetrySpec(SpecModel):
     backoff: BackoffSpec | None = None
     on: Conditions | None = None
     budget: OrOff[RetryBudgetSpec] | None = None
+    stop_above: OrOff[RetryStopSpec] | None = None
 
 
 class AdaptiveThrottleSpec(SpecModel):

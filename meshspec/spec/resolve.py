@@ -126,7 +126,7 @@ def lower_edge(values: dict[str, Any]) -> dict[str, Any]:
     if retry == OFF:
         out["retry"] = {"attempts": 1}
     elif isinstance(retry, dict):
-        out["retry"] = _without_off(retry, ("per_try_timeout", "budget"))
+        out["retry"] = _without_off(retry, ("per_try_timeout", "budget", "stop_above"))
     for name in ("adaptive_throttle", "outlier_detection"):
         if isinstance(values.get(name), dict):
             out[name] = values[name]

@@ -81,6 +81,7 @@ REFUSALS: Final = frozenset(
         FailReason.CONCURRENCY_LIMIT,
         FailReason.NO_ENDPOINT,
         FailReason.BUDGET_EXHAUSTED,
+        FailReason.RETRIES_STOPPED,
         FailReason.DEADLINE_EXCEEDED,
     }
 )

@@ -43,12 +43,33 @@ def test_brooker_token_bucket_budget_caps_the_extra_load(p: float) -> None:
         assert budget["success_rate"] == pytest.approx(1 - p + 0.1 * (1 - p), abs=0.03)
 
 
+# Brooker's breaker breaks only retries (retry.stop_above 10%): above the threshold it is
+# "no retries" -- success 1 - p, load 1.00x (the article: 49.8% and 1.00x at p = 0.5).
+BROOKER_BREAKER = {0.2: (0.80, 1.00), 0.5: (0.498, 1.00), 0.75: (0.25, 1.00)}
+
+
+@pytest.mark.parametrize("p", sorted(BROOKER_BREAKER))
+def test_brooker_breaker_variant_stops_retries_above_the_failure_rate(p: float) -> None:
+    path = PUBLISHED / "brooker-retries.yaml"
+    edge = run(path, env="breaker", behaviour=_server(p))["edges"]["client->server"]
+    success, load = BROOKER_BREAKER[p]
+    assert edge["success_rate"] == pytest.approx(success, abs=0.02)
+    assert edge["load_amplification"] == pytest.approx(load, abs=0.02)
+    assert edge["failures"]["retries_stopped"] > 0
+
+
+def test_brooker_breaker_variant_retries_below_the_failure_rate() -> None:
+    path = PUBLISHED / "brooker-retries.yaml"
+    edge = run(path, env="breaker", behaviour=_server(0.05))["edges"]["client->server"]
+    assert edge["success_rate"] > 0.98  # most failures retried (1 - p would be 95%)
+
+
 @pytest.mark.parametrize("p", [0.05, 0.75])
 def test_brooker_circuit_breaker_sheds_load_when_most_calls_fail(p: float) -> None:
     # Below its 50% threshold the breaker stays closed (plain retries); far above it, it
     # opens and load falls under 1x (and success with it).
     path = PUBLISHED / "brooker-retries.yaml"
-    edge = run(path, env="breaker", behaviour=_server(p))["edges"]["client->server"]
+    edge = run(path, env="full-breaker", behaviour=_server(p))["edges"]["client->server"]
     if p < 0.5:
         assert edge["breaker_trips"] == 0
         assert edge["success_rate"] == pytest.approx(1 - p**4, abs=0.015)
@@ -108,3 +129,48 @@ def test_balancing_around_one_slow_server(env: str | None, low: float, high: flo
     # "Beyond Round Robin": about 95% (round robin), 99% (least request), 99.9% (peak EWMA).
     edge = run(PUBLISHED / "balancer-slow-server.yaml", env=env)["edges"]["client->backend"]
     assert low <= edge["success_rate"] <= high
+
+
+def _supermarket_mean(path: str, env: str | None) -> float:
+    edge = run(PUBLISHED / path, env=env)["edges"]["dispatcher->server"]
+    return float(edge["latency_mean"])
+
+
+def _supermarket_model(load: float, d: int) -> float:
+    """Mitzenmacher's limit (n -> infinity): sum over i >= 1 of load^((d^i - d) / (d - 1))."""
+    return sum(load ** ((d**i - d) / (d - 1)) for i in range(1, 40))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("env", "d"), [("d2", 2), ("d3", 3)])
+def test_supermarket_at_load_0_9_within_5_percent_of_the_model(env: str, d: int) -> None:
+    mean = _supermarket_mean("supermarket.yaml", env)
+    assert mean == pytest.approx(_supermarket_model(0.9, d), rel=0.05)
+
+
+@pytest.mark.slow
+def test_supermarket_one_choice_is_an_mm1_queue() -> None:
+    assert _supermarket_mean("supermarket.yaml", None) == pytest.approx(1 / (1 - 0.9), rel=0.1)
+
+
+@pytest.mark.slow
+def test_supermarket_at_load_0_99_more_choices_wait_less() -> None:
+    # 100 servers at load 0.99: above the n -> infinity limit (see the README), in order.
+    d2 = _supermarket_mean("supermarket-099.yaml", "d2")
+    d3 = _supermarket_mean("supermarket-099.yaml", "d3")
+    assert _supermarket_model(0.99, 3) * 0.95 <= d3 < d2
+    assert d2 <= _supermarket_model(0.99, 2) * 1.15
+    assert d3 <= _supermarket_model(0.99, 3) * 1.2
+
+
+def test_metastable_ramp_is_not_recovered_and_its_expectation_fails() -> None:
+    from click.testing import CliRunner
+
+    from meshspec.commands.simulate import command as simulate
+
+    path = str(PUBLISHED / "metastable-ramp.yaml")
+    result = CliRunner().invoke(simulate, [path])
+    assert result.exit_code == 1, result.output
+    assert "FAIL caller.recovery_time[down] <= 60s  measured not recovered" in result.output
+    budget = CliRunner().invoke(simulate, [path, "--env", "budget"])
+    assert budget.exit_code == 0, budget.output

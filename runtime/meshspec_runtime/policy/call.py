@@ -42,8 +42,10 @@ Order of checks
 3. retryable, but ``retry.attempts`` reached -> ``ATTEMPTS_EXHAUSTED``;
 4. backoff delay for this retry; the retry could not start before the deadline ->
    ``DEADLINE_EXCEEDED``;
-5. retry budget withdrawal refused -> ``BUDGET_EXHAUSTED`` (``retries_denied`` = 1);
-6. otherwise the next ``next()`` returns ``Wait(delay)`` (when delay > 0), then the attempt.
+5. ``retry.stop_above``: the share of recent requests whose first try failed is above its
+   threshold -> ``RETRIES_STOPPED`` (first tries always go; Brooker's retry breaker);
+6. retry budget withdrawal refused -> ``BUDGET_EXHAUSTED`` (``retries_denied`` = 1);
+7. otherwise the next ``next()`` returns ``Wait(delay)`` (when delay > 0), then the attempt.
 
 ``record_success(now, latency, status=None)`` is ``record`` of an answer, for drivers' common
 case: when no condition can match it, the feedback is recorded without building an ``Outcome``.
@@ -80,6 +82,7 @@ class FailReason(StrEnum):
     NOT_RETRYABLE = "not_retryable"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    RETRIES_STOPPED = "retries_stopped"
     DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
@@ -405,12 +408,18 @@ class Call:
         """A retryable outcome: schedule a retry, or end the call saying why not."""
         self._last = outcome
         up = self._up
+        retry_stop = up.retry_stop
+        if retry_stop is not None and self.attempts == 1:
+            retry_stop.on_first_try_failure(now)
         if self.attempts >= up.max_attempts:
             self._finish(_fail(FailReason.ATTEMPTS_EXHAUSTED, outcome), now)
             return
         delay = up.backoff.delay(self.attempts, self._delay, up.rng)
         if now + delay >= self._deadline:
             self._finish(_fail(FailReason.DEADLINE_EXCEEDED, outcome), now)
+            return
+        if retry_stop is not None and not retry_stop.allows_retry(now):
+            self._finish(_fail(FailReason.RETRIES_STOPPED, outcome), now)
             return
         budget = up.budget
         if budget is not None and not budget.try_withdraw(now):

@@ -189,6 +189,18 @@ class RetryBudgetConfig(PolicyModel):
         return self.cap if self.initial is None else self.initial
 
 
+class RetryStopConfig(PolicyModel):
+    """Retries stop while the failure rate is above a threshold (Marc Brooker's "circuit
+    breaker" that breaks only retries): first tries always go."""
+
+    failure_rate: Fraction = 0.1
+    """Share of recent requests whose first try failed (a ``retry.on`` outcome) above which
+    no retry is made."""
+    window: PositiveSeconds = 10.0
+    minimum_requests: Count = 10
+    """Requests in the window before the rate counts (retries go until then)."""
+
+
 class RetryConfig(PolicyModel):
     attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)] = 3
     """Total tries, the first included."""
@@ -197,6 +209,7 @@ class RetryConfig(PolicyModel):
     backoff: BackoffConfig = BackoffConfig()
     on: Conditions = DEFAULT_RETRY_ON
     budget: RetryBudgetConfig | None = None
+    stop_above: RetryStopConfig | None = None
 
     @field_validator("on")
     @classmethod

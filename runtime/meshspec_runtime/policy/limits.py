@@ -40,6 +40,9 @@ MAX_COUNT_WINDOW = 100_000
 """Calls in a breaker's count window: one slot each, allocated when the breaker is made."""
 MAX_TIME_WINDOW_SECONDS = 3600
 """Seconds in a breaker's time window: one bucket a second, allocated when it is made."""
+MAX_RETRY_STOP_SLICES = 100
+"""Slices of a retry stop's time window (``retry.stop_above.window``): one pair of counters
+each; a window longer than this many seconds gets slices of more than a second."""
 MAX_CHOICES = 100
 """Hosts least_request draws per pick: each pick costs that many draws."""
 MAX_RING_SIZE = 1 << 18

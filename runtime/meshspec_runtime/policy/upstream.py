@@ -35,6 +35,7 @@ from meshspec_runtime.policy.call import (
 from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, BackoffConfig, UpstreamPolicy
 from meshspec_runtime.policy.outcome import ConditionSet, OutcomePredicate, condition_set
 from meshspec_runtime.policy.outlier import OutlierDetector
+from meshspec_runtime.policy.retry_stop import RetryStop
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class UpstreamPolicies:
         "policy",
         "retry_on",
         "retry_predicate",
+        "retry_stop",
         "rng",
         "throttle",
         "timeout",
@@ -140,6 +142,7 @@ class UpstreamPolicies:
         nothing does when a user predicate has to see every outcome."""
         self.budget: Budget | None = budget_for(retry.budget) if retry.budget is not None else None
         """Replaced by a shared one when the budget's scope is the service (``shared``)."""
+        self.retry_stop = RetryStop(retry.stop_above) if retry.stop_above is not None else None
         throttle = policy.adaptive_throttle
         self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
         outlier = policy.outlier_detection
@@ -224,6 +227,9 @@ class UpstreamPolicies:
                 next(deposits)
             else:
                 budget.on_request(now)
+        retry_stop = self.retry_stop
+        if retry_stop is not None:
+            retry_stop.on_request(now)
         return call
 
     # -- used by Call -----------------------------------------------------------------------
