@@ -172,3 +172,27 @@ def test_a_background_thread_folds_between_scrapes_and_stops_with_the_mesh(
     mesh.close()
     stopped = folders - {t for t in threading.enumerate() if t.name == "meshspec-metrics"}
     assert len(stopped) == 1  # this mesh's folder, and only it
+
+
+def test_a_retry_stopped_above_the_failure_rate_is_counted_as_refused(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    policy = {
+        **POLICY,
+        "retry": {
+            **POLICY["retry"],  # type: ignore[dict-item]
+            "stop_above": {"failure_rate": "10%", "window": "10s", "minimum_requests": 1},
+        },
+    }
+    bundle = compile_mesh(tmp_path, {"payments": [9001, 9002]}, policy=policy)
+    with Mesh.open(bundle, service="checkout", metrics=registry) as mesh:
+        payments = mesh.upstream("payments")
+        reasons = []
+        for _ in range(3):
+            with pytest.raises(CallFailed) as failed:
+                payments.call(answering(503, 503))
+            reasons.append(failed.value.reason)
+        stopped = reasons.count(FailReason.RETRIES_STOPPED)
+        assert stopped >= 1  # the first call's failed first try already puts it above 10%
+        assert sample(registry, "meshspec_upstream_retries_refused_total", reason="stopped") == (
+            stopped
+        )

@@ -143,6 +143,8 @@ class CallLog:
                     counts.refused["attempts"] += 1
                 elif reason is FailReason.BUDGET_EXHAUSTED:
                     counts.refused["budget"] += 1
+                elif reason is FailReason.RETRIES_STOPPED:
+                    counts.refused["stopped"] += 1
                 elif reason is FailReason.DEADLINE_EXCEEDED and self._retry_on.matches(final.last):
                     counts.refused["deadline"] += 1
         duration = call._ended - call._started

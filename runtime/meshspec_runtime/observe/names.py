@@ -53,7 +53,7 @@ RETRIES_REFUSED: Final = Metric(
     "counter",
     (*EDGE, "reason"),
     "Retries a retryable outcome asked for but the policies refused, by reason: "
-    "budget, attempts, deadline.",
+    "budget, attempts, deadline, stopped (retry.stop_above).",
 )
 BUDGET_EXHAUSTED: Final = Metric(
     "meshspec_retry_budget_exhausted_total",
@@ -185,7 +185,7 @@ concurrency limit, no endpoint, deadline passed before an attempt)."""
 RELOAD_RESULTS: Final = ("applied", "refused")
 """Values of ``RELOADS``' ``result`` label."""
 
-REFUSAL_REASONS: Final = ("budget", "attempts", "deadline")
+REFUSAL_REASONS: Final = ("budget", "attempts", "deadline", "stopped")
 """Values of ``RETRIES_REFUSED``'s ``reason`` label."""
 
 DURATION_BUCKETS: Final = (
