@@ -120,6 +120,24 @@ zone:
 
 
 @contextlib.contextmanager
+def _wait_until_served(
+    server: subprocess.Popen[bytes], resolver: dns.resolver.Resolver, zone: str
+) -> tuple[bool, str]:
+    """(True, "") once NSD answers for ``zone``; (False, its output) when it exited or did
+    not answer within 15 s."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            resolver.resolve(zone, "SOA")
+            return True, ""
+        except dns.exception.DNSException:
+            if server.poll() is not None or time.monotonic() > deadline:
+                if server.poll() is None:
+                    return False, ""
+                return False, server.stdout.read().decode() if server.stdout else ""
+            time.sleep(0.05)
+
+
 def serving_zone(root: Path, zone: str, zonefile: Path) -> Iterator[dns.resolver.Resolver]:
     """A real NSD serving ``zonefile`` on a free 127.0.0.1 port, and a resolver that asks it.
 
@@ -128,28 +146,26 @@ def serving_zone(root: Path, zone: str, zonefile: Path) -> Iterator[dns.resolver
     nsd = require_binary("nsd", extra_dirs=SBIN_DIRS)
     root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(zonefile, root / zonefile.name)
-    port = free_port(socket.SOCK_DGRAM)
-    conf = root / "nsd.conf"
-    conf.write_text(NSD_CONF.format(port=port, root=root, zone=zone, zonefile=zonefile.name))
-    server = subprocess.Popen(
-        [str(nsd), "-d", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = ["127.0.0.1"]
-    resolver.port = port
-    resolver.lifetime = 1.0
+    for _ in range(5):  # a port free a moment ago can be taken before NSD binds it: pick again
+        port = free_port(socket.SOCK_DGRAM)
+        conf = root / "nsd.conf"
+        conf.write_text(NSD_CONF.format(port=port, root=root, zone=zone, zonefile=zonefile.name))
+        server = subprocess.Popen(
+            [str(nsd), "-d", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = port
+        resolver.lifetime = 1.0
+        served, output = _wait_until_served(server, resolver, zone)
+        log = (root / "nsd.log").read_text() if (root / "nsd.log").exists() else ""
+        if served or "Address already in use" not in output + log:
+            break
+        if server.stdout:
+            server.stdout.close()
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                resolver.resolve(zone, "SOA")
-                break
-            except dns.exception.DNSException:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "nsd.log").read_text() if (root / "nsd.log").exists() else ""
-                    output = server.stdout.read().decode() if server.stdout else ""
-                    pytest.fail(f"NSD did not serve {zone}: {output}{log}")
-                time.sleep(0.05)
+        if not served:
+            pytest.fail(f"NSD did not serve {zone}: {output}{log}")
         yield resolver
     finally:
         server.terminate()
