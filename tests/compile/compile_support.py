@@ -119,7 +119,6 @@ zone:
 """
 
 
-@contextlib.contextmanager
 def _wait_until_served(
     server: subprocess.Popen[bytes], resolver: dns.resolver.Resolver, zone: str
 ) -> tuple[bool, str]:
@@ -138,6 +137,7 @@ def _wait_until_served(
             time.sleep(0.05)
 
 
+@contextlib.contextmanager
 def serving_zone(root: Path, zone: str, zonefile: Path) -> Iterator[dns.resolver.Resolver]:
     """A real NSD serving ``zonefile`` on a free 127.0.0.1 port, and a resolver that asks it.
 
