@@ -3,18 +3,19 @@
 Each subscriber (one caller instance's ``UpstreamPolicies`` for one upstream service, or an
 outside client's) gets a :class:`~meshspec_runtime.discovery.cache.DiscoveryCache` and a
 process that drives it the way ``meshspec_runtime.discovery.watch`` drives it against Consul:
-ask the cache what to do, run the read against a simulated catalog, hand the answer back, and
-give what it publishes to ``set_endpoints``. Every rule (the last known good set, the empty
-answer, the failure breaker and its probe delays, ``max_staleness``) is the cache's; this module
-only models the source:
+ask the cache what to do, run the read, hand the answer back, and give what it publishes to
+``set_endpoints``. Every rule (the last known good set, the empty answer, the failure breaker
+and its probe delays, ``max_staleness``) is the cache's; this module only models the source:
 
 - A versioned catalog per service, as Consul's health endpoint lists it: the ids of the
-  instances whose checks pass, and an index bumped on every change. A read with an index waits
-  until the catalog moves past it, or ``wait`` seconds (a blocking query); one without answers
-  at once. Every instance stays registered, so an empty list is "none passing" (the cache keeps
-  what it had), never "gone".
-- Answers reach the caller ``discovery.propagation`` + any ``discovery-stale`` ``add`` +
-  uniform(0, ``discovery.jitter``) after the catalog gave them.
+  instances whose checks pass, and an index bumped on every change. Every instance stays
+  registered, so an empty list is "none passing" (the cache keeps what it had), never "gone".
+- A change reaches each caller's view of the catalog ``discovery.propagation`` + any
+  ``discovery-stale`` ``add`` + uniform(0, ``discovery.jitter``) after it happened. The lag is
+  on the view rather than on each read's round trip, so a change made while the answer about
+  the previous one travels is not pushed back by a second full delay.
+- A read with an index waits until the caller's view moves past it, or ``wait`` seconds (a
+  blocking query); one without answers at once.
 - During a ``discovery-outage`` the agent is unreachable: reads fail at once, and blocking reads
   already waiting fail when it begins (the connection drops). Nothing tells the caches when it
   ends; they find out when their next read (a probe, once the breaker opened) succeeds.
@@ -54,25 +55,20 @@ OUTAGE = "discovery outage: the agent is unreachable"
 
 
 @dataclass
-class Catalog:
-    """One service in the simulated catalog."""
-
-    passing: set[str]
-    """Ids of the instances whose health checks pass (shared with the health checks)."""
-    changed: Event
-    """Succeeds at the next change; replaced by a fresh event each time."""
-    index: int = 1
-
-
-@dataclass
 class Subscriber:
-    """One cache and the policies it publishes to, with what it said (for tests, reports)."""
+    """One cache, the policies it publishes to, its view of the catalog, and what it said."""
 
     service: str
     policies: UpstreamPolicies
     cache: DiscoveryCache
     delays: random.Random
-    """Draws of the per-answer jitter, apart from the cache's own random stream."""
+    """Draws of the jitter of this caller's view, apart from the cache's own random stream."""
+    listed: tuple[Endpoint, ...]
+    """The passing instances as this caller's view of the catalog has them."""
+    changed: Event
+    """Succeeds when the view next changes; replaced by a fresh event each time."""
+    index: int = 1
+    """The catalog index the view is at."""
     signals: list[tuple[float, Signal]] = field(default_factory=list)
     published: list[tuple[float, tuple[Endpoint, ...]]] = field(default_factory=list)
     reads: int = 0
@@ -83,40 +79,56 @@ class SimDiscovery:
 
     def __init__(self, world: World, passing: dict[str, set[str]]) -> None:
         self.world = world
-        env = world.env
-        self.catalogs = {name: Catalog(ids, env.event()) for name, ids in passing.items()}
+        self.passing = passing
+        """Service -> ids of the instances whose checks pass (the health checks keep it)."""
+        self.index = dict.fromkeys(passing, 1)
+        """Service -> the catalog's index, bumped on every change."""
         self.outages: dict[str | None, int] = {}
         """Discovery outages in force: service (None: all) -> how many."""
         self.stale: dict[str | None, float] = {}
-        """Extra delay of answers in force: service (None: all) -> seconds."""
+        """Extra lag in force: service (None: all) -> seconds."""
         self._outage_begun: dict[str | None, Event] = {}
         """Scope -> an event that succeeds when an outage of that scope begins."""
         self.settings = world.scenario.discovery.cache_settings()
         self.subscribers: list[Subscriber] = []
+        self._by_service: dict[str, list[Subscriber]] = {}
 
     def start(self) -> None:
         """A cache and its driver for every subscriber (the outside clients' included, so this
         runs once the traffic has started)."""
         world = self.world
+        env = world.env
         for service, group in world.subscribers.items():
             fallback = tuple(world.services[service].model.endpoints)
             for number, policies in enumerate(group):
                 key = f"{world.seed}/discovery/{service}/{number}"
                 cache = DiscoveryCache(
-                    fallback, world.env.now, self.settings, random.Random(f"{key}/cache")
+                    fallback, env.now, self.settings, random.Random(f"{key}/cache")
                 )
-                subscriber = Subscriber(service, policies, cache, random.Random(f"{key}/delay"))
+                subscriber = Subscriber(
+                    service,
+                    policies,
+                    cache,
+                    random.Random(f"{key}/delay"),
+                    self._listed(service),
+                    env.event(),
+                    self.index[service],
+                )
                 self.subscribers.append(subscriber)
-                world.env.process(self._follow(subscriber))
+                self._by_service.setdefault(service, []).append(subscriber)
+                env.process(self._follow(subscriber))
 
     # --- what the health checks and the faults say ---------------------------------------------
 
     def changed(self, service: str) -> None:
-        """The catalog's passing set of ``service`` changed: bump its index, wake its readers."""
-        catalog = self.catalogs[service]
-        catalog.index += 1
-        woken, catalog.changed = catalog.changed, self.world.env.event()
-        woken.succeed()
+        """The passing set of ``service`` changed: bump its index; each caller's view follows
+        after its lag."""
+        self.index[service] += 1
+        listed = self._listed(service)
+        for subscriber in self._by_service.get(service, ()):
+            self.world.env.process(
+                self._propagate(subscriber, self.index[service], listed, self._lag(subscriber))
+            )
 
     def outage(self, service: str | None, sign: int) -> None:
         """An outage about ``service`` (None: every service) begins (+1) or ends (-1)."""
@@ -158,20 +170,25 @@ class SimDiscovery:
     # --- the simulated source ------------------------------------------------------------------
 
     def _read(self, subscriber: Subscriber, query: Query) -> Generator[Event, Any, Answer]:
-        """One read of the catalog, as Consul's health endpoint answers it."""
-        env = self.world.env
-        service = subscriber.service
-        if self.unreachable(service):
+        """One read of the caller's view, as Consul's health endpoint answers it."""
+        if self.unreachable(subscriber.service):
             return Failed(OUTAGE)
-        catalog = self.catalogs[service]
-        if query.index is not None and query.index >= catalog.index:
-            begun = [self._outage_event(service), self._outage_event(None)]
-            yield AnyOf(env, [catalog.changed, Timeout(env, query.wait), *begun])
+        if query.index is not None and query.index >= subscriber.index:
+            env = self.world.env
+            begun = [self._outage_event(subscriber.service), self._outage_event(None)]
+            yield AnyOf(env, [subscriber.changed, Timeout(env, query.wait), *begun])
             if any(event.triggered for event in begun):
                 return Failed(OUTAGE)
-        answer = Found(self._passing(service), index=catalog.index)
-        yield Timeout(env, self._delay(subscriber))
-        return answer
+        return Found(subscriber.listed, index=subscriber.index)
+
+    def _propagate(
+        self, subscriber: Subscriber, index: int, listed: tuple[Endpoint, ...], lag: float
+    ) -> Process:
+        yield Timeout(self.world.env, lag)
+        if index > subscriber.index:  # a later change that arrived sooner (jitter) stays
+            subscriber.index, subscriber.listed = index, listed
+            woken, subscriber.changed = subscriber.changed, self.world.env.event()
+            woken.succeed()
 
     def _outage_event(self, scope: str | None) -> Event:
         begun = self._outage_begun.get(scope)
@@ -179,20 +196,20 @@ class SimDiscovery:
             begun = self._outage_begun[scope] = self.world.env.event()
         return begun
 
-    def _passing(self, service: str) -> tuple[Endpoint, ...]:
-        passing = self.catalogs[service].passing
+    def _listed(self, service: str) -> tuple[Endpoint, ...]:
+        passing = self.passing[service]
         instances = self.world.services[service].instances
         return tuple(i.endpoint for i in instances if i.endpoint.id in passing)
 
-    def _delay(self, subscriber: Subscriber) -> float:
+    def _lag(self, subscriber: Subscriber) -> float:
         discovery = self.world.scenario.discovery
         service = subscriber.service
-        delay = discovery.propagation + self.stale.get(service, 0.0) + self.stale.get(None, 0.0)
+        lag = discovery.propagation + self.stale.get(service, 0.0) + self.stale.get(None, 0.0)
         if discovery.jitter:
-            delay += subscriber.delays.uniform(0, discovery.jitter)
-        return delay
+            lag += subscriber.delays.uniform(0, discovery.jitter)
+        return lag
 
     # --- what the caches did -------------------------------------------------------------------
 
     def of(self, service: str) -> Iterable[Subscriber]:
-        return (s for s in self.subscribers if s.service == service)
+        return iter(self._by_service.get(service, ()))
