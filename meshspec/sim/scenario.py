@@ -307,7 +307,18 @@ class Discovery(ScenarioModel):
 
     @model_validator(mode="after")
     def _valid_cache(self) -> Discovery:
-        self.cache_settings()  # a cap below its base fails here, located, not in the run
+        # a cap below its base fails here, located, not in the run
+        try:
+            self.cache_settings()
+        except ValueError as error:
+            defaults = DiscoverySettings()
+            unset = [
+                f"{name} {getattr(defaults, name):g}{'' if name == 'failure_threshold' else 's'}"
+                for name in CACHE_FIELDS
+                if getattr(self, name) is None
+            ]
+            hint = f" (unset, so the runtime's: {', '.join(unset)})" if unset else ""
+            raise ValueError(f"{error}{hint}") from None
         return self
 
     def cache_settings(self) -> DiscoverySettings:

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meshspec_runtime.discovery.cache import Signal
+from meshspec_runtime.discovery.cache import DiscoverySettings, Signal
+from pydantic import ValidationError
 from simrun import MESH
 
 from meshspec.sim.discovery import CLOCK_STEP, Subscriber
 from meshspec.sim.load import load_scenario
 from meshspec.sim.metrics import summarise
+from meshspec.sim.scenario import Discovery
 from meshspec.sim.world import World
 
 NO_RETRY = "retry: {attempts: 3, per_try_timeout: 500ms, backoff: {base: 10ms, max: 100ms}}"
@@ -188,3 +190,10 @@ def test_the_same_seed_drives_the_caches_the_same_way(
     ]
     assert logs[0] == logs[1]
     assert any(signals for _, signals, _, _ in logs[0])
+
+
+def test_cache_settings_that_contradict_the_defaults_are_refused_with_them() -> None:
+    assert Discovery().cache_settings() == DiscoverySettings()
+    assert Discovery.model_validate({"max_staleness": "5s"}).cache_settings().max_staleness == 5
+    with pytest.raises(ValidationError, match=r"backoff_cap must be >= backoff_base.*cap 30s"):
+        Discovery.model_validate({"backoff_base": "1m"})
