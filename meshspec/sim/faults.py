@@ -4,7 +4,9 @@ Discovery follows the spec: an instance that stops answering leaves its callers'
 lists only once its health check has failed ``failures`` times in a row (checks every
 ``interval``, at a random phase per instance; a hung instance fails a check only when the
 check's ``timeout`` expires), plus the scenario's propagation delay. Until
-then callers keep sending to it, and only their own outlier detection and breakers help.
+then callers keep sending to it, and only their own outlier detection and breakers help. What
+callers make of the catalog is the runtime's discovery cache, driven by
+:mod:`meshspec.sim.discovery`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
-from meshspec_runtime.policy.upstream import UpstreamPolicies
 from simpy.events import Event, Timeout
 
+from meshspec.sim.discovery import SimDiscovery
 from meshspec.sim.scenario import (
     AddedLatency,
     Capacity,
@@ -43,20 +45,13 @@ class FaultSchedule:
         self.rng = random.Random(f"{world.seed}/discovery")
         self.active: dict[int, list[InstanceFaults]] = {}
         """id(instance) -> the instance faults upon it now."""
-        self.outages: dict[str | None, int] = {}
-        """Discovery outages in force: service (None: all) -> how many."""
-        self.stale: dict[str | None, float] = {}
         self.catalog: dict[str, set[str]] = {
             name: {i.endpoint.id for i in s.instances} for name, s in world.services.items()
         }
         """Service -> ids of the instances discovery lists as passing."""
-        self.held: set[str] = set()
-        """Services whose updates wait for a discovery outage to end."""
-        self.version = 0
+        self.discovery = SimDiscovery(world, self.catalog)
         self.crash_starts: dict[int, list[float]] = {}
         """id(instance) -> start times of the crash faults upon it, latest first."""
-        self.applied: dict[int, int] = {}
-        """id(policies) -> the version of the last update it got (late ones never overwrite)."""
 
     def start(self) -> None:
         world = self.world
@@ -80,6 +75,7 @@ class FaultSchedule:
                 continue
             for instance in service.instances:
                 world.env.process(self._health_check(service, instance))
+        self.discovery.start()
 
     # --- fault windows -------------------------------------------------------------------------
 
@@ -101,15 +97,10 @@ class FaultSchedule:
                         edge.partitioned = sign > 0
             return
         if isinstance(fault, DiscoveryOutage):
-            self.outages[fault.service] = self.outages.get(fault.service, 0) + sign
-            if sign < 0:
-                for service in sorted(self.held):
-                    if not self._held(service):
-                        self.held.discard(service)
-                        self._publish(service)
+            self.discovery.outage(fault.service, sign)
             return
         if isinstance(fault, DiscoveryStale):
-            self.stale[fault.service] = self.stale.get(fault.service, 0.0) + sign * fault.add
+            self.discovery.add_stale(fault.service, sign * fault.add)
             return
         if isinstance(fault, StoreOutage):
             world.store_outages += sign
@@ -199,34 +190,6 @@ class FaultSchedule:
                     self._publish(service.name)
             yield Timeout(env, interval - waited)
 
-    def _held(self, service: str) -> bool:
-        return self.outages.get(service, 0) > 0 or self.outages.get(None, 0) > 0
-
     def _publish(self, service: str) -> None:
-        """The catalog changed: deliver the new endpoint list to every caller, late."""
-        if self._held(service):
-            self.held.add(service)
-            return
-        world = self.world
-        listed = self.catalog[service]
-        endpoints = tuple(
-            i.endpoint for i in world.services[service].instances if i.endpoint.id in listed
-        )
-        delay = (
-            world.scenario.discovery.propagation
-            + self.stale.get(service, 0.0)
-            + self.stale.get(None, 0.0)
-        )
-        jitter = world.scenario.discovery.jitter
-        self.version += 1
-        for policies in world.subscribers.get(service, []):
-            late = delay + (self.rng.uniform(0, jitter) if jitter else 0.0)
-            world.env.process(self._deliver(policies, endpoints, late, self.version))
-
-    def _deliver(
-        self, policies: UpstreamPolicies, endpoints: tuple[Any, ...], delay: float, version: int
-    ) -> Process:
-        yield Timeout(self.world.env, delay)
-        if self.applied.get(id(policies), 0) < version:
-            self.applied[id(policies)] = version
-            policies.set_endpoints(endpoints)
+        """The catalog changed: callers' blocking reads answer (late, see the scenario)."""
+        self.discovery.changed(service)

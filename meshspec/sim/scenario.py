@@ -12,6 +12,7 @@ import math
 import re
 from typing import Annotated, Literal
 
+from meshspec_runtime.discovery.cache import DiscoverySettings
 from meshspec_runtime.policy.limits import MAX_COUNT
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -351,11 +352,59 @@ InstanceFaults = Crash | Hang | Errors | AddedLatency | Capacity
 
 
 class Discovery(ScenarioModel):
-    """How fast a health change reaches callers once the health check has noticed it."""
+    """How fast a health change reaches callers once the health check has noticed it, and how
+    the callers' discovery caches (the runtime's ``DiscoverySettings``) behave. A cache field
+    left unset takes the runtime's default."""
 
     propagation: Offset = 1.0
     jitter: Offset = 0.0
     """Each caller gets the update after propagation + uniform(0, jitter)."""
+    max_staleness: PositiveDuration | None = None
+    """How long callers keep the last known good set while reads fail (runtime: 300s)."""
+    wait: PositiveDuration | None = None
+    """How long one blocking read waits for a change (runtime: 30s)."""
+    retry_delay: PositiveDuration | None = None
+    """Pause before reading again after a failure, breaker closed (runtime: 500ms)."""
+    failure_threshold: Count | None = None
+    """Failed reads in a row that open the source's breaker (runtime: 3)."""
+    backoff_base: PositiveDuration | None = None
+    """First probe delay once the breaker is open, doubling per failed probe (runtime: 1s)..."""
+    backoff_cap: PositiveDuration | None = None
+    """...up to this (runtime: 30s)."""
+
+    @model_validator(mode="after")
+    def _valid_cache(self) -> Discovery:
+        # a cap below its base fails here, located, not in the run
+        try:
+            self.cache_settings()
+        except ValueError as error:
+            defaults = DiscoverySettings()
+            unset = [
+                f"{name} {getattr(defaults, name):g}{'' if name == 'failure_threshold' else 's'}"
+                for name in CACHE_FIELDS
+                if getattr(self, name) is None
+            ]
+            hint = f" (unset, so the runtime's: {', '.join(unset)})" if unset else ""
+            raise ValueError(f"{error}{hint}") from None
+        return self
+
+    def cache_settings(self) -> DiscoverySettings:
+        """The runtime's settings of every caller's discovery cache."""
+        given = {
+            name: getattr(self, name) for name in CACHE_FIELDS if getattr(self, name) is not None
+        }
+        return DiscoverySettings(**given)
+
+
+CACHE_FIELDS = (
+    "max_staleness",
+    "wait",
+    "retry_delay",
+    "failure_threshold",
+    "backoff_base",
+    "backoff_cap",
+)
+"""The fields of :class:`Discovery` that set the runtime's ``DiscoverySettings``."""
 
 
 class SharedStore(ScenarioModel):

@@ -94,10 +94,11 @@ def test_closed_loop_clients_facing_instant_failures_do_not_stall_the_clock(
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     failures = front["failures"]
-    instant = failures["attempts_exhausted"] + failures["no_endpoint"]
-    # refused for the 5 s of the crash, then no endpoint until discovery lists front again
-    # (at most a check interval and the propagation delay later): one every ms per client
-    assert 2 * 5 * 1000 <= instant <= 2 * (5 + 2 + 1 + 1) * 1000
+    # refused for the 5 s of the crash, one every ms per client. Every instance failing its
+    # check is "none passing", not "gone": the runtime's discovery cache keeps the last known
+    # good set rather than emptying it, so no call ends with no endpoint.
+    assert "no_endpoint" not in failures
+    assert 2 * 5 * 1000 <= failures["attempts_exhausted"] <= 2 * 5 * 1000 * 1.01
 
 
 def test_a_discovery_outage_keeps_a_crashed_instance_listed(
