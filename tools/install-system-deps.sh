@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real components the tests run against, on a Debian machine, as root:
-#   named-checkzone (bind9-utils), NSD (authoritative DNS server), promtool and the prometheus
-#   server (both from Debian's prometheus package, extracted without its dependencies or its
-#   system service), and a Consul binary built from its Go module (tools/consul/build.sh).
+#   named-checkzone (bind9-utils), NSD (authoritative DNS server), redis-server (apt),
+#   promtool and the prometheus server (both from Debian's prometheus package, extracted
+#   without its dependencies or its system service), and a Consul binary built from its Go
+#   module (tools/consul/build.sh).
 # Binaries that do not come from apt land in $MESHSPEC_TOOLS/bin (default ~/.cache/meshspec-tools).
 # Idempotent: what is already there is reused.
 set -euo pipefail
