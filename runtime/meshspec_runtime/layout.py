@@ -3,7 +3,7 @@
 ```
 HOME/.meshspec-home        marker: identifies a meshspec bundle home (small JSON)
 HOME/.lock                 flock(2) target of the compiler: publishes into HOME take turns
-HOME/versions/<version>/   one complete bundle (manifest.json, policy.json, ...)
+HOME/versions/<version>/   one complete bundle (manifest.json, index/, policy.json, ...)
 HOME/current -> versions/<version>   relative symlink, replaced in one rename per publish
 ```
 
@@ -15,6 +15,7 @@ these names.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -83,8 +84,16 @@ def pin(path: Path) -> Pinned:
 
 
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+INDEX = "index"
+"""The folder of the index files: ``index/<bucket>.json`` lists the files whose path hashes
+into that bucket (``index_path``); the manifest lists the index files."""
 SERVICES = "services"
-"""The folder of the per-service slices: ``services/<file_name(service)>.json``."""
+"""The folder of the service buckets: ``services/<bucket>.json`` holds the slices of the
+services whose name hashes into that bucket (``service_bucket_path``)."""
+SERVICES_PER_BUCKET = 64
+"""At most this many services per bucket, on average: the bucket count is the smallest power of
+two that keeps to it, so what one service reads at start-up does not grow with the mesh."""
+MAX_BUCKETS = 1 << 16
 
 
 def file_name(name: str) -> str:
@@ -103,5 +112,29 @@ def file_name(name: str) -> str:
     return "".join(out) or "%00"
 
 
-def service_slice_path(service: str) -> str:
-    return f"{SERVICES}/{file_name(service)}.json"
+def bucket_count(services: int) -> int:
+    """Buckets for a mesh of ``services`` services: a power of two, at least 1."""
+    count = 1
+    while count * SERVICES_PER_BUCKET < services and count < MAX_BUCKETS:
+        count *= 2
+    return count
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """The bucket ``key`` (a service name or a bundle path) hashes into, of ``buckets`` (a
+    power of two): the first four bytes of its UTF-8 sha256, masked. Stable across runs and
+    machines, unlike ``hash()``."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big") & (buckets - 1)
+
+
+def bucket_name(bucket: int) -> str:
+    return f"{bucket:04x}"
+
+
+def index_path(bucket: int) -> str:
+    return f"{INDEX}/{bucket_name(bucket)}.json"
+
+
+def service_bucket_path(bucket: int) -> str:
+    return f"{SERVICES}/{bucket_name(bucket)}.json"

@@ -6,14 +6,21 @@ deletes the pinned version while it is read (the home's ``current`` moved on), t
 again from the new ``current``, a bounded number of times: a service loading while CI publishes
 sees the old or the new version, whole and verified, never a mix and never a spurious error.
 
-``load_bundle(path)`` checks, in order: ``manifest.json`` parses and names a format this runtime
-reads; every file it lists is a regular file inside the bundle (no link followed) of the listed
-size and sha256; no file is present that it does not list (an extra file is either tampering or
-a bundle mixed with another); ``policy.json`` is listed, parses, every reference in it resolves
-and it carries the manifest's mesh and version. ``load_service(path, name)`` reads the manifest
-and that service's slice only. Each file is read once, with a size cap, and the bytes hashed are
-the bytes parsed. Every failure raises BundleError naming the file (and, for a bad document,
-the path inside it), in bounded time and memory.
+The manifest lists the index files, one per bucket; each index lists, with its sha256 and size,
+every file whose path hashes into its bucket (``meshspec_runtime.layout.bucket_of``). So every
+byte is verified against the manifest, through one index, and a reader that needs one file
+reads the manifest, that file's index and the file: three small reads whatever the mesh's size.
+
+``load_bundle(path)`` checks, in order: ``manifest.json`` parses, names a format this runtime
+reads and lists exactly one index per bucket; each index is valid, belongs to the bundle and
+lists only paths that hash into its bucket; every file listed is a regular file inside the
+bundle (no link followed) of the listed size and sha256; no file is present that is not listed
+(an extra file is either tampering or a bundle mixed with another); ``policy.json`` is listed,
+parses, every reference in it resolves and it carries the manifest's mesh and version.
+``load_service(path, name)`` reads the manifest, one index and the bucket of services holding
+``name``'s view, and validates that view only. Each file is read once, with a size cap, and the
+bytes hashed are the bytes parsed. Every failure raises BundleError naming the file (and, for a
+bad document, the path inside it), in bounded time and memory.
 """
 
 from __future__ import annotations
@@ -22,26 +29,39 @@ import difflib
 import hashlib
 import os
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import pydantic_core
 from pydantic import ValidationError
 
 from meshspec_runtime.bundle import (
     BUNDLE_FORMAT,
+    BundleIndex,
+    FileEntry,
     Manifest,
     PolicyDocument,
+    ServiceBucket,
     ServicePolicies,
-    ServiceSlice,
 )
-from meshspec_runtime.layout import CURRENT, SERVICES, Pinned, is_home, pin, service_slice_path
+from meshspec_runtime.layout import (
+    CURRENT,
+    INDEX,
+    Pinned,
+    bucket_of,
+    index_path,
+    is_home,
+    pin,
+    service_bucket_path,
+)
 from meshspec_runtime.safefile import FileProblem, Folders
 
 MANIFEST = "manifest.json"
 POLICY = "policy.json"
 MANIFEST_LIMIT = 32 * 1024 * 1024
-"""Bytes: ample for the ~600 bytes per service the manifest lists (about 50,000 services)."""
+"""Bytes of the manifest or of an index: each lists about 100 bytes per file."""
 FILE_LIMIT = 512 * 1024 * 1024
 """Bytes of any other file; the manifest's own sizes bound each file more tightly."""
 PIN_TRIES = 8
@@ -146,16 +166,23 @@ def _read_bundle(
 ) -> tuple[Bundle, dict[str, bytes]]:
     raw_manifest, manifest = _read_manifest(pinned, folders)
     kept: dict[str, bytes] = {MANIFEST: raw_manifest} if keep else {}
+    _check_index_list(pinned, manifest)
+    listed: dict[str, FileEntry] = {}
+    for bucket in range(manifest.buckets):
+        raw_index, index = _read_index(pinned, folders, manifest, bucket)
+        if keep:
+            kept[index_path(bucket)] = raw_index
+        listed.update(index.files)
     policy_bytes: bytes | None = None
-    for relative in manifest.files:
-        content = _read_listed(pinned, folders, manifest, relative)
+    for relative, entry in listed.items():
+        content = _read_listed(pinned, folders, relative, entry)
         if relative == POLICY:
             policy_bytes = content
         if keep:
             kept[relative] = content
-    _refuse_unlisted(pinned, folders, manifest)
+    _refuse_unlisted(pinned, folders, listed.keys() | manifest.files.keys())
     if policy_bytes is None:
-        raise BundleError(pinned.path, POLICY, f"missing: {MANIFEST} does not list it")
+        raise BundleError(pinned.path, POLICY, "missing: no index lists it")
     try:
         policy = PolicyDocument.model_validate_json(policy_bytes)
     except ValidationError as error:
@@ -168,34 +195,109 @@ def _read_bundle(
 
 def _read_service(pinned: Pinned, folders: Folders, service: str) -> ServiceBundle:
     _, manifest = _read_manifest(pinned, folders)
-    relative = service_slice_path(service)
-    if relative not in manifest.files:
-        prefix, suffix = f"{SERVICES}/", ".json"
-        known = [
-            path[len(prefix) : -len(suffix)]
-            for path in manifest.files
-            if path.startswith(prefix) and path.endswith(suffix)
-        ]
-        close = difflib.get_close_matches(service, known, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    relative = service_bucket_path(bucket_of(service, manifest.buckets))
+    content = _read_indexed(pinned, folders, manifest, relative)
+    bucket = bucket_of(service, manifest.buckets)
+    try:
+        data = pydantic_core.from_json(content)
+    except ValueError:
+        raise BundleError(pinned.path, relative, "not a valid service bucket: not JSON") from None
+    views = data.pop("services", None) if isinstance(data, dict) else None
+    if not isinstance(views, dict):
+        raise BundleError(
+            pinned.path, relative, "not a valid service bucket: services: missing or not an object"
+        )
+    try:  # the header and this service's view are validated; the others are only parsed
+        head = ServiceBucket.model_validate({**data, "services": {}})
+    except ValidationError as error:
+        raise BundleError(
+            pinned.path, relative, f"not a valid service bucket: {_problems(error)}"
+        ) from None
+    _check_belongs(pinned, relative, head.mesh, head.version, manifest)
+    if head.bucket != bucket:
+        raise BundleError(pinned.path, relative, f"says it is bucket {head.bucket}, not {bucket}")
+    view = views.get(service)
+    if view is None:
         raise ServiceNotInBundleError(
             pinned.path,
             relative,
-            f"no service {service!r} in mesh {manifest.mesh!r} version {manifest.version}{hint}",
+            f"no service {service!r} in mesh {manifest.mesh!r} version {manifest.version}"
+            f"{_close_names(pinned, folders, manifest, service)}",
         )
-    content = _read_listed(pinned, folders, manifest, relative)
     try:
-        piece = ServiceSlice.model_validate_json(content)
+        policies = ServicePolicies.model_validate(view)
     except ValidationError as error:
         raise BundleError(
-            pinned.path, relative, f"not a valid service slice: {_problems(error)}"
+            pinned.path,
+            relative,
+            f"not a valid service bucket: {_problems(error, prefix=f'services.{service}.')}",
         ) from None
-    _check_belongs(pinned, relative, piece.mesh, piece.version, manifest)
-    if piece.service.name != service:
+    if policies.name != service:
         raise BundleError(
-            pinned.path, relative, f"holds service {piece.service.name!r}, not {service!r}"
+            pinned.path, relative, f"holds service {policies.name!r} under the name {service!r}"
         )
-    return ServiceBundle(pinned.path, manifest, piece.service)
+    return ServiceBundle(pinned.path, manifest, policies)
+
+
+def _close_names(pinned: Pinned, folders: Folders, manifest: Manifest, service: str) -> str:
+    """``; did you mean ...?`` from the names in ``policy.json`` (read, verified, only for
+    this error), or nothing when none is close or it cannot be read."""
+    try:
+        names = pydantic_core.from_json(_read_indexed(pinned, folders, manifest, POLICY))[
+            "services"
+        ]
+        close = difflib.get_close_matches(service, [str(name) for name in names], n=3)
+    except (BundleError, ValueError, KeyError, TypeError):
+        return ""
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def _check_index_list(pinned: Pinned, manifest: Manifest) -> None:
+    expected = {index_path(bucket) for bucket in range(manifest.buckets)}
+    for relative in manifest.files:
+        if relative not in expected:
+            raise BundleError(
+                pinned.path,
+                MANIFEST,
+                f"lists {relative!r}, which is not one of its {manifest.buckets} index files",
+            )
+    for relative in sorted(expected - manifest.files.keys()):
+        raise BundleError(pinned.path, relative, f"not listed in {MANIFEST}")
+
+
+def _read_index(
+    pinned: Pinned, folders: Folders, manifest: Manifest, bucket: int
+) -> tuple[bytes, BundleIndex]:
+    relative = index_path(bucket)
+    entry = manifest.files.get(relative)
+    if entry is None:
+        raise BundleError(pinned.path, relative, f"not listed in {MANIFEST}")
+    content = _read_listed(pinned, folders, relative, entry, MANIFEST_LIMIT)
+    try:
+        index = BundleIndex.model_validate_json(content)
+    except ValidationError as error:
+        raise BundleError(pinned.path, relative, f"not a valid index: {_problems(error)}") from None
+    _check_belongs(pinned, relative, index.mesh, index.version, manifest)
+    if index.bucket != bucket:
+        raise BundleError(pinned.path, relative, f"says it is bucket {index.bucket}, not {bucket}")
+    for path in index.files:
+        if path == MANIFEST or path.startswith(f"{INDEX}/"):
+            raise BundleError(pinned.path, relative, f"lists {path!r}, which only {MANIFEST} may")
+        belongs = bucket_of(path, manifest.buckets)
+        if belongs != bucket:
+            raise BundleError(
+                pinned.path, relative, f"lists {path!r}, which hashes into {index_path(belongs)}"
+            )
+    return content, index
+
+
+def _read_indexed(pinned: Pinned, folders: Folders, manifest: Manifest, relative: str) -> bytes:
+    """The verified bytes of ``relative``, found through its index."""
+    _, index = _read_index(pinned, folders, manifest, bucket_of(relative, manifest.buckets))
+    entry = index.files.get(relative)
+    if entry is None:
+        raise BundleError(pinned.path, relative, "missing: no index lists it")
+    return _read_listed(pinned, folders, relative, entry)
 
 
 def _check_belongs(pinned: Pinned, file: str, mesh: str, version: str, manifest: Manifest) -> None:
@@ -208,12 +310,12 @@ def _check_belongs(pinned: Pinned, file: str, mesh: str, version: str, manifest:
         )
 
 
-def _problems(error: ValidationError, shown: int = 3) -> str:
+def _problems(error: ValidationError, shown: int = 3, prefix: str = "") -> str:
     """``path: problem`` for the first few errors, without echoing the (large) input back."""
     problems = []
     for item in error.errors(include_url=False, include_input=False)[:shown]:
         message = item["msg"].removeprefix("Value error, ")
-        path = ".".join(str(part) for part in item["loc"])
+        path = prefix + ".".join(str(part) for part in item["loc"])
         problems.append(f"{path}: {message}" if path else message)
     more = error.error_count() - shown
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
@@ -243,17 +345,18 @@ def _read_manifest(pinned: Pinned, folders: Folders) -> tuple[bytes, Manifest]:
     return raw, manifest
 
 
-def _read_listed(pinned: Pinned, folders: Folders, manifest: Manifest, relative: str) -> bytes:
+def _read_listed(
+    pinned: Pinned, folders: Folders, relative: str, entry: FileEntry, limit: int = FILE_LIMIT
+) -> bytes:
     parts = relative.split("/")
     if relative == MANIFEST or "\0" in relative or any(p in ("", ".", "..") for p in parts):
-        raise BundleError(pinned.path, relative, f"{MANIFEST} lists a path outside the bundle")
-    entry = manifest.files[relative]
+        raise BundleError(pinned.path, relative, "listed, but a path outside the bundle")
     try:
-        content = folders.read(relative, FILE_LIMIT, expected_size=entry.size)
+        content = folders.read(relative, limit, expected_size=entry.size)
     except FileProblem as problem:
         text = str(problem)
         if text == "missing" or text.startswith("missing folder"):
-            text = "listed in the manifest but missing"
+            text = "listed but missing"
         raise BundleError(pinned.path, relative, text) from None
     actual = hashlib.sha256(content).hexdigest()
     if actual != entry.sha256:
@@ -266,8 +369,7 @@ def _read_listed(pinned: Pinned, folders: Folders, manifest: Manifest, relative:
     return content
 
 
-def _refuse_unlisted(pinned: Pinned, folders: Folders, manifest: Manifest) -> None:
-    listed = manifest.files.keys()
+def _refuse_unlisted(pinned: Pinned, folders: Folders, listed: AbstractSet[str]) -> None:
     pending = [""]
     while pending:
         folder = pending.pop()
@@ -286,4 +388,4 @@ def _refuse_unlisted(pinned: Pinned, folders: Folders, manifest: Manifest) -> No
             if is_dir:
                 pending.append(relative)
             elif relative != MANIFEST and relative not in listed:
-                raise BundleError(pinned.path, relative, f"not listed in {MANIFEST}")
+                raise BundleError(pinned.path, relative, "not listed in any index")
