@@ -106,14 +106,14 @@ def generator() -> str:
 
 
 def indexes(
-    mesh: str, version: str, buckets: int, files: Mapping[str, tuple[str, int]]
+    mesh: str, version: str, count: int, files: Mapping[str, tuple[str, int]]
 ) -> dict[str, bytes]:
-    """``index/<bucket>.json`` for every bucket (an empty one too): each lists the files of
-    ``files`` (path -> (sha256, size)) whose path hashes into the bucket."""
-    listed: list[dict[str, dict[str, Any]]] = [{} for _ in range(buckets)]
+    """``index/<n>.json`` for every n below ``count`` (an empty one too): each lists the files
+    of ``files`` (path -> (sha256, size)) whose path hashes into n."""
+    listed: list[dict[str, dict[str, Any]]] = [{} for _ in range(count)]
     for path in sorted(files):
         digest, size = files[path]
-        listed[bucket_of(path, buckets)][path] = {"sha256": digest, "size": size}
+        listed[bucket_of(path, count)][path] = {"sha256": digest, "size": size}
     return {
         index_path(bucket): dump_json(
             {
@@ -133,10 +133,10 @@ def manifest(
     version: str,
     digest: str,
     serial: int,
-    buckets: int,
+    counts: tuple[int, int],
     files: Mapping[str, tuple[str, int]],
 ) -> Manifest:
-    """``files``: the indexes, path -> (sha256, size)."""
+    """``counts``: indexes, service buckets; ``files``: the indexes, path -> (sha256, size)."""
     # Every value is built here from validated data: construct without validating again.
     return Manifest.model_construct(
         format=BUNDLE_FORMAT,
@@ -144,7 +144,8 @@ def manifest(
         version=version,
         spec_digest=digest,
         generator=generator(),
-        buckets=buckets,
+        indexes=counts[0],
+        buckets=counts[1],
         files={
             path: FileEntry.model_construct(sha256=files[path][0], size=files[path][1])
             for path in sorted(files)

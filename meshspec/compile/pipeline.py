@@ -44,6 +44,7 @@ class EmittedBundle:
     files: dict[str, bytes]
     digests: dict[str, str]
     version: str
+    indexes: int
     buckets: int
 
 
@@ -64,7 +65,7 @@ def emit_bundle(mesh: ResolvedMesh, emitters: Sequence[Emitter] = EMITTERS) -> E
             emitted[path] = content
     digests = {path: manifests.sha256(content) for path, content in emitted.items()}
     version = manifests.content_version(digests)
-    return EmittedBundle(mesh.name, emitted, digests, version, mesh.buckets())
+    return EmittedBundle(mesh.name, emitted, digests, version, mesh.indexes(), mesh.buckets())
 
 
 def stamp_bundle(
@@ -81,11 +82,11 @@ def stamp_bundle(
         files[path] = final
         digest = emitted.digests[path] if final is content else manifests.sha256(final)
         entries[path] = (digest, len(final))
-    indexes = manifests.indexes(emitted.mesh, version, emitted.buckets, entries)
+    indexes = manifests.indexes(emitted.mesh, version, emitted.indexes, entries)
     files.update(indexes)
     listed = {path: (manifests.sha256(content), len(content)) for path, content in indexes.items()}
     manifest = manifests.manifest(
-        emitted.mesh, version, spec_digest, serial, emitted.buckets, listed
+        emitted.mesh, version, spec_digest, serial, (emitted.indexes, emitted.buckets), listed
     )
     files[manifests.PATH] = manifests.manifest_bytes(manifest)
     return BuiltBundle(files, manifest, entries)

@@ -190,16 +190,20 @@ class Manifest(PolicyModel):
     spec_digest: str
     generator: str
     """``meshspec <version>`` that wrote the bundle."""
+    indexes: Buckets = 1
+    """How many index files there are (a power of two); a path is listed in the index its
+    sha256 picks (``meshspec_runtime.layout.bucket_of``)."""
     buckets: Buckets = 1
-    """How many buckets paths and service names hash into (a power of two): one index file,
-    and one service bucket, per bucket."""
+    """How many service buckets there are (a power of two); a service's view is in the bucket
+    its name's sha256 picks."""
     files: dict[str, FileEntry]
-    """The index files, ``index/<bucket>.json`` for every bucket -> its sha256 and size."""
+    """The index files, ``index/<n>.json`` for every n below ``indexes`` -> sha256 and size."""
     dns_serial: int | None = None
     """SOA serial of the bundle's zone; the next compile into the same place continues from it."""
 
     @model_validator(mode="after")
-    def _buckets_a_power_of_two(self) -> Manifest:
-        if self.buckets & (self.buckets - 1):
-            raise ValueError(f"buckets: {self.buckets} is not a power of two")
+    def _counts_are_powers_of_two(self) -> Manifest:
+        for field, count in (("indexes", self.indexes), ("buckets", self.buckets)):
+            if count & (count - 1):
+                raise ValueError(f"{field}: {count} is not a power of two")
         return self

@@ -85,14 +85,18 @@ def pin(path: Path) -> Pinned:
 
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 INDEX = "index"
-"""The folder of the index files: ``index/<bucket>.json`` lists the files whose path hashes
-into that bucket (``index_path``); the manifest lists the index files."""
+"""The folder of the index files: ``index/<n>.json`` lists the files whose path hashes into
+``n`` (``index_path``); the manifest lists the index files."""
 SERVICES = "services"
-"""The folder of the service buckets: ``services/<bucket>.json`` holds the slices of the
-services whose name hashes into that bucket (``service_bucket_path``)."""
-SERVICES_PER_BUCKET = 64
-"""At most this many services per bucket, on average: the bucket count is the smallest power of
-two that keeps to it, so what one service reads at start-up does not grow with the mesh."""
+"""The folder of the service buckets: ``services/<n>.json`` holds the views of the services
+whose name hashes into bucket ``n`` (``service_bucket_path``)."""
+SERVICES_PER_BUCKET = 16
+"""At most this many services per service bucket, on average."""
+SERVICES_PER_INDEX = 256
+"""At most this many services per index, on average (each lists one or two files per service:
+its Consul config entries, plus the buckets): the manifest lists ``services / 256`` indexes and
+each index a few hundred files, so what a service reads at start-up barely grows with the
+mesh."""
 MAX_BUCKETS = 1 << 16
 
 
@@ -112,12 +116,18 @@ def file_name(name: str) -> str:
     return "".join(out) or "%00"
 
 
-def bucket_count(services: int) -> int:
-    """Buckets for a mesh of ``services`` services: a power of two, at least 1."""
+def bucket_count(services: int, per_bucket: int = SERVICES_PER_BUCKET) -> int:
+    """Buckets for a mesh of ``services`` services, ``per_bucket`` at most on average: the
+    smallest power of two that keeps to it (at least 1, at most ``MAX_BUCKETS``)."""
     count = 1
-    while count * SERVICES_PER_BUCKET < services and count < MAX_BUCKETS:
+    while count * per_bucket < services and count < MAX_BUCKETS:
         count *= 2
     return count
+
+
+def index_count(services: int) -> int:
+    """Index files for a mesh of ``services`` services."""
+    return bucket_count(services, SERVICES_PER_INDEX)
 
 
 def bucket_of(key: str, buckets: int) -> int:

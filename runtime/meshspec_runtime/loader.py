@@ -168,7 +168,7 @@ def _read_bundle(
     kept: dict[str, bytes] = {MANIFEST: raw_manifest} if keep else {}
     _check_index_list(pinned, manifest)
     listed: dict[str, FileEntry] = {}
-    for bucket in range(manifest.buckets):
+    for bucket in range(manifest.indexes):
         raw_index, index = _read_index(pinned, folders, manifest, bucket)
         if keep:
             kept[index_path(bucket)] = raw_index
@@ -253,13 +253,13 @@ def _close_names(pinned: Pinned, folders: Folders, manifest: Manifest, service: 
 
 
 def _check_index_list(pinned: Pinned, manifest: Manifest) -> None:
-    expected = {index_path(bucket) for bucket in range(manifest.buckets)}
+    expected = {index_path(bucket) for bucket in range(manifest.indexes)}
     for relative in manifest.files:
         if relative not in expected:
             raise BundleError(
                 pinned.path,
                 MANIFEST,
-                f"lists {relative!r}, which is not one of its {manifest.buckets} index files",
+                f"lists {relative!r}, which is not one of its {manifest.indexes} index files",
             )
     for relative in sorted(expected - manifest.files.keys()):
         raise BundleError(pinned.path, relative, f"not listed in {MANIFEST}")
@@ -283,7 +283,7 @@ def _read_index(
     for path in index.files:
         if path == MANIFEST or path.startswith(f"{INDEX}/"):
             raise BundleError(pinned.path, relative, f"lists {path!r}, which only {MANIFEST} may")
-        belongs = bucket_of(path, manifest.buckets)
+        belongs = bucket_of(path, manifest.indexes)
         if belongs != bucket:
             raise BundleError(
                 pinned.path, relative, f"lists {path!r}, which hashes into {index_path(belongs)}"
@@ -293,7 +293,7 @@ def _read_index(
 
 def _read_indexed(pinned: Pinned, folders: Folders, manifest: Manifest, relative: str) -> bytes:
     """The verified bytes of ``relative``, found through its index."""
-    _, index = _read_index(pinned, folders, manifest, bucket_of(relative, manifest.buckets))
+    _, index = _read_index(pinned, folders, manifest, bucket_of(relative, manifest.indexes))
     entry = index.files.get(relative)
     if entry is None:
         raise BundleError(pinned.path, relative, "missing: no index lists it")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -187,7 +188,7 @@ def relist(
         content = (bundle / path).read_bytes()
         entry = {"sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
     manifest = json.loads((bundle / "manifest.json").read_bytes())
-    index = index_path(bucket_of(path, manifest["buckets"]))
+    index = index_path(bucket_of(path, manifest["indexes"]))
     data = json.loads((bundle / index).read_bytes())
     data["files"][path] = entry
     index_raw = json.dumps(data).encode()
@@ -197,3 +198,28 @@ def relist(
         "size": len(index_raw),
     }
     (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def wide_mesh(services: int) -> ResolvedMesh:
+    """A mesh of ``services`` services shaped like the small one's, each calling the next:
+    enough of them to fill many buckets and indexes."""
+    template = ir_mesh().service("checkout")
+    edge = template.edges[1]
+    names = [f"svc-{index:04d}" for index in range(services)]
+    return dataclasses.replace(
+        ir_mesh(),
+        services=tuple(
+            dataclasses.replace(
+                template,
+                name=name,
+                endpoints=tuple(
+                    endpoint.model_copy(update={"id": f"{name}-{n}"})
+                    for n, endpoint in enumerate(template.endpoints)
+                ),
+                edges=(dataclasses.replace(edge, upstream=names[index + 1]),)
+                if index + 1 < services
+                else (),
+            )
+            for index, name in enumerate(names)
+        ),
+    )

@@ -102,7 +102,7 @@ def test_a_manifest_listing_anything_but_its_indexes_is_refused(bundle: Path) ->
 
 def test_an_index_listing_a_path_of_another_bucket_is_refused(bundle: Path) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["buckets"] = 2  # what index/0000.json lists now hashes into two buckets
+    manifest["indexes"] = 2  # what index/0000.json lists now hashes into two indexes
     relisted = json.loads((bundle / "index/0000.json").read_bytes())
     relisted["bucket"] = 1
     raw = json.dumps(relisted).encode()

@@ -4,6 +4,7 @@ and against publishes that delete the version it pinned; and load_service's slic
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -13,9 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from compile_support import ir_mesh, listing, relist
+from compile_support import ir_mesh, listing, relist, wide_mesh
 from meshspec_runtime import safefile
-from meshspec_runtime.layout import bucket_of, service_bucket_path
+from meshspec_runtime.layout import (
+    SERVICES_PER_BUCKET,
+    SERVICES_PER_INDEX,
+    bucket_count,
+    bucket_of,
+    index_count,
+    index_path,
+    service_bucket_path,
+)
 from meshspec_runtime.loader import (
     BundleError,
     ServiceNotInBundleError,
@@ -274,3 +283,51 @@ def test_a_broken_bucket_is_named(bundle: Path, content: bytes) -> None:
     with pytest.raises(BundleError, match="not a valid service bucket") as error:
         load_service(bundle, "checkout")
     assert error.value.file == CHECKOUT_BUCKET
+
+
+# --- many buckets ----------------------------------------------------------------------------
+
+
+def test_bucket_counts_keep_to_their_size_in_powers_of_two() -> None:
+    assert [bucket_count(n) for n in (0, 1, SERVICES_PER_BUCKET, SERVICES_PER_BUCKET + 1)] == [
+        1,
+        1,
+        1,
+        2,
+    ]
+    for services in (1000, 5000, 20000):
+        count = bucket_count(services)
+        assert count & (count - 1) == 0
+        assert count * SERVICES_PER_BUCKET >= services > count * SERVICES_PER_BUCKET // 2
+        indexes = index_count(services)
+        assert indexes * SERVICES_PER_INDEX >= services > indexes * SERVICES_PER_INDEX // 2
+
+
+def test_bucket_of_is_the_masked_sha256_of_the_key() -> None:
+    for key in ("checkout", "services/0001.json", "ünïcode"):
+        digest = hashlib.sha256(key.encode()).digest()
+        for buckets in (1, 2, 64, 2048):
+            assert bucket_of(key, buckets) == int.from_bytes(digest[:4], "big") % buckets
+
+
+def test_a_mesh_of_many_buckets_and_indexes_loads_whole_and_by_service(
+    write_ir_bundle: WriteBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = wide_mesh(SERVICES_PER_INDEX + 50)  # two indexes, 32 service buckets
+    bundle = write_ir_bundle(mesh, "wide")
+    whole = load_bundle(bundle)
+    assert (whole.manifest.indexes, whole.manifest.buckets) == (2, 32)
+    assert set(whole.manifest.files) == {"index/0000.json", "index/0001.json"}
+    read: list[str] = []
+    real_read = safefile.Folders.read
+
+    def recording(self: safefile.Folders, relative: str, limit: int, **kw: int) -> bytes:
+        read.append(relative)
+        return real_read(self, relative, limit, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(safefile.Folders, "read", recording)
+    for service in mesh.services:
+        read.clear()
+        assert load_service(bundle, service.name).service == whole.policy.service(service.name)
+        bucket = service_bucket_path(bucket_of(service.name, 32))
+        assert read == ["manifest.json", index_path(bucket_of(bucket, 2)), bucket]

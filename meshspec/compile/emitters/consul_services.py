@@ -1,8 +1,9 @@
 """``consul/services/<bucket>.json``: one Consul service definition per instance.
 
 The ``{"services": [...]}`` form that ``consul services register`` and an agent's config
-directory both read (``consul validate`` checks it in the tests), one file per bucket of
-services (``meshspec_runtime.layout.bucket_of`` of the service name), services in name order,
+directory both read (``consul validate`` checks it in the tests), grouped as the indexes group
+paths: ``<n>.json`` holds the services whose name hashes into n of ``mesh.indexes()``
+(``meshspec_runtime.layout.bucket_of``), about 256 per file, services in name order,
 instances in spec order: a file per service made tens of thousands of files for a large mesh.
 Field names follow Consul's service and check configuration reference: the config-file parser
 matches single-word keys whatever their case (``ID``, ``HTTP``, ``Interval``) and knows
@@ -36,7 +37,7 @@ GRPC_USE_TLS = "grpc_use_tls"
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
-    count = mesh.buckets()
+    count = mesh.indexes()
     grouped: dict[int, list[dict[str, Any]]] = {}
     for service in mesh.services:
         grouped.setdefault(bucket_of(service.name, count), []).extend(definitions(mesh, service))
@@ -48,7 +49,7 @@ def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
 
 def path_of(mesh: ResolvedMesh, service: str) -> str:
     """The file holding ``service``'s definitions."""
-    return f"{FOLDER}/{bucket_name(bucket_of(service, mesh.buckets()))}.json"
+    return f"{FOLDER}/{bucket_name(bucket_of(service, mesh.indexes()))}.json"
 
 
 def definitions(mesh: ResolvedMesh, service: Service) -> list[dict[str, Any]]:
