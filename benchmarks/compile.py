@@ -82,8 +82,12 @@ def main() -> None:
             f"{args.rounds} interleaved rounds"
         )
 
+        bundle_files: list[int] = []
+
         def compile_here() -> object:
-            return compile_spec(spec_path, out)
+            result = compile_spec(spec_path, out)
+            bundle_files.append(result.files)
+            return result
 
         def pyyaml_here() -> object:
             return yaml.load(spec_path.read_bytes(), Loader=yaml.CSafeLoader)
@@ -116,9 +120,7 @@ def main() -> None:
                 measured_process[label].wall.append(wall)
                 measured_process[label].cpu.append(cpu)
                 measured_process[label].peak_mb.append(peak)
-        files = sum(1 for path in out.rglob("*") if path.is_file())
-
-        print(f"bundle: {files} files in the home")
+        print(f"bundle: {bundle_files[-1]} files")
         print("in process, collector paused for all:")
         for label, samples in measured_here.items():
             print(f"  {label:<16} wall {describe(samples.wall)}   cpu {describe(samples.cpu)}")

@@ -146,16 +146,19 @@ class PolicyDocument(PolicyModel):
 
 
 class ServiceBucket(PolicyModel):
-    """The content of ``services/<bucket>.json``: the view of each service whose name hashes
-    into the bucket, assembled by the compiler exactly as ``PolicyDocument.service(name)``
-    assembles it, with the mesh and version it belongs to (so a bucket from another bundle is
-    refused). ``load_service`` validates the header and its own service's view only."""
+    """The content of ``services/<bucket>.json``: ``policy.json`` restricted to the services
+    whose name hashes into the bucket: their entries, the endpoints of every service they call
+    and every policy they use, with the mesh and version it belongs to (so a bucket from
+    another bundle is refused). ``load_service`` validates the header and what its own service
+    uses only, and assembles its view as ``PolicyDocument.service(name)`` does."""
 
     format: Literal[3] = BUNDLE_FORMAT
     mesh: str
     version: str
     bucket: Annotated[int, Field(ge=0)]
-    services: dict[str, ServicePolicies]
+    services: dict[str, ServiceEntry]
+    endpoints: dict[str, tuple[Endpoint, ...]]
+    policies: dict[str, UpstreamPolicy]
 
 
 class FileEntry(PolicyModel):

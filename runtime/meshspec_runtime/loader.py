@@ -32,19 +32,22 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pydantic_core
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from meshspec_runtime.bundle import (
     BUNDLE_FORMAT,
     BundleIndex,
+    Endpoint,
     FileEntry,
     Manifest,
     PolicyDocument,
     ServiceBucket,
+    ServiceEntry,
     ServicePolicies,
+    Upstream,
 )
 from meshspec_runtime.layout import (
     CURRENT,
@@ -56,6 +59,7 @@ from meshspec_runtime.layout import (
     pin,
     service_bucket_path,
 )
+from meshspec_runtime.policy.config import UpstreamPolicy
 from meshspec_runtime.safefile import FileProblem, Folders
 
 MANIFEST = "manifest.json"
@@ -195,20 +199,26 @@ def _read_bundle(
 
 def _read_service(pinned: Pinned, folders: Folders, service: str) -> ServiceBundle:
     _, manifest = _read_manifest(pinned, folders)
-    relative = service_bucket_path(bucket_of(service, manifest.buckets))
-    content = _read_indexed(pinned, folders, manifest, relative)
     bucket = bucket_of(service, manifest.buckets)
+    relative = service_bucket_path(bucket)
+    content = _read_indexed(pinned, folders, manifest, relative)
     try:
         data = pydantic_core.from_json(content)
     except ValueError:
         raise BundleError(pinned.path, relative, "not a valid service bucket: not JSON") from None
-    views = data.pop("services", None) if isinstance(data, dict) else None
-    if not isinstance(views, dict):
-        raise BundleError(
-            pinned.path, relative, "not a valid service bucket: services: missing or not an object"
-        )
-    try:  # the header and this service's view are validated; the others are only parsed
-        head = ServiceBucket.model_validate({**data, "services": {}})
+    parts: dict[str, dict[str, Any]] = {}
+    for key in _BUCKET_PARTS:
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, dict):
+            raise BundleError(
+                pinned.path,
+                relative,
+                f"not a valid service bucket: {key}: missing or not an object",
+            )
+        parts[key] = value
+    header = {key: value for key, value in data.items() if key not in _BUCKET_PARTS}
+    try:  # the header and what this service uses are validated; the rest is only parsed
+        head = ServiceBucket.model_validate({**header, **{part: {} for part in _BUCKET_PARTS}})
     except ValidationError as error:
         raise BundleError(
             pinned.path, relative, f"not a valid service bucket: {_problems(error)}"
@@ -216,8 +226,8 @@ def _read_service(pinned: Pinned, folders: Folders, service: str) -> ServiceBund
     _check_belongs(pinned, relative, head.mesh, head.version, manifest)
     if head.bucket != bucket:
         raise BundleError(pinned.path, relative, f"says it is bucket {head.bucket}, not {bucket}")
-    view = views.get(service)
-    if view is None:
+    entry = parts["services"].get(service)
+    if entry is None:
         raise ServiceNotInBundleError(
             pinned.path,
             relative,
@@ -225,18 +235,58 @@ def _read_service(pinned: Pinned, folders: Folders, service: str) -> ServiceBund
             f"{_close_names(pinned, folders, manifest, service)}",
         )
     try:
-        policies = ServicePolicies.model_validate(view)
-    except ValidationError as error:
+        view = _assemble(service, entry, parts["endpoints"], parts["policies"])
+    except (ValidationError, _DanglingError) as error:
+        problem = str(error) if isinstance(error, _DanglingError) else _problems(error)
+        raise BundleError(pinned.path, relative, f"not a valid service bucket: {problem}") from None
+    if view.name != service:
         raise BundleError(
-            pinned.path,
-            relative,
-            f"not a valid service bucket: {_problems(error, prefix=f'services.{service}.')}",
-        ) from None
-    if policies.name != service:
-        raise BundleError(
-            pinned.path, relative, f"holds service {policies.name!r} under the name {service!r}"
+            pinned.path, relative, f"holds service {view.name!r} under the name {service!r}"
         )
-    return ServiceBundle(pinned.path, manifest, policies)
+    return ServiceBundle(pinned.path, manifest, view)
+
+
+_BUCKET_PARTS = ("services", "endpoints", "policies")
+
+
+class _DanglingError(Exception):
+    """A reference in a bucket that does not resolve."""
+
+
+def _assemble(
+    service: str, entry: object, endpoints: dict[str, Any], policies: dict[str, Any]
+) -> ServicePolicies:
+    """``service``'s view from its bucket's parsed parts, validating only what it uses (as
+    ``PolicyDocument.service`` assembles it from a validated document)."""
+    path = f"services.{service}"
+    try:
+        parsed = ServiceEntry.model_validate(entry)
+    except ValidationError as error:
+        raise _DanglingError(f"{path}.{_problems(error)}") from None
+    upstreams: dict[str, Upstream] = {}
+    for upstream, ref in parsed.upstreams.items():
+        where = f"{path}.upstreams.{upstream}"
+        if ref.service not in endpoints:
+            raise _DanglingError(f"{where}.service: no service {ref.service!r} in endpoints")
+        if ref.policy not in policies:
+            raise _DanglingError(f"{where}.policy: no policy {ref.policy!r} in policies")
+        try:
+            instances = _ENDPOINTS.validate_python(endpoints[ref.service])
+        except ValidationError as error:
+            raise _DanglingError(f"endpoints.{ref.service}.{_problems(error)}") from None
+        try:
+            policy = UpstreamPolicy.model_validate(policies[ref.policy])
+        except ValidationError as error:
+            raise _DanglingError(f"policies.{ref.policy}.{_problems(error)}") from None
+        upstreams[upstream] = Upstream.model_construct(
+            service=ref.service, endpoints=instances, policy=policy
+        )
+    return ServicePolicies.model_construct(
+        name=parsed.name, protocol=parsed.protocol, port=parsed.port, upstreams=upstreams
+    )
+
+
+_ENDPOINTS: TypeAdapter[tuple[Endpoint, ...]] = TypeAdapter(tuple[Endpoint, ...])
 
 
 def _close_names(pinned: Pinned, folders: Folders, manifest: Manifest, service: str) -> str:

@@ -269,12 +269,23 @@ def test_a_bucket_holding_a_service_under_another_name_is_refused(bundle: Path) 
 
 def test_a_bucket_with_a_policy_out_of_bounds_is_refused(bundle: Path) -> None:
     data = json.loads((bundle / CHECKOUT_BUCKET).read_bytes())
-    data["services"]["checkout"]["upstreams"]["payments"]["policy"]["timeout"] = -1
+    used = data["services"]["checkout"]["upstreams"]["payments"]["policy"]
+    data["policies"][used]["timeout"] = -1
     relist(bundle, CHECKOUT_BUCKET, json.dumps(data).encode())
-    with pytest.raises(
-        BundleError, match=r"services\.checkout\.upstreams\.payments\.policy\.timeout"
-    ):
+    with pytest.raises(BundleError, match=rf"policies\.{used}\.timeout"):
         load_service(bundle, "checkout")
+    load_service(bundle, "inventory")  # what another service does not use is not validated
+
+
+@pytest.mark.parametrize("missing", ["endpoints", "policies"])
+def test_a_bucket_reference_that_does_not_resolve_is_named(bundle: Path, missing: str) -> None:
+    data = json.loads((bundle / CHECKOUT_BUCKET).read_bytes())
+    ref = data["services"]["checkout"]["upstreams"]["payments"]
+    del data[missing][ref["service"] if missing == "endpoints" else ref["policy"]]
+    relist(bundle, CHECKOUT_BUCKET, json.dumps(data).encode())
+    with pytest.raises(BundleError, match=r"services\.checkout\.upstreams\.payments\.") as error:
+        load_service(bundle, "checkout")
+    assert f"in {missing}" in error.value.problem
 
 
 @pytest.mark.parametrize("content", [b"[]", b"{not json", b'{"services": {}}'])
