@@ -236,8 +236,7 @@ def _read_service(pinned: Pinned, folders: Folders, service: str) -> ServiceBund
         )
     try:
         view = _assemble(service, entry, parts["endpoints"], parts["policies"])
-    except (ValidationError, _DanglingError) as error:
-        problem = str(error) if isinstance(error, _DanglingError) else _problems(error)
+    except _BucketProblem as problem:
         raise BundleError(pinned.path, relative, f"not a valid service bucket: {problem}") from None
     if view.name != service:
         raise BundleError(
@@ -249,8 +248,8 @@ def _read_service(pinned: Pinned, folders: Folders, service: str) -> ServiceBund
 _BUCKET_PARTS = ("services", "endpoints", "policies")
 
 
-class _DanglingError(Exception):
-    """A reference in a bucket that does not resolve."""
+class _BucketProblem(Exception):
+    """What a service uses of its bucket is invalid or does not resolve: ``path: problem``."""
 
 
 def _assemble(
@@ -262,22 +261,22 @@ def _assemble(
     try:
         parsed = ServiceEntry.model_validate(entry)
     except ValidationError as error:
-        raise _DanglingError(f"{path}.{_problems(error)}") from None
+        raise _BucketProblem(_problems(error, prefix=f"{path}.")) from None
     upstreams: dict[str, Upstream] = {}
     for upstream, ref in parsed.upstreams.items():
         where = f"{path}.upstreams.{upstream}"
         if ref.service not in endpoints:
-            raise _DanglingError(f"{where}.service: no service {ref.service!r} in endpoints")
+            raise _BucketProblem(f"{where}.service: no service {ref.service!r} in endpoints")
         if ref.policy not in policies:
-            raise _DanglingError(f"{where}.policy: no policy {ref.policy!r} in policies")
+            raise _BucketProblem(f"{where}.policy: no policy {ref.policy!r} in policies")
         try:
             instances = _ENDPOINTS.validate_python(endpoints[ref.service])
         except ValidationError as error:
-            raise _DanglingError(f"endpoints.{ref.service}.{_problems(error)}") from None
+            raise _BucketProblem(_problems(error, prefix=f"endpoints.{ref.service}.")) from None
         try:
             policy = UpstreamPolicy.model_validate(policies[ref.policy])
         except ValidationError as error:
-            raise _DanglingError(f"policies.{ref.policy}.{_problems(error)}") from None
+            raise _BucketProblem(_problems(error, prefix=f"policies.{ref.policy}.")) from None
         upstreams[upstream] = Upstream.model_construct(
             service=ref.service, endpoints=instances, policy=policy
         )
@@ -365,7 +364,8 @@ def _problems(error: ValidationError, shown: int = 3, prefix: str = "") -> str:
     problems = []
     for item in error.errors(include_url=False, include_input=False)[:shown]:
         message = item["msg"].removeprefix("Value error, ")
-        path = prefix + ".".join(str(part) for part in item["loc"])
+        inner = ".".join(str(part) for part in item["loc"])
+        path = prefix + inner if inner else prefix.rstrip(".")
         problems.append(f"{path}: {message}" if path else message)
     more = error.error_count() - shown
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
