@@ -2,8 +2,8 @@
 
 Emitting (the costly part) needs no previous bundle; stamping the serial does, so a publish
 emits first and stamps under the home's lock, where the previous serial is read. The indexes
-(``index/<bucket>.json``: every file whose path hashes into the bucket, with its final sha256
-and size) and the manifest (every index) are written last, from the stamped files.
+(``index/<n>.json``: every file whose path hashes into n, with its final sha256 and size) and
+the manifest (every index) are made last, from the stamped files.
 """
 
 from __future__ import annotations
@@ -84,10 +84,9 @@ def stamp_bundle(
         entries[path] = (digest, len(final))
     indexes = manifests.indexes(emitted.mesh, version, emitted.indexes, entries)
     files.update(indexes)
-    listed = {path: (manifests.sha256(content), len(content)) for path, content in indexes.items()}
-    manifest = manifests.manifest(
-        emitted.mesh, version, spec_digest, serial, (emitted.indexes, emitted.buckets), listed
-    )
+    index_entries = {path: (manifests.sha256(data), len(data)) for path, data in indexes.items()}
+    counts = (emitted.indexes, emitted.buckets)
+    manifest = manifests.manifest(emitted.mesh, version, spec_digest, serial, counts, index_entries)
     files[manifests.PATH] = manifests.manifest_bytes(manifest)
     return BuiltBundle(files, manifest, entries)
 
