@@ -26,9 +26,10 @@ MANIFEST = "manifest.json"
 CONSUL_SERVICES = "consul/services/"
 CONSUL_ENTRIES = "consul/config-entries/"
 PROMETHEUS_RULES = "prometheus/"
-SERVICE_SLICES = "services/"
-"""Per-service slices restate policy.json (whose view covers them) with the bundle's version,
-so every one of them changes with every change: not lines of their own."""
+DERIVED = ("services/", "index/")
+"""Service buckets restate policy.json (whose view covers them) and index files list hashes,
+both with the bundle's version: every one of them changes with every change, so they are not
+lines of their own."""
 _MESH_FIELDS_IN_ZONE = re.compile(rb"^\$(ORIGIN|TTL) (\S+)", re.MULTILINE)
 _INTERNAL_META = ("meshspec_",)
 
@@ -186,7 +187,7 @@ def view(files: Mapping[str, bytes]) -> View:
         elif path.startswith(PROMETHEUS_RULES) and path.endswith((".yml", ".yaml")):
             _rules_view(yaml_rs.loads(content.decode(), parse_datetime=False), subjects, settings)
         elif path not in (MANIFEST, POLICY) and not path.startswith(
-            ("dns/", "consul/", SERVICE_SLICES)
+            ("dns/", "consul/", *DERIVED)
         ):
             # a file this view does not read: still one line when it changes
             subjects[f"file {path}"] = "file"
@@ -255,14 +256,16 @@ def _consul_view(
     subjects: dict[str, str],
     settings: dict[tuple[str, str], Scalar],
 ) -> None:
-    for index, instance in enumerate(instances):
+    seen: set[str] = set()  # a file holds the instances of several services
+    for instance in instances:
         service = instance["Name"]
         endpoint = f"{service} {_host_port(instance['Address'], instance['Port'])}"
         subjects[endpoint] = "endpoint"
         settings[endpoint, "id"] = instance["ID"]
         settings[endpoint, "weight"] = instance["Weights"]["Passing"]
-        if index:
+        if service in seen:
             continue  # tags, meta and the check are the service's, the same on every instance
+        seen.add(service)
         settings[service, "tags"] = ", ".join(instance["Tags"])
         for key, value in instance["Meta"].items():
             if not key.startswith(_INTERNAL_META):

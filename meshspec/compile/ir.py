@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.layout import bucket_count, index_count
 from meshspec_runtime.policy.config import UpstreamPolicy
 
 from meshspec.spec.resolve import DEFAULT_ALERT_AFTER
@@ -80,6 +81,14 @@ class ResolvedMesh:
             if service.name == name:
                 return service
         raise KeyError(name)
+
+    def buckets(self) -> int:
+        """How many buckets the bundle groups the services' views into."""
+        return bucket_count(len(self.services))
+
+    def indexes(self) -> int:
+        """How many index files list the bundle's files (and Consul files group services)."""
+        return index_count(len(self.services))
 
     def endpoints_by_service(self) -> dict[str, tuple[Endpoint, ...]]:
         return {service.name: service.endpoints for service in self.services}

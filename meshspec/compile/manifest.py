@@ -1,4 +1,4 @@
-"""The bundle's version, its SOA serial, and ``manifest.json``.
+"""The bundle's version, its SOA serial, its indexes and ``manifest.json``.
 
 - version: the first 16 hex digits of sha256 over the sorted ``path NUL sha256(content)`` lines
   of every file as emitted, i.e. with the version and serial placeholders still in place
@@ -18,10 +18,11 @@ import importlib.metadata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from meshspec_runtime.bundle import BUNDLE_FORMAT, FileEntry, Manifest
-from meshspec_runtime.layout import pin
+from meshspec_runtime.layout import bucket_of, index_path, pin
 from meshspec_runtime.loader import MANIFEST_LIMIT
 from meshspec_runtime.safefile import FileProblem, read_regular
 
@@ -104,10 +105,38 @@ def generator() -> str:
     return f"meshspec {importlib.metadata.version('meshspec')}"
 
 
+def indexes(
+    mesh: str, version: str, count: int, files: Mapping[str, tuple[str, int]]
+) -> dict[str, bytes]:
+    """``index/<n>.json`` for every n below ``count`` (an empty one too): each lists the files
+    of ``files`` (path -> (sha256, size)) whose path hashes into n."""
+    listed: list[dict[str, dict[str, Any]]] = [{} for _ in range(count)]
+    for path in sorted(files):
+        digest, size = files[path]
+        listed[bucket_of(path, count)][path] = {"sha256": digest, "size": size}
+    return {
+        index_path(bucket): dump_json(
+            {
+                "format": BUNDLE_FORMAT,
+                "mesh": mesh,
+                "version": version,
+                "bucket": bucket,
+                "files": entries,
+            }
+        )
+        for bucket, entries in enumerate(listed)
+    }
+
+
 def manifest(
-    mesh: str, version: str, digest: str, serial: int, files: Mapping[str, tuple[str, int]]
+    mesh: str,
+    version: str,
+    digest: str,
+    serial: int,
+    counts: tuple[int, int],
+    files: Mapping[str, tuple[str, int]],
 ) -> Manifest:
-    """``files``: path -> (sha256, size)."""
+    """``counts``: indexes, service buckets; ``files``: the indexes, path -> (sha256, size)."""
     # Every value is built here from validated data: construct without validating again.
     return Manifest.model_construct(
         format=BUNDLE_FORMAT,
@@ -115,6 +144,8 @@ def manifest(
         version=version,
         spec_digest=digest,
         generator=generator(),
+        indexes=counts[0],
+        buckets=counts[1],
         files={
             path: FileEntry.model_construct(sha256=files[path][0], size=files[path][1])
             for path in sorted(files)

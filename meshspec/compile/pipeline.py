@@ -1,7 +1,9 @@
-"""Resolved mesh -> bundle files (every emitter, then version, serial, manifest) -> disk.
+"""Resolved mesh -> bundle files (every emitter, then version, serial, indexes, manifest) -> disk.
 
 Emitting (the costly part) needs no previous bundle; stamping the serial does, so a publish
-emits first and stamps under the home's lock, where the previous serial is read.
+emits first and stamps under the home's lock, where the previous serial is read. The indexes
+(``index/<n>.json``: every file whose path hashes into n, with its final sha256 and size) and
+the manifest (every index) are made last, from the stamped files.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshspec_runtime.bundle import Manifest
+from meshspec_runtime.layout import INDEX
 
 from meshspec.compile import manifest as manifests
 from meshspec.compile import stamp
@@ -22,8 +25,11 @@ from meshspec.compile.writer import BundleHome, StepHook
 @dataclass(frozen=True, slots=True)
 class BuiltBundle:
     files: dict[str, bytes]
-    """Every file of the bundle, manifest.json included, by path relative to the bundle."""
+    """Every file of the bundle, manifest.json and the indexes included, by path relative to
+    the bundle."""
     manifest: Manifest
+    listed: dict[str, tuple[str, int]]
+    """Every file the indexes list -> its sha256 and size."""
 
     @property
     def version(self) -> str:
@@ -38,6 +44,8 @@ class EmittedBundle:
     files: dict[str, bytes]
     digests: dict[str, str]
     version: str
+    indexes: int
+    buckets: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +64,15 @@ def emit_bundle(mesh: ResolvedMesh, emitters: Sequence[Emitter] = EMITTERS) -> E
             _check_path(path, emitted)
             emitted[path] = content
     digests = {path: manifests.sha256(content) for path, content in emitted.items()}
-    return EmittedBundle(mesh.name, emitted, digests, manifests.content_version(digests))
+    version = manifests.content_version(digests)
+    return EmittedBundle(mesh.name, emitted, digests, version, mesh.indexes(), mesh.buckets())
 
 
 def stamp_bundle(
     emitted: EmittedBundle, spec_digest: str, previous: manifests.Previous | None
 ) -> BuiltBundle:
-    """The final files: version and serial (continued from ``previous``) stamped, manifest."""
+    """The final files: version and serial (continued from ``previous``) stamped, indexes,
+    manifest."""
     version = emitted.version
     serial = manifests.next_serial(previous, version)
     files: dict[str, bytes] = {}
@@ -72,9 +82,13 @@ def stamp_bundle(
         files[path] = final
         digest = emitted.digests[path] if final is content else manifests.sha256(final)
         entries[path] = (digest, len(final))
-    manifest = manifests.manifest(emitted.mesh, version, spec_digest, serial, entries)
+    indexes = manifests.indexes(emitted.mesh, version, emitted.indexes, entries)
+    files.update(indexes)
+    index_entries = {path: (manifests.sha256(data), len(data)) for path, data in indexes.items()}
+    counts = (emitted.indexes, emitted.buckets)
+    manifest = manifests.manifest(emitted.mesh, version, spec_digest, serial, counts, index_entries)
     files[manifests.PATH] = manifests.manifest_bytes(manifest)
-    return BuiltBundle(files, manifest)
+    return BuiltBundle(files, manifest, entries)
 
 
 def build_bundle(
@@ -135,5 +149,7 @@ def _check_path(path: str, seen: dict[str, bytes]) -> None:
     parts = [part for part in path.split("/") if part not in ("", ".")]  # as PurePosixPath's
     if not parts or path.startswith("/") or ".." in parts or "\\" in path:
         raise RuntimeError(f"emitter produced an unsafe bundle path: {path!r}")
+    if parts[0] == INDEX:
+        raise RuntimeError(f"emitter produced a path in the indexes' folder: {path!r}")
     if path in seen or path == manifests.PATH:
         raise RuntimeError(f"two emitters produced the same bundle path: {path!r}")

@@ -1,10 +1,13 @@
 """Bundle models shared by the compiler (which writes them) and the runtime (which reads them).
 
-A bundle is a folder: ``manifest.json`` names every other file with its sha256 and size;
-``policy.json`` holds every service's endpoints (once per service), every distinct resolved
-upstream policy (once, under a content-derived id), and per service its upstreams as references
-to both; ``services/<name>.json`` holds one service's view, assembled (``ServiceSlice``), for a
-service that reads only its own.
+A bundle is a folder: ``manifest.json`` lists the index files ``index/<bucket>.json`` with
+their sha256 and size, and each index (``BundleIndex``) lists the files whose path hashes into
+its bucket the same way, so every file is verified and a reader that needs one file reads the
+manifest and one index, whatever the size of the mesh. ``policy.json`` holds every service's
+endpoints (once per service), every distinct resolved upstream policy (once, under a
+content-derived id), and per service its upstreams as references to both;
+``services/<bucket>.json`` (``ServiceBucket``) holds, for the services whose name hashes into
+that bucket, each one's view, assembled, for a service that reads only its own.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from meshspec_runtime.layout import MAX_BUCKETS
 from meshspec_runtime.policy.config import PolicyModel, UpstreamPolicy
 
-BUNDLE_FORMAT: Literal[2] = 2
-"""The bundle format this runtime reads and the compiler writes. Format 2: the manifest lists
-each file's size beside its sha256, and every service has its own slice in ``services/``."""
+BUNDLE_FORMAT: Literal[3] = 3
+"""The bundle format this runtime reads and the compiler writes. Format 3: the manifest lists
+bucketed index files, which list every other file; service slices and Consul service
+definitions are grouped by bucket. (Format 2 listed every file in the manifest and wrote a
+file per service for each.)"""
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -80,7 +86,7 @@ class PolicyDocument(PolicyModel):
     each distinct resolved policy is stored once under a short content-derived id, and each
     service's upstreams reference both. ``service(name)`` assembles one service's view."""
 
-    format: Literal[2] = BUNDLE_FORMAT
+    format: Literal[3] = BUNDLE_FORMAT
     mesh: str
     version: str
     endpoints: dict[str, tuple[Endpoint, ...]]
@@ -139,15 +145,20 @@ class PolicyDocument(PolicyModel):
         )
 
 
-class ServiceSlice(PolicyModel):
-    """The content of ``services/<name>.json``: one service's view, assembled by the compiler
-    exactly as ``PolicyDocument.service(name)`` assembles it, with the mesh and version it
-    belongs to (so a slice from another bundle is refused)."""
+class ServiceBucket(PolicyModel):
+    """The content of ``services/<bucket>.json``: ``policy.json`` restricted to the services
+    whose name hashes into the bucket: their entries, the endpoints of every service they call
+    and every policy they use, with the mesh and version it belongs to (so a bucket from
+    another bundle is refused). ``load_service`` validates the header and what its own service
+    uses only, and assembles its view as ``PolicyDocument.service(name)`` does."""
 
-    format: Literal[2] = BUNDLE_FORMAT
+    format: Literal[3] = BUNDLE_FORMAT
     mesh: str
     version: str
-    service: ServicePolicies
+    bucket: Annotated[int, Field(ge=0)]
+    services: dict[str, ServiceEntry]
+    endpoints: dict[str, tuple[Endpoint, ...]]
+    policies: dict[str, UpstreamPolicy]
 
 
 class FileEntry(PolicyModel):
@@ -156,6 +167,20 @@ class FileEntry(PolicyModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     size: Annotated[int, Field(ge=0)]
     """Bytes: a file of another size is refused without being read whole."""
+
+
+Buckets = Annotated[int, Field(ge=1, le=MAX_BUCKETS)]
+
+
+class BundleIndex(PolicyModel):
+    """The content of ``index/<bucket>.json``: the files whose path hashes into the bucket."""
+
+    format: Literal[3] = BUNDLE_FORMAT
+    mesh: str
+    version: str
+    bucket: Annotated[int, Field(ge=0)]
+    files: dict[str, FileEntry]
+    """Path relative to the bundle (POSIX separators) -> its sha256 and size."""
 
 
 class Manifest(PolicyModel):
@@ -168,7 +193,20 @@ class Manifest(PolicyModel):
     spec_digest: str
     generator: str
     """``meshspec <version>`` that wrote the bundle."""
+    indexes: Buckets = 1
+    """How many index files there are (a power of two); a path is listed in the index its
+    sha256 picks (``meshspec_runtime.layout.bucket_of``)."""
+    buckets: Buckets = 1
+    """How many service buckets there are (a power of two); a service's view is in the bucket
+    its name's sha256 picks."""
     files: dict[str, FileEntry]
-    """Path relative to the bundle (POSIX separators) -> its sha256 and size."""
+    """The index files, ``index/<n>.json`` for every n below ``indexes`` -> sha256 and size."""
     dns_serial: int | None = None
     """SOA serial of the bundle's zone; the next compile into the same place continues from it."""
+
+    @model_validator(mode="after")
+    def _counts_are_powers_of_two(self) -> Manifest:
+        for field, count in (("indexes", self.indexes), ("buckets", self.buckets)):
+            if count & (count - 1):
+                raise ValueError(f"{field}: {count} is not a power of two")
+        return self

@@ -3,7 +3,7 @@
 ```
 HOME/.meshspec-home        marker: identifies a meshspec bundle home (small JSON)
 HOME/.lock                 flock(2) target of the compiler: publishes into HOME take turns
-HOME/versions/<version>/   one complete bundle (manifest.json, policy.json, ...)
+HOME/versions/<version>/   one complete bundle (manifest.json, index/, policy.json, ...)
 HOME/current -> versions/<version>   relative symlink, replaced in one rename per publish
 ```
 
@@ -15,6 +15,7 @@ these names.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -83,8 +84,20 @@ def pin(path: Path) -> Pinned:
 
 
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+INDEX = "index"
+"""The folder of the index files: ``index/<n>.json`` lists the files whose path hashes into
+``n`` (``index_path``); the manifest lists the index files."""
 SERVICES = "services"
-"""The folder of the per-service slices: ``services/<file_name(service)>.json``."""
+"""The folder of the service buckets: ``services/<n>.json`` holds the views of the services
+whose name hashes into bucket ``n`` (``service_bucket_path``)."""
+SERVICES_PER_BUCKET = 16
+"""At most this many services per service bucket, on average."""
+SERVICES_PER_INDEX = 256
+"""At most this many services per index, on average (each lists one or two files per service:
+its Consul config entries, plus the buckets): the manifest lists ``services / 256`` indexes and
+each index a few hundred files, so what a service reads at start-up barely grows with the
+mesh."""
+MAX_BUCKETS = 1 << 16
 
 
 def file_name(name: str) -> str:
@@ -103,5 +116,35 @@ def file_name(name: str) -> str:
     return "".join(out) or "%00"
 
 
-def service_slice_path(service: str) -> str:
-    return f"{SERVICES}/{file_name(service)}.json"
+def bucket_count(services: int, per_bucket: int = SERVICES_PER_BUCKET) -> int:
+    """Buckets for a mesh of ``services`` services, ``per_bucket`` at most on average: the
+    smallest power of two that keeps to it (at least 1, at most ``MAX_BUCKETS``)."""
+    count = 1
+    while count * per_bucket < services and count < MAX_BUCKETS:
+        count *= 2
+    return count
+
+
+def index_count(services: int) -> int:
+    """Index files for a mesh of ``services`` services."""
+    return bucket_count(services, SERVICES_PER_INDEX)
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """The bucket ``key`` (a service name or a bundle path) hashes into, of ``buckets`` (a
+    power of two): the first four bytes of its UTF-8 sha256, masked. Stable across runs and
+    machines, unlike ``hash()``."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big") & (buckets - 1)
+
+
+def bucket_name(bucket: int) -> str:
+    return f"{bucket:04x}"
+
+
+def index_path(bucket: int) -> str:
+    return f"{INDEX}/{bucket_name(bucket)}.json"
+
+
+def service_bucket_path(bucket: int) -> str:
+    return f"{SERVICES}/{bucket_name(bucket)}.json"

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.resolver
 import pytest
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.layout import bucket_of, index_path
 from meshspec_runtime.policy.config import (
     CircuitBreakerConfig,
     LoadBalancerConfig,
@@ -176,3 +181,61 @@ def serving_zone(root: Path, zone: str, zonefile: Path) -> Iterator[dns.resolver
             server.wait()
         if server.stdout:
             server.stdout.close()
+
+
+def listing(bundle: Path) -> dict[str, dict[str, Any]]:
+    """Every file the indexes of the version folder ``bundle`` list -> its sha256 and size."""
+    manifest = json.loads((bundle / "manifest.json").read_bytes())
+    listed: dict[str, dict[str, Any]] = {}
+    for index in manifest["files"]:
+        listed.update(json.loads((bundle / index).read_bytes())["files"])
+    return listed
+
+
+def relist(
+    bundle: Path, path: str, raw: bytes | None = None, entry: dict[str, Any] | None = None
+) -> None:
+    """Write ``raw`` at ``path`` (when given) and record it in the index that lists ``path``
+    (``entry``, or the content's sha256 and size), and that index's new digest in the manifest:
+    a bundle whose digests agree, whatever its files say."""
+    if raw is not None:
+        (bundle / path).write_bytes(raw)
+    if entry is None:
+        content = (bundle / path).read_bytes()
+        entry = {"sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
+    manifest = json.loads((bundle / "manifest.json").read_bytes())
+    index = index_path(bucket_of(path, manifest["indexes"]))
+    data = json.loads((bundle / index).read_bytes())
+    data["files"][path] = entry
+    index_raw = json.dumps(data).encode()
+    (bundle / index).write_bytes(index_raw)
+    manifest["files"][index] = {
+        "sha256": hashlib.sha256(index_raw).hexdigest(),
+        "size": len(index_raw),
+    }
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def wide_mesh(services: int) -> ResolvedMesh:
+    """A mesh of ``services`` services shaped like the small one's, each calling the next:
+    enough of them to fill many buckets and indexes."""
+    template = ir_mesh().service("checkout")
+    edge = template.edges[1]
+    names = [f"svc-{index:04d}" for index in range(services)]
+    return dataclasses.replace(
+        ir_mesh(),
+        services=tuple(
+            dataclasses.replace(
+                template,
+                name=name,
+                endpoints=tuple(
+                    endpoint.model_copy(update={"id": f"{name}-{n}"})
+                    for n, endpoint in enumerate(template.endpoints)
+                ),
+                edges=(dataclasses.replace(edge, upstream=names[index + 1]),)
+                if index + 1 < services
+                else (),
+            )
+            for index, name in enumerate(names)
+        ),
+    )

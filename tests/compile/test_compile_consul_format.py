@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from typing import Any
 
 import pytest
 from compile_support import ir_mesh
 
 from meshspec.compile.durations import go_duration
+from meshspec.compile.emitters.consul_services import path_of
 from meshspec.compile.pipeline import BuiltBundle, build_bundle
 
 # From Consul's service definition and health check configuration references.
@@ -72,12 +74,20 @@ def test_go_duration_spells_durations_as_go_does(seconds: float, text: str) -> N
     assert parse_go_duration(text) == pytest.approx(seconds)
 
 
+def definitions_of(built: BuiltBundle, service: str) -> list[dict[str, object]]:
+    """``service``'s definitions, from the bucket file that holds them."""
+    document = json.loads(built.files[path_of(ir_mesh(), service)])
+    assert set(document) == {"services"}
+    return [entry for entry in document["services"] if entry["Name"] == service]
+
+
 def test_service_definitions_use_consuls_fields(built: BuiltBundle) -> None:
     mesh = ir_mesh()
+    files = [path for path in built.files if path.startswith("consul/services/")]
+    held = [e["ID"] for path in sorted(files) for e in json.loads(built.files[path])["services"]]
+    assert sorted(held) == sorted(e.id for s in mesh.services for e in s.endpoints)
     for service in mesh.services:
-        document = json.loads(built.files[f"consul/services/{service.name}.json"])
-        assert set(document) == {"services"}
-        entries = document["services"]
+        entries: list[dict[str, Any]] = definitions_of(built, service.name)
         assert [e["ID"] for e in entries] == [e.id for e in service.endpoints]
         for entry, endpoint in zip(entries, service.endpoints, strict=True):
             assert set(entry) <= SERVICE_FIELDS
@@ -94,9 +104,8 @@ def test_service_definitions_use_consuls_fields(built: BuiltBundle) -> None:
 
 def test_checks_follow_the_spec(built: BuiltBundle) -> None:
     def first_check(name: str) -> dict[str, object]:
-        check: dict[str, object] = json.loads(built.files[f"consul/services/{name}.json"])[
-            "services"
-        ][0]["Checks"][0]
+        entries: list[dict[str, Any]] = definitions_of(built, name)
+        check: dict[str, object] = entries[0]["Checks"][0]
         return check
 
     assert first_check("checkout") == {

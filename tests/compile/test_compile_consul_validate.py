@@ -12,6 +12,7 @@ from compile_support import TOOLS_DIRS, ir_mesh
 from support import REPO, require_binary
 
 from meshspec.compile import compile_spec
+from meshspec.compile.emitters.consul_services import path_of
 from meshspec.compile.pipeline import build_bundle
 
 SHOP = REPO / "examples" / "shop.yaml"
@@ -38,7 +39,8 @@ def test_consul_validate_accepts_every_compiled_service_file(
     out = tmp_path / "bundle"
     compile_spec(SHOP, out, env=env)
     files = sorted((out / "current" / "consul" / "services").glob("*.json"))
-    assert len(files) == 8
+    names = {e["Name"] for f in files for e in json.loads(f.read_bytes())["services"]}
+    assert len(names) == 8  # every service of the example, in its bucket's file
     result = consul_validate([(f.name, f.read_bytes()) for f in files], tmp_path / "config")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Configuration is valid" in result.stdout
@@ -56,8 +58,10 @@ def test_consul_validate_accepts_every_check_kind(tmp_path: Path) -> None:
 
 def test_consul_validate_does_refuse_a_bad_key(tmp_path: Path) -> None:
     # the check above is worth something only if Consul's parser rejects what it does not know
-    document = json.loads(build_bundle(ir_mesh(), "0" * 64).files["consul/services/checkout.json"])
-    document["services"][0]["Checks"][0]["SuccessBeforePassing"] = 1
+    path = path_of(ir_mesh(), "checkout")
+    document = json.loads(build_bundle(ir_mesh(), "0" * 64).files[path])
+    (entry,) = (e for e in document["services"] if e["ID"] == "checkout-0")
+    entry["Checks"][0]["SuccessBeforePassing"] = 1
     result = consul_validate([("checkout.json", json.dumps(document).encode())], tmp_path / "c")
     assert result.returncode != 0
     assert "SuccessBeforePassing" in result.stdout + result.stderr

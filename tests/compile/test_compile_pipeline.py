@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from compile_support import ir_mesh
+from compile_support import ir_mesh, listing
 from meshspec_runtime.loader import load_bundle
 from support import REPO
 
@@ -31,7 +31,7 @@ def test_a_new_target_is_one_more_emitter(tmp_path: Path) -> None:
     assert extended.version != plain.version
     write_bundle(extended, tmp_path / "b")
     loaded = load_bundle(tmp_path / "b")
-    assert "extra/services.txt" in loaded.manifest.files
+    assert "extra/services.txt" in listing(loaded.path)
 
 
 @pytest.mark.parametrize(

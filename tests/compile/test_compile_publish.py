@@ -76,7 +76,7 @@ def test_a_home_keeps_current_and_the_version_it_replaced(tmp_path: Path) -> Non
     first = compile_spec(SHOP, home)
     assert json.loads((home / ".meshspec-home").read_bytes()) == {
         "kind": "meshspec-bundle-home",
-        "format": 2,
+        "format": 3,
     }
     assert (home / ".lock").is_file()
     assert os.readlink(home / "current") == f"versions/{first.version}"
@@ -212,7 +212,8 @@ def test_the_publish_steps_cover_cleanup_every_file_and_the_swap(tmp_path: Path)
     assert steps[0] == "locked"
     assert f"retired {emitted[0].version}" in steps and f"removed {emitted[0].version}" in steps
     assert steps[-4:] == ["version in place", "link made", "current swapped", "home synced"]
-    assert sum(step.startswith("wrote ") for step in steps) == len(emitted[2].files) + 1
+    # every file emitted, an index per bucket (one, in a small mesh) and the manifest
+    assert sum(step.startswith("wrote ") for step in steps) == len(emitted[2].files) + 1 + 1
     assert steps[-5] == "files synced" and steps[-6] == "wrote manifest.json"
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from compile_support import ir_mesh, listing, relist
 from meshspec_runtime.bundle import PolicyDocument, UnknownServiceError
 from meshspec_runtime.loader import BundleError, load_bundle
 
+from meshspec.compile.emitters.consul_services import path_of
 from meshspec.compile.ir import ResolvedMesh
 
 WriteBundle = Callable[[ResolvedMesh, str], Path]
@@ -21,11 +23,7 @@ def rewrite_policy(bundle: Path, edit: Callable[[dict[str, Any]], object]) -> No
     """Edit policy.json and record its new digest: a consistent bundle, but a wrong document."""
     policy = json.loads((bundle / "policy.json").read_text())
     edit(policy)
-    raw = json.dumps(policy).encode()
-    (bundle / "policy.json").write_bytes(raw)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["files"]["policy.json"] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    relist(bundle, "policy.json", json.dumps(policy).encode())
 
 
 @pytest.fixture
@@ -43,14 +41,15 @@ def test_loads_what_the_compiler_wrote(bundle: Path, mesh: ResolvedMesh) -> None
     assert payments.endpoints == mesh.service("payments").endpoints
     # the compiler built policy.json without pydantic; the runtime's model reads it back whole
     assert isinstance(loaded.policy, PolicyDocument)
-    assert set(loaded.manifest.files) == {
+    assert set(loaded.manifest.files) == {"index/0000.json"}  # a small mesh: one bucket
+    assert loaded.manifest.files.keys() | listing(bundle).keys() == {
         p.relative_to(bundle).as_posix()
         for p in bundle.rglob("*")
         if p.is_file() and p.name != "manifest.json"
     }
 
 
-@pytest.mark.parametrize("victim", ["policy.json", "consul/services/payments.json"])
+@pytest.mark.parametrize("victim", ["policy.json", path_of(ir_mesh(), "payments")])
 def test_a_tampered_file_is_named(bundle: Path, victim: str) -> None:
     path = bundle / victim
     path.write_bytes(path.read_bytes().replace(b"9090", b"9091"))
@@ -83,13 +82,39 @@ def test_an_unknown_format_is_refused(bundle: Path) -> None:
     assert error.value.file == "manifest.json"
 
 
-def test_a_manifest_listing_paths_outside_the_bundle_is_refused(bundle: Path) -> None:
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["files"]["../escape.json"] = {"sha256": "0" * 64, "size": 0}
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+def test_an_index_listing_paths_outside_the_bundle_is_refused(bundle: Path) -> None:
+    relist(bundle, "../escape.json", entry={"sha256": "0" * 64, "size": 0})
     with pytest.raises(BundleError, match="outside the bundle") as error:
         load_bundle(bundle)
     assert error.value.file == "../escape.json"
+
+
+def test_a_manifest_listing_anything_but_its_indexes_is_refused(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["policy.json"] = listing(bundle)["policy.json"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        BundleError, match=r"'policy\.json', which is not one of its 1 index"
+    ) as error:
+        load_bundle(bundle)
+    assert error.value.file == "manifest.json"
+
+
+def test_an_index_listing_a_path_of_another_bucket_is_refused(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["indexes"] = 2  # what index/0000.json lists now hashes into two indexes
+    relisted = json.loads((bundle / "index/0000.json").read_bytes())
+    relisted["bucket"] = 1
+    raw = json.dumps(relisted).encode()
+    (bundle / "index/0001.json").write_bytes(raw)
+    manifest["files"]["index/0001.json"] = {
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "size": len(raw),
+    }
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="which hashes into index/000") as error:
+        load_bundle(bundle)
+    assert error.value.file.startswith("index/000")
 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b'{"format": 1}'])
@@ -105,15 +130,13 @@ def test_a_broken_manifest_is_named(bundle: Path, content: bytes) -> None:
     [
         ("a" * 5000, "unreadable: File name too long"),
         # opened folder by folder, a path longer than the system's limit is merely missing
-        ("/".join(["b" * 255] * 20), "listed in the manifest but missing"),
+        ("/".join(["b" * 255] * 20), "listed but missing"),
     ],
 )
-def test_a_manifest_listing_a_name_too_long_for_the_system_is_refused(
+def test_an_index_listing_a_name_too_long_for_the_system_is_refused(
     bundle: Path, listed: str, problem: str
 ) -> None:
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["files"][listed] = {"sha256": "0" * 64, "size": 0}
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    relist(bundle, listed, entry={"sha256": "0" * 64, "size": 0})
     with pytest.raises(BundleError, match=problem) as error:
         load_bundle(bundle)
     assert error.value.file == listed

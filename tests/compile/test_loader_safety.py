@@ -14,8 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from compile_support import ir_mesh
+from compile_support import ir_mesh, listing, relist, wide_mesh
 from meshspec_runtime import safefile
+from meshspec_runtime.layout import (
+    SERVICES_PER_BUCKET,
+    SERVICES_PER_INDEX,
+    bucket_count,
+    bucket_of,
+    index_count,
+    index_path,
+    service_bucket_path,
+)
 from meshspec_runtime.loader import (
     BundleError,
     ServiceNotInBundleError,
@@ -46,8 +55,13 @@ def replace_with_special(path: Path, kind: str) -> None:
         path.symlink_to("/dev/zero")
 
 
+CHECKOUT_BUCKET = service_bucket_path(bucket_of("checkout", 1))  # a small mesh: one bucket
+
+
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
-@pytest.mark.parametrize("victim", ["manifest.json", "policy.json", "services/checkout.json"])
+@pytest.mark.parametrize(
+    "victim", ["manifest.json", "index/0000.json", "policy.json", CHECKOUT_BUCKET]
+)
 def test_a_special_file_is_refused_at_once_by_name(bundle: Path, kind: str, victim: str) -> None:
     replace_with_special(bundle / victim, kind)
     started = time.monotonic()
@@ -56,7 +70,7 @@ def test_a_special_file_is_refused_at_once_by_name(bundle: Path, kind: str, vict
     assert error.value.file == victim
     expected = "a FIFO, not a regular file" if kind == "fifo" else "a symbolic link"
     assert expected in error.value.problem
-    if victim == "services/checkout.json":
+    if victim != "policy.json":
         with pytest.raises(BundleError, match=expected):
             load_service(bundle, "checkout")
     assert time.monotonic() - started < 5
@@ -101,10 +115,9 @@ def test_a_huge_listed_file_is_refused_without_being_read(
         load_bundle(bundle)
     assert error.value.file == "prometheus/rules.yml"
     assert sum(read_sizes) < 50 * 2**20  # the other files only
-    # a manifest that claims the size is not believed past the limit either
-    manifest = json.loads((bundle / "manifest.json").read_bytes())
-    manifest["files"]["prometheus/rules.yml"]["size"] = 3 * 2**29
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    # an index that claims the size is not believed past the limit either
+    claimed = {**listing(bundle)["prometheus/rules.yml"], "size": 3 * 2**29}
+    relist(bundle, "prometheus/rules.yml", entry=claimed)
     with pytest.raises(BundleError, match="above the limit") as error:
         load_bundle(bundle)
     assert error.value.file == "prometheus/rules.yml"
@@ -161,7 +174,7 @@ def test_a_pinned_version_deleted_mid_read_is_read_again_from_current(
 
 def test_a_version_folder_read_directly_is_not_retried(bundle: Path) -> None:
     (bundle / "policy.json").unlink()
-    with pytest.raises(BundleError, match="listed in the manifest but missing"):
+    with pytest.raises(BundleError, match="listed but missing"):
         load_bundle(bundle)
 
 
@@ -189,7 +202,7 @@ def test_load_bundle_files_returns_the_verified_bytes(bundle: Path) -> None:
         p.relative_to(bundle).as_posix(): p.read_bytes() for p in bundle.rglob("*") if p.is_file()
     }
     assert files == on_disk
-    assert set(files) == {*loaded.manifest.files, "manifest.json"}
+    assert set(files) == {*loaded.manifest.files, *listing(bundle), "manifest.json"}
 
 
 # --- load_service --------------------------------------------------------------------------------
@@ -206,7 +219,7 @@ def test_a_service_slice_is_its_view_of_the_policy_document(bundle: Path) -> Non
     assert checkout.upstreams["payments"].policy.retry.attempts == 3
 
 
-def test_load_service_reads_only_the_manifest_and_its_slice(
+def test_load_service_reads_only_the_manifest_an_index_and_its_bucket(
     bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (bundle / "policy.json").write_bytes(b"tampered")  # not read by load_service
@@ -219,7 +232,7 @@ def test_load_service_reads_only_the_manifest_and_its_slice(
 
     monkeypatch.setattr(safefile.Folders, "read", recording)
     assert load_service(bundle, "payments").service.port == 9090
-    assert read == ["manifest.json", "services/payments.json"]
+    assert read == ["manifest.json", "index/0000.json", service_bucket_path(0)]
 
 
 def test_an_unknown_service_is_named_with_close_matches(bundle: Path) -> None:
@@ -231,39 +244,101 @@ def test_an_unknown_service_is_named_with_close_matches(bundle: Path) -> None:
     assert "did you mean" not in str(plain.value)
 
 
-def test_a_tampered_or_foreign_slice_is_refused(bundle: Path) -> None:
-    piece = bundle / "services" / "checkout.json"
+def test_a_tampered_or_foreign_bucket_is_refused(bundle: Path) -> None:
+    piece = bundle / CHECKOUT_BUCKET
     original = piece.read_bytes()
     piece.write_bytes(original.replace(b"8080", b"8081"))
     with pytest.raises(BundleError, match="changed after compilation") as error:
         load_service(bundle, "checkout")
-    assert error.value.file == "services/checkout.json"
-    # consistent digests, but the slice of another version: a bundle stitched together
+    assert error.value.file == CHECKOUT_BUCKET
+    # consistent digests, but the bucket of another version: a bundle stitched together
     data = json.loads(original)
     data["version"] = "0" * 16
-    raw = json.dumps(data).encode()
-    piece.write_bytes(raw)
-    manifest = json.loads((bundle / "manifest.json").read_bytes())
-    manifest["files"]["services/checkout.json"] = {
-        "sha256": hashlib.sha256(raw).hexdigest(),
-        "size": len(raw),
-    }
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    relist(bundle, CHECKOUT_BUCKET, json.dumps(data).encode())
     with pytest.raises(BundleError, match="belongs to mesh 'shop' version '0000000000000000'"):
         load_service(bundle, "checkout")
 
 
-def test_a_slice_with_a_policy_out_of_bounds_is_refused(bundle: Path) -> None:
-    piece = bundle / "services" / "checkout.json"
-    data = json.loads(piece.read_bytes())
-    data["service"]["upstreams"]["payments"]["policy"]["timeout"] = -1
-    raw = json.dumps(data).encode()
-    piece.write_bytes(raw)
-    manifest = json.loads((bundle / "manifest.json").read_bytes())
-    manifest["files"]["services/checkout.json"] = {
-        "sha256": hashlib.sha256(raw).hexdigest(),
-        "size": len(raw),
-    }
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"service\.upstreams\.payments\.policy\.timeout"):
+def test_a_bucket_holding_a_service_under_another_name_is_refused(bundle: Path) -> None:
+    data = json.loads((bundle / CHECKOUT_BUCKET).read_bytes())
+    data["services"]["checkout"] = data["services"]["payments"]
+    relist(bundle, CHECKOUT_BUCKET, json.dumps(data).encode())
+    with pytest.raises(BundleError, match="holds service 'payments' under the name 'checkout'"):
         load_service(bundle, "checkout")
+
+
+def test_a_bucket_with_a_policy_out_of_bounds_is_refused(bundle: Path) -> None:
+    data = json.loads((bundle / CHECKOUT_BUCKET).read_bytes())
+    used = data["services"]["checkout"]["upstreams"]["payments"]["policy"]
+    data["policies"][used]["timeout"] = -1
+    relist(bundle, CHECKOUT_BUCKET, json.dumps(data).encode())
+    with pytest.raises(BundleError, match=rf"policies\.{used}\.timeout"):
+        load_service(bundle, "checkout")
+    load_service(bundle, "inventory")  # what another service does not use is not validated
+
+
+@pytest.mark.parametrize("missing", ["endpoints", "policies"])
+def test_a_bucket_reference_that_does_not_resolve_is_named(bundle: Path, missing: str) -> None:
+    data = json.loads((bundle / CHECKOUT_BUCKET).read_bytes())
+    ref = data["services"]["checkout"]["upstreams"]["payments"]
+    del data[missing][ref["service"] if missing == "endpoints" else ref["policy"]]
+    relist(bundle, CHECKOUT_BUCKET, json.dumps(data).encode())
+    with pytest.raises(BundleError, match=r"services\.checkout\.upstreams\.payments\.") as error:
+        load_service(bundle, "checkout")
+    assert f"in {missing}" in error.value.problem
+
+
+@pytest.mark.parametrize("content", [b"[]", b"{not json", b'{"services": {}}'])
+def test_a_broken_bucket_is_named(bundle: Path, content: bytes) -> None:
+    relist(bundle, CHECKOUT_BUCKET, content)
+    with pytest.raises(BundleError, match="not a valid service bucket") as error:
+        load_service(bundle, "checkout")
+    assert error.value.file == CHECKOUT_BUCKET
+
+
+# --- many buckets ----------------------------------------------------------------------------
+
+
+def test_bucket_counts_keep_to_their_size_in_powers_of_two() -> None:
+    assert [bucket_count(n) for n in (0, 1, SERVICES_PER_BUCKET, SERVICES_PER_BUCKET + 1)] == [
+        1,
+        1,
+        1,
+        2,
+    ]
+    for services in (1000, 5000, 20000):
+        count = bucket_count(services)
+        assert count & (count - 1) == 0
+        assert count * SERVICES_PER_BUCKET >= services > count * SERVICES_PER_BUCKET // 2
+        indexes = index_count(services)
+        assert indexes * SERVICES_PER_INDEX >= services > indexes * SERVICES_PER_INDEX // 2
+
+
+def test_bucket_of_is_the_masked_sha256_of_the_key() -> None:
+    for key in ("checkout", "services/0001.json", "ünïcode"):
+        digest = hashlib.sha256(key.encode()).digest()
+        for buckets in (1, 2, 64, 2048):
+            assert bucket_of(key, buckets) == int.from_bytes(digest[:4], "big") % buckets
+
+
+def test_a_mesh_of_many_buckets_and_indexes_loads_whole_and_by_service(
+    write_ir_bundle: WriteBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = wide_mesh(SERVICES_PER_INDEX + 50)  # two indexes, 32 service buckets
+    bundle = write_ir_bundle(mesh, "wide")
+    whole = load_bundle(bundle)
+    assert (whole.manifest.indexes, whole.manifest.buckets) == (2, 32)
+    assert set(whole.manifest.files) == {"index/0000.json", "index/0001.json"}
+    read: list[str] = []
+    real_read = safefile.Folders.read
+
+    def recording(self: safefile.Folders, relative: str, limit: int, **kw: int) -> bytes:
+        read.append(relative)
+        return real_read(self, relative, limit, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(safefile.Folders, "read", recording)
+    for service in mesh.services:
+        read.clear()
+        assert load_service(bundle, service.name).service == whole.policy.service(service.name)
+        bucket = service_bucket_path(bucket_of(service.name, 32))
+        assert read == ["manifest.json", index_path(bucket_of(bucket, 2)), bucket]

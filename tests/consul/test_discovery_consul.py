@@ -3,8 +3,8 @@ outage costs no call, and the watch resumes when the agent is back."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import threading
 import time
 from collections import Counter
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from consul_agent import AgentStartError, ConsulAgent, RestartableAgent
-from consul_inputs import read_definitions, register_through_api
+from consul_inputs import JsonObject, read_definitions, register_through_api
 from discovery_kit import HealthServer, Instance, get, health_servers, publish, shop_spec
 from meshspec_runtime import Mesh
 from meshspec_runtime.discovery import ConsulDiscovery, DiscoverySettings
@@ -57,12 +57,19 @@ def bundle_for(servers: dict[str, HealthServer], home: Path) -> Path:
     return home
 
 
+def definitions_of(home: Path, services: tuple[str, ...]) -> list[JsonObject]:
+    """The bundle's Consul service definitions of ``services`` (files group several)."""
+    return [
+        definition
+        for path in sorted((home / "current" / "consul" / "services").glob("*.json"))
+        for definition in read_definitions(path)
+        if definition["Name"] in services
+    ]
+
+
 def register_bundle(agent: ConsulAgent, home: Path) -> None:
-    for service in ("payments", "inventory"):
-        for definition in read_definitions(
-            home / "current" / "consul" / "services" / f"{service}.json"
-        ):
-            register_through_api(agent.client, definition)
+    for definition in definitions_of(home, ("payments", "inventory")):
+        register_through_api(agent.client, definition)
 
 
 def passing(agent: ConsulAgent, service: str) -> set[str]:
@@ -127,8 +134,8 @@ def test_agent_outage_fails_no_call_and_the_watch_resumes(
     home = bundle_for(servers, tmp_path / "home")
     # the agent loads the bundle's definitions from its config dir, at every start
     config_dir = tmp_path / "agent-config"
-    for service in ("payments", "inventory"):
-        shutil.copy(home / "current" / "consul" / "services" / f"{service}.json", config_dir)
+    wanted = definitions_of(home, ("payments", "inventory"))
+    (config_dir / "services.json").write_text(json.dumps({"services": wanted}))
     try:
         agent = own_agent.start()
     except AgentStartError as error:

@@ -1,12 +1,15 @@
-"""``consul/services/<service>.json``: one Consul service definition per instance.
+"""``consul/services/<bucket>.json``: one Consul service definition per instance.
 
 The ``{"services": [...]}`` form that ``consul services register`` and an agent's config
-directory both read (``consul validate`` checks it in the tests). Field names follow Consul's
-service and check configuration reference: the config-file parser matches single-word keys
-whatever their case (``ID``, ``HTTP``, ``Interval``) and knows ``DeregisterCriticalServiceAfter``
-as an alias, but takes the three multi-word check keys below only in snake case (it refuses
-``SuccessBeforePassing``; the HTTP API, conversely, takes only the CamelCase spelling).
-Durations use Go's syntax (``meshspec.compile.durations``).
+directory both read (``consul validate`` checks it in the tests), grouped as the indexes group
+paths: ``<n>.json`` holds the services whose name hashes into n of ``mesh.indexes()``
+(``meshspec_runtime.layout.bucket_of``), about 256 per file, services in name order,
+instances in spec order: a file per service made tens of thousands of files for a large mesh.
+Field names follow Consul's service and check configuration reference: the config-file parser
+matches single-word keys whatever their case (``ID``, ``HTTP``, ``Interval``) and knows
+``DeregisterCriticalServiceAfter`` as an alias, but takes the three multi-word check keys below
+only in snake case (it refuses ``SuccessBeforePassing``; the HTTP API, conversely, takes only
+the CamelCase spelling). Durations use Go's syntax (``meshspec.compile.durations``).
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.layout import bucket_name, bucket_of
 
 from meshspec.compile import stamp
 from meshspec.compile.durations import go_duration
 from meshspec.compile.ir import HealthCheck, ResolvedMesh, Service
 from meshspec.compile.jsonfile import dump_json
-from meshspec.compile.paths import file_name
 
 FOLDER = "consul/services"
 VERSION_META = "meshspec_bundle_version"
@@ -34,17 +37,27 @@ GRPC_USE_TLS = "grpc_use_tls"
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
+    count = mesh.indexes()
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for service in mesh.services:
+        grouped.setdefault(bucket_of(service.name, count), []).extend(definitions(mesh, service))
     return {
-        f"{FOLDER}/{file_name(service.name)}.json": dump_json(definitions(mesh, service))
-        for service in mesh.services
+        f"{FOLDER}/{bucket_name(bucket)}.json": dump_json({"services": grouped[bucket]})
+        for bucket in sorted(grouped)
     }
 
 
-def definitions(mesh: ResolvedMesh, service: Service) -> dict[str, Any]:
+def path_of(mesh: ResolvedMesh, service: str) -> str:
+    """The file holding ``service``'s definitions."""
+    return f"{FOLDER}/{bucket_name(bucket_of(service, mesh.indexes()))}.json"
+
+
+def definitions(mesh: ResolvedMesh, service: Service) -> list[dict[str, Any]]:
+    """``service``'s definitions: one per instance."""
     meta = dict(service.meta)
     meta[VERSION_META] = stamp.VERSION
     meta[MESH_META] = mesh.name
-    return {"services": [_instance(service, endpoint, meta) for endpoint in service.endpoints]}
+    return [_instance(service, endpoint, meta) for endpoint in service.endpoints]
 
 
 def _instance(service: Service, endpoint: Endpoint, meta: dict[str, str]) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Every caller of a service shares its endpoints, and most edges share a policy (t
 the document lists each service's endpoints once (``endpoints``), stores each distinct resolved
 policy once under a content-derived id (``policies``), and gives each service's upstreams as
 references to both (``services``). The runtime assembles one service's view with
-``PolicyDocument.service(name)``; the compiler also writes that view per service, as
-``services/<name>.json`` (``service_slices``), for services that read only their own.
+``PolicyDocument.service(name)``; the compiler also writes each service's view, grouped by
+bucket in ``services/<bucket>.json`` (``service_slices``), for services that read only their
+own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from meshspec_runtime.bundle import BUNDLE_FORMAT, Endpoint
 from meshspec_runtime.policy.config import UpstreamPolicy
 
 from meshspec.compile import stamp
-from meshspec.compile.emitters.service_slices import slices
+from meshspec.compile.emitters.service_slices import buckets
 from meshspec.compile.ir import ResolvedMesh
 from meshspec.compile.jsonfile import dump_json
 
@@ -28,9 +29,9 @@ POLICY_ID_LENGTH = 12
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
-    """``policy.json``, and each service's slice of it (``service_slices``)."""
+    """``policy.json``, and each service's view of it, by bucket (``service_slices``)."""
     data = document(mesh)
-    return {PATH: dump_json(data), **slices(data)}
+    return {PATH: dump_json(data), **buckets(data, mesh.buckets())}
 
 
 def policy_id(dumped: dict[str, Any]) -> str:

@@ -212,15 +212,21 @@ def start_registration(mesh: Mesh, register: bool | RegisterAs, discovery: objec
         InstanceRegistered,
         RegistrationFailed,
     )
-    from meshspec_runtime.layout import file_name
+    from meshspec_runtime.layout import bucket_name, bucket_of
     from meshspec_runtime.loader import load_listed_file
 
     want = register if isinstance(register, RegisterAs) else RegisterAs()
     assert mesh.bundle_path is not None
-    relative = f"{CONSUL_SERVICES}/{file_name(mesh.service)}.json"
-    _, content = load_listed_file(mesh.bundle_path, relative)
+    # the definitions are grouped as the indexes group services
+    relative, content = load_listed_file(
+        mesh.bundle_path,
+        lambda manifest: (
+            f"{CONSUL_SERVICES}/{bucket_name(bucket_of(mesh.service, manifest.indexes))}.json"
+        ),
+    )
     where = f"{mesh.bundle_path}: {relative}"
-    definition = choose_instance(read_definitions(content, where), want, where)
+    mine = [d for d in read_definitions(content, where) if d.get("Name") == mesh.service]
+    definition = choose_instance(mine, want, where)
     address = want.consul or (
         discovery.address if isinstance(discovery, ConsulDiscovery) else DEFAULT_AGENT
     )
