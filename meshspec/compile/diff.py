@@ -186,9 +186,7 @@ def view(files: Mapping[str, bytes]) -> View:
                     settings[subject, field] = value
         elif path.startswith(PROMETHEUS_RULES) and path.endswith((".yml", ".yaml")):
             _rules_view(yaml_rs.loads(content.decode(), parse_datetime=False), subjects, settings)
-        elif path not in (MANIFEST, POLICY) and not path.startswith(
-            ("dns/", "consul/", *DERIVED)
-        ):
+        elif path not in (MANIFEST, POLICY) and not path.startswith(("dns/", "consul/", *DERIVED)):
             # a file this view does not read: still one line when it changes
             subjects[f"file {path}"] = "file"
             settings[f"file {path}", "sha256"] = hashlib.sha256(content).hexdigest()[:12]
