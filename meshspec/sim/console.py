@@ -17,7 +17,7 @@ from meshspec.sim.expect import (
     Verdict,
     format_value,
 )
-from meshspec.sim.report import EDGE_COLUMNS, SERVICE_COLUMNS
+from meshspec.sim.report import EDGE_COLUMNS, SERVICE_COLUMNS, describe_seeds
 
 HEADINGS = {
     "requests": "requests",
@@ -70,8 +70,8 @@ def print_summary(console: Console, report: dict[str, Any], verdicts: Sequence[V
     seeds = report["seeds"]
     console.print(
         f"[bold]{report['scenario']}[/] on mesh [bold]{report['mesh']}[/]: "
-        f"{report['duration']:g}s simulated, "
-        + (f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds (mean ±95% CI)")
+        f"{report['duration']:g}s simulated, {describe_seeds(seeds)}"
+        + ("" if len(seeds) == 1 else ", mean ±95% CI")
     )
     console.print(_table("services", totals["services"], SERVICE_COLUMNS, SERVICE_METRICS))
     console.print(_table("edges", totals["edges"], EDGE_COLUMNS, EDGE_METRICS))

@@ -18,6 +18,7 @@ Alert names are those the compiler's rules define (meshspec.compile.emitters.pro
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -317,15 +318,28 @@ NOT_RECOVERED = "not recovered"
 """How a recovery that never happened is shown."""
 
 
+def plain_number(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, as a person writes it: 2500 and 0.125,
+    never 2.5e+03 or 1.25e-01 (digits left of the point are all kept)."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else f"{value:g}"
+    magnitude = math.floor(math.log10(abs(value)))
+    text = f"{value:.{max(digits - 1 - magnitude, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def format_value(kind: Kind, value: float | None, metric: str = "") -> str:
     if value is None:
         return NOT_RECOVERED if metric in PER_DISTURBANCE else "n/a"
     if kind is Kind.RATIO:
-        return f"{value * 100:.3g}%"
-    if kind is Kind.TIME:
-        return f"{value * 1000:.3g}ms" if value < 1 else f"{value:.3g}s"
+        return f"{plain_number(value * 100, 3)}%"
+    if kind is Kind.TIME:  # by size: -2.5s not -2500ms, and 0.9996 is 1s not 1000ms
+        if abs(float(plain_number(value, 3))) < 1:
+            return f"{plain_number(value * 1000, 3)}ms"
+        return f"{plain_number(value, 3)}s"
     if kind is Kind.MULTIPLE:
-        return f"{value:.3g}x"
+        return f"{plain_number(value, 3)}x"
     if kind is Kind.RATE:
-        return f"{value:.4g}/s"
-    return f"{value:g}"
+        return f"{plain_number(value, 4)}/s"
+    # counts are whole; a fraction is a mean (or a CI) over seeds
+    return str(int(value)) if value == int(value) else plain_number(value, 3)

@@ -8,6 +8,7 @@ node that holds the bad value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,12 @@ def expectations_for(
     return ("expect",), scenario.expect
 
 
+def _aside(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known``, or ``""``."""
+    hint = did_you_mean(name, sorted(known)).removeprefix("; ")
+    return f" ({hint})" if hint else ""
+
+
 def check(
     scenario: Scenario,
     mesh: MeshModel,
@@ -112,7 +119,7 @@ def check(
                 provenance.diagnostic(
                     path,
                     E_UNKNOWN_SERVICE,
-                    f"unknown service {name!r}; the mesh has: {known}",
+                    f"unknown service {name!r}{_aside(name, services)}; the mesh has: {known}",
                     key=key,
                 )
             )
@@ -139,11 +146,13 @@ def check(
         for upstream in item.calls:
             if upstream not in services[name].upstreams:
                 edges = ", ".join(services[name].upstreams) or "none"
+                hint = _aside(upstream, services[name].upstreams)
                 problems.append(
                     provenance.diagnostic(
                         ("behaviour", name, "calls", upstream),
                         E_UNKNOWN_EDGE,
-                        f"{name} has no upstream {upstream!r} in the mesh; its upstreams: {edges}",
+                        f"{name} has no upstream {upstream!r} in the mesh{hint}; its upstreams: "
+                        f"{edges}",
                         key=True,
                     )
                 )
@@ -187,8 +196,8 @@ def check(
                             provenance.diagnostic(
                                 ("faults", i, "instances", j),
                                 E_UNKNOWN_SERVICE,
-                                f"unknown instance {instance!r} of {target.name}; it has: "
-                                + ", ".join(sorted(ids)),
+                                f"unknown instance {instance!r} of {target.name}"
+                                f"{_aside(instance, ids)}; it has: " + ", ".join(sorted(ids)),
                             )
                         )
     windows = disturbances(scenario)

@@ -90,6 +90,21 @@ def _unused_name(parent: Path, prefix: str) -> Path:
             return path
 
 
+def describe_seeds(seeds: list[int]) -> str:
+    """``seed 11``, ``4 seeds (11-14)``, ``3 seeds (1, 5-6)``: runs of consecutive seeds as
+    ranges."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    runs: list[list[int]] = []
+    for seed in sorted(seeds):
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    ranges = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    return f"{len(seeds)} seeds ({ranges})"
+
+
 def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
@@ -174,7 +189,7 @@ def render_html(report: dict[str, Any], images: dict[str, bytes]) -> str:
         f"<h1>{html.escape(title)} <span class='{verdict.lower()}'>{verdict}</span></h1>",
         f"<p>{html.escape(report['description'])}</p>" if report["description"] else "",
         f"<p>mesh <b>{html.escape(report['mesh'])}</b>, {report['duration']:g}s simulated, "
-        f"seeds {', '.join(str(s) for s in report['seeds'])}.</p>",
+        f"{describe_seeds(report['seeds'])}.</p>",
     ]
     if report["expectations"]:
         parts.append(

@@ -195,7 +195,36 @@ def _models_in(tp: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _tagged_member(tp: Any, part: str | int) -> type[BaseModel] | None:
+    """The member of a union discriminated by a field (``Field(discriminator="fault")``)
+    whose tag is ``part``: pydantic puts the tag in an error's location (``faults.0.crash``)."""
+    if typing.get_origin(tp) is not typing.Annotated or not isinstance(part, str):
+        return None
+    inner, *metadata = typing.get_args(tp)
+    names = [m.discriminator for m in metadata if isinstance(getattr(m, "discriminator", 0), str)]
+    for model in _models_in(inner) if names else []:
+        field = model.model_fields.get(names[0])
+        if field is not None and part in typing.get_args(field.annotation):
+            return model
+    return None
+
+
+def _without_union_tags(model: type[BaseModel], path: DocPath) -> DocPath:
+    """``path`` as it is in the document: without the tags of discriminated unions."""
+    current: Any = model
+    kept: list[str | int] = []
+    for part in path:
+        member = _tagged_member(current, part)
+        if member is None:
+            kept.append(part)
+        current = member or (_step(current, part) if current is not None else None)
+    return tuple(kept)
+
+
 def _step(tp: Any, part: str | int) -> Any:
+    member = _tagged_member(tp, part)
+    if member is not None:
+        return member
     models = _models_in(tp)
     for model in models:
         for name, field in model.model_fields.items():
@@ -212,8 +241,8 @@ def _step(tp: Any, part: str | int) -> Any:
         return None
     if origin is dict and isinstance(part, str):
         return typing.get_args(tp)[1]
-    if origin is list and isinstance(part, int):
-        return typing.get_args(tp)[0]
+    if origin in (list, tuple) and isinstance(part, int):
+        return typing.get_args(tp)[0]  # list[X] or tuple[X, ...]
     return None
 
 
@@ -222,13 +251,14 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> tuple[str, str]:
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     value = error.get("input")
-    path, _, _ = _clean_loc(error["loc"])
+    tagged, _, _ = _clean_loc(error["loc"])
+    path = _without_union_tags(model, tagged)
     if kind == "extra_forbidden":
         name = str(path[-1]) if path else "?"
-        allowed = _fields_at(model, path[:-1]) or []
+        allowed = _fields_at(model, tagged[:-1]) or []
         close = difflib.get_close_matches(name, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        if "defaults" in allowed and name in (_fields_at(model, (*path[:-1], "defaults")) or []):
+        if "defaults" in allowed and name in (_fields_at(model, (*tagged[:-1], "defaults")) or []):
             # A policy set directly on a service: the defaults of its calls live one level down.
             close = [name]
             hint = f"; policies go under 'defaults': did you mean 'defaults.{name}'?"
@@ -270,8 +300,14 @@ def diagnostics_from_error(
 ) -> list[Diagnostic]:
     """One located diagnostic per pydantic error."""
     out: list[Diagnostic] = []
-    for detail in error.errors(include_url=False):
-        path, is_key, accepts_off = _clean_loc(detail["loc"])
+    details = error.errors(include_url=False)
+    locations = [detail["loc"] for detail in details]
+    for detail in details:
+        loc = detail["loc"]
+        if detail["type"] == "too_short" and any(o[: len(loc)] == loc != o for o in locations):
+            continue  # pydantic adds it to a list whose items failed; they are reported
+        tagged, is_key, accepts_off = _clean_loc(detail["loc"])
+        path = _without_union_tags(model, tagged)
         code, message = _describe(detail, model)
         if accepts_off and code in ("E0101", "E0105"):
             message = message.replace("expected ", "expected off or ", 1)

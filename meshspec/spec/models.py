@@ -195,13 +195,18 @@ Address = Annotated[
 ]
 
 
+OFF_TAG = "<off>"
+VALUE_TAG = "<value>"
+"""The tags of an ``OrOff`` union (the JSON Schema generator recognises it by them)."""
+
+
 def _off_tag(value: Any) -> str:
-    return "<off>" if value == OFF else "<value>"
+    return OFF_TAG if value == OFF else VALUE_TAG
 
 
 _T = TypeVar("_T")
 OrOff = Annotated[
-    Annotated[_T, Tag("<value>")] | Annotated[Off, Tag("<off>")], Discriminator(_off_tag)
+    Annotated[_T, Tag(VALUE_TAG)] | Annotated[Off, Tag(OFF_TAG)], Discriminator(_off_tag)
 ]
 """``OrOff[X]``: an X, or ``off`` to switch an inherited policy off."""
 

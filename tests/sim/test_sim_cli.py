@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from simrun import MESH
 
 from meshspec.cli import main
+from meshspec.sim.report import SERVICE_COLUMNS
 
 
 def _simulate(*args: str) -> tuple[int, str]:
@@ -95,3 +98,34 @@ def test_compare_runs_both_specs_and_shows_deltas(
     assert row["success_rate"]["delta"] < 0  # and more failures
     code, out = _simulate(str(tiny), "--compare", str(no_retry))
     assert "compare: candidate - baseline" in out
+
+
+def test_compare_deltas_and_the_seeds_read_as_a_person_writes_them(
+    write: Callable[[str, str], Path], tiny: Path, tmp_path: Path
+) -> None:
+    # the baseline's breaker opens for seconds while back is half down; the candidate has none
+    write(
+        "mesh.yaml",
+        MESH.replace(
+            "circuit_breaker: off",
+            "circuit_breaker: {failure_rate: 20%, minimum_calls: 10, "
+            "window: {kind: count, size: 20}, open_for: 2s}",
+        ),
+    )
+    no_breaker = write("no-breaker.yaml", MESH)
+    args = [str(tiny), "--compare", str(no_breaker), "--seed", "11", "--seeds", "2"]
+    code, out = _simulate(*args, "--json")
+    assert code == 1  # the scenario's front.success_rate >= 99% fails with the breaker
+    delta = json.loads(out)["compare"]["services"]["back"]["breaker_open_time"]["delta"]
+    assert delta <= -1  # seconds: the case printed as -2.5e+03ms before
+    code, out = _simulate(*args, "--report", str(tmp_path / "report"))
+    assert code == 1
+    assert "2 seeds (11-12), mean ±95% CI" in out
+    compare = out[out.index("compare: candidate - baseline") :]
+    back = next(line for line in compare.splitlines() if line.startswith("│ back "))
+    cells = [cell.strip() for cell in back.strip("│").split("│")]
+    breaker_open = cells[1 + list(SERVICE_COLUMNS).index("breaker_open_time")]
+    assert re.fullmatch(r"-[0-9]+(\.[0-9]+)?s", breaker_open), back
+    assert float(breaker_open[:-1]) == pytest.approx(delta, rel=5e-3)
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "20s simulated, 2 seeds (11-12).</p>" in html

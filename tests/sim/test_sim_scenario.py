@@ -77,7 +77,7 @@ def _position(text: str, marker: str) -> tuple[int, int]:
         ("{at: 5s, for: 5s", "{at: 50s, for: 5s", "50s", "E0504", "after the end"),
         ("seed: 3", "seed: 3\nextra: 1", "extra", "E0100", "unknown field"),
         # capacity 0 divided service times by zero mid-run (a traceback)
-        ("instances: 50%, fault: crash", "fault: capacity, to: 0%", "{at: 5s", "E0103", "above 0"),
+        ("instances: 50%, fault: crash", "fault: capacity, to: 0%", "0%", "E0103", "above 0"),
         # lognormal draws overflowing a float raised OverflowError mid-run
         ("{median: 5ms, p99: 20ms}", "{mu: 1000, sigma: 50}", "{mu", "E0114", "float holds"),
         ("{median: 5ms, p99: 20ms}", "{mu: .nan, sigma: 1}", "{mu", "E0114", "float holds"),
