@@ -78,7 +78,9 @@ def test_the_callers_deadline_reaches_the_third_service(tmp_path: Path) -> None:
     (seen_by_c,) = c.requests
     assert seen_by_b.time_remaining is not None and seen_by_c.time_remaining is not None
     assert seen_by_c.time_remaining < seen_by_b.time_remaining <= 1.0 + SLACK
-    assert seen_by_c.time_remaining < POLICY_PER_TRY / 2  # the 1 s cap, not B's 2 s per try
+    # the caller's 1 s, not B's 2 s per try: grpc rounds the grpc-timeout it encodes up, so C
+    # may see a hair over 1 s (1.006 s seen under load), never anywhere near 2 s
+    assert seen_by_c.time_remaining < 1.0 + SLACK < POLICY_PER_TRY
     (waited,) = c.gave_up_after
     assert waited < 1.0 + SLACK
 
