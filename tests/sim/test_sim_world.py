@@ -208,7 +208,7 @@ def test_every_ejection_is_counted_even_between_samples(
     loaded, model = load_scenario(path)
     world = World(model, loaded.scenario, loaded.scenario.seed)
     recorder = world.run()
-    detectors = [p.outlier for _, group in world.breakers for p in group if p.outlier is not None]
+    detectors = [p.outlier for edge in world.caller_edges for p in edge.built if p.outlier]
     done = sum(d.ejections_total for d in detectors)
     assert done > 20
     assert recorder.edge("front", "back").ejections == done
