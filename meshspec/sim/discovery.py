@@ -23,6 +23,7 @@ and its probe delays, ``max_staleness``) is the cache's; this module only models
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
@@ -91,41 +92,60 @@ class SimDiscovery:
         """Scope -> an event that succeeds when an outage of that scope begins."""
         self.settings = world.scenario.discovery.cache_settings()
         self.subscribers: list[Subscriber] = []
-        self._by_service: dict[str, list[Subscriber]] = {}
+        self._by_service: dict[str, list[tuple[int, Subscriber]]] = {}
+        """Service -> (subscriber number, subscriber), in number order."""
+        self._initial: dict[str, tuple[Endpoint, ...]] = {}
+        """Service -> the passing instances when the run began: the view of a caller built
+        before the service's catalog first changes (see ``World.lazy``)."""
 
     def start(self) -> None:
-        """A cache and its driver for every subscriber (the outside clients' included, so this
-        runs once the traffic has started)."""
+        """A cache and its driver for every subscriber built so far (the outside clients'
+        included, so this runs once the traffic has started); ``subscribe`` adds the rest."""
+        world = self.world
+        for service in world.services:
+            self._initial[service] = self._listed(service)
+        for service, group in world.subscribers.items():
+            for number, policies in enumerate(group):
+                if policies is not None:
+                    world.env.process(self._follow(self._add(service, number, policies)))
+
+    def subscribe(self, service: str, number: int, policies: UpstreamPolicies) -> None:
+        """A caller built during the run: its cache starts now as it would have at the start
+        (nothing about ``service`` changed since, or the caller would have been built then).
+        Its first reads, which take no time, run at once, so the call that built it already
+        sees what discovery lists; the driver goes on from the first step that waits."""
+        subscriber = self._add(service, number, policies)
+        self.world.env.process(self._follow(subscriber, self._prime(subscriber)))
+
+    def _add(self, service: str, number: int, policies: UpstreamPolicies) -> Subscriber:
         world = self.world
         env = world.env
-        for service, group in world.subscribers.items():
-            fallback = tuple(world.services[service].model.endpoints)
-            for number, policies in enumerate(group):
-                key = f"{world.seed}/discovery/{service}/{number}"
-                cache = DiscoveryCache(
-                    fallback, env.now, self.settings, random.Random(f"{key}/cache")
-                )
-                subscriber = Subscriber(
-                    service,
-                    policies,
-                    cache,
-                    random.Random(f"{key}/delay"),
-                    self._listed(service),
-                    env.event(),
-                    self.index[service],
-                )
-                self.subscribers.append(subscriber)
-                self._by_service.setdefault(service, []).append(subscriber)
-                env.process(self._follow(subscriber))
+        key = f"{world.seed}/discovery/{service}/{number}"
+        fallback = tuple(world.services[service].model.endpoints)
+        cache = DiscoveryCache(fallback, env.now, self.settings, random.Random(f"{key}/cache"))
+        subscriber = Subscriber(
+            service,
+            policies,
+            cache,
+            random.Random(f"{key}/delay"),
+            self._initial[service],
+            env.event(),
+            1,
+        )
+        self.subscribers.append(subscriber)
+        group = self._by_service.setdefault(service, [])
+        bisect.insort(group, (number, subscriber), key=lambda entry: entry[0])
+        return subscriber
 
     # --- what the health checks and the faults say ---------------------------------------------
 
     def changed(self, service: str) -> None:
         """The passing set of ``service`` changed: bump its index; each caller's view follows
-        after its lag."""
+        after its lag (callers not built yet are built first, with the view before)."""
+        self.world.build_dormant_callers(service)
         self.index[service] += 1
         listed = self._listed(service)
-        for subscriber in self._by_service.get(service, ()):
+        for _, subscriber in self._by_service.get(service, ()):
             self.world.env.process(
                 self._propagate(subscriber, self.index[service], listed, self._lag(subscriber))
             )
@@ -146,20 +166,44 @@ class SimDiscovery:
 
     # --- the driver: discovery/watch.py's loop, on SimPy's clock -------------------------------
 
-    def _follow(self, subscriber: Subscriber) -> Process:
+    def _follow(self, subscriber: Subscriber, action: Sleep | Query | None = None) -> Process:
+        """``action``: what the cache already asked for now (see ``_prime``)."""
         env = self.world.env
         cache = subscriber.cache
         while True:
             now = env.now
-            self._apply(subscriber, cache.tick(now), now)
-            action = cache.next(now)
+            if action is None:
+                self._apply(subscriber, cache.tick(now), now)
+                action = cache.next(now)
             if isinstance(action, Sleep):
                 wake = min(action.until, cache.expires_at())
+                action = None
                 yield Timeout(env, max(CLOCK_STEP, wake - now))
                 continue
             subscriber.reads += 1
-            answer = yield from self._read(subscriber, action)
+            query, action = action, None
+            answer = yield from self._read(subscriber, query)
             self._apply(subscriber, cache.receive(env.now, answer), env.now)
+
+    def _prime(self, subscriber: Subscriber) -> Sleep | Query:
+        """The driver's steps until the first that waits (a sleep or a blocking read), run
+        now: the same calls to the cache ``_follow`` makes; that step is returned."""
+        now = self.world.env.now
+        cache = subscriber.cache
+        while True:
+            self._apply(subscriber, cache.tick(now), now)
+            action = cache.next(now)
+            if isinstance(action, Sleep):
+                return action
+            reader = self._read(subscriber, action)
+            try:
+                next(reader)
+            except StopIteration as answered:
+                subscriber.reads += 1
+                self._apply(subscriber, cache.receive(now, answered.value), now)
+                continue
+            reader.close()  # it would wait: the driver makes this read
+            return action
 
     def _apply(self, subscriber: Subscriber, update: Update, now: float) -> None:
         subscriber.signals.extend((now, signal) for signal in update.signals)
@@ -212,4 +256,4 @@ class SimDiscovery:
     # --- what the caches did -------------------------------------------------------------------
 
     def of(self, service: str) -> Iterable[Subscriber]:
-        return iter(self._by_service.get(service, ()))
+        return (subscriber for _, subscriber in self._by_service.get(service, ()))

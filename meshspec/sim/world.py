@@ -40,7 +40,7 @@ from meshspec.sim.disturbance import disturbances
 from meshspec.sim.faults import FaultSchedule
 from meshspec.sim.mesh import MeshModel, ServiceModel
 from meshspec.sim.metrics import ENTRY, EdgeCounters, Recorder, ServiceCounters
-from meshspec.sim.scenario import Scenario, Traffic
+from meshspec.sim.scenario import DiscoveryOutage, DiscoveryStale, Scenario, Traffic
 
 Process = Generator[Event, Any, Any]
 
@@ -124,6 +124,7 @@ class Instance:
         "queue",
         "service",
         "serving",
+        "subscriber_numbers",
         "up",
     )
 
@@ -145,8 +146,12 @@ class Instance:
         self.error_status = 500
         self.added_latency = 0.0
         self.capacity = 1.0
-        self.policies: list[UpstreamPolicies] = []
-        """One per upstream edge of the service, in ``service.edges`` order."""
+        self.policies: list[UpstreamPolicies | None] = []
+        """One per upstream edge of the service, in ``service.edges`` order; None until this
+        instance first calls that upstream (see ``World.policies_of``)."""
+        self.subscriber_numbers: list[int] = []
+        """Per upstream edge: this instance's place among the upstream's discovery
+        subscribers (it seeds the subscriber's random streams, built or not)."""
         self.serving: dict[Event, float] = {}
         """Replies of the requests in service here (served by a process) -> arrival time: a
         crash answers them with a reset at once."""
@@ -158,7 +163,16 @@ class Instance:
 class Edge:
     """A caller service's view of one upstream: where its calls go and what they count."""
 
-    __slots__ = ("counters", "network", "partitioned", "probability", "upstream")
+    __slots__ = (
+        "built",
+        "callers",
+        "counters",
+        "network",
+        "partitioned",
+        "policy",
+        "probability",
+        "upstream",
+    )
 
     def __init__(
         self,
@@ -166,6 +180,7 @@ class Edge:
         probability: float,
         counters: EdgeCounters,
         network: Sampler | None = None,
+        policy: UpstreamPolicy | None = None,
     ) -> None:
         self.upstream = upstream
         self.probability = probability
@@ -173,6 +188,12 @@ class Edge:
         self.partitioned = False
         self.network = network
         """Draws a one-way delay, once each way per attempt; None: no network delay."""
+        self.policy = policy
+        """What the callers apply to this upstream (None: an outside client's edge)."""
+        self.built: list[UpstreamPolicies] = []
+        """The callers' policies built so far (one per caller instance that has called)."""
+        self.callers = 0
+        """Caller instances of this edge, whether their policies are built or not."""
 
 
 class SimService:
@@ -202,15 +223,18 @@ class SimService:
         self.sample: Callable[[], float] = lambda: 0.0
         grpc = model.protocol == "grpc"
         self.unavailable = Outcome(OutcomeKind.ANSWER, 0.0, 503, "UNAVAILABLE" if grpc else None)
-        self.error_outcomes = {
-            status: (status, _grpc_status(status) if grpc else None) for status in range(400, 600)
-        }
+        self.error_outcomes = _GRPC_ERRORS if grpc else _HTTP_ERRORS
 
 
 def _grpc_status(status: int) -> str:
     return {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}.get(
         status, "INTERNAL"
     )
+
+
+# An error status -> (status, gRPC status): one table per protocol, shared by every service.
+_HTTP_ERRORS: dict[int, tuple[int, str | None]] = {s: (s, None) for s in range(400, 600)}
+_GRPC_ERRORS: dict[int, tuple[int, str | None]] = {s: (s, _grpc_status(s)) for s in range(400, 600)}
 
 
 def entry_policy(traffic: Traffic) -> UpstreamPolicy:
@@ -255,9 +279,23 @@ class World:
         self.behaviour_rng = random.Random(f"{seed}/behaviour")
         self.network_rng = random.Random(f"{seed}/network")
         self.services: dict[str, SimService] = {}
-        self.subscribers: dict[str, list[UpstreamPolicies]] = {}
-        """Upstream service -> every caller's policies for it (discovery updates them)."""
-        self.breakers: list[tuple[EdgeCounters, list[UpstreamPolicies]]] = []
+        self.subscribers: dict[str, list[UpstreamPolicies | None]] = {}
+        """Upstream service -> every caller's policies for it (discovery updates them); None
+        for a caller instance that has not called it yet."""
+        self.dormant: dict[str, list[tuple[Instance, int]]] = {}
+        """Upstream service -> (caller instance, edge index) whose policies are not built yet,
+        in subscriber order."""
+        self.lazy = not any(
+            isinstance(fault, DiscoveryOutage | DiscoveryStale) for fault in scenario.faults
+        )
+        """Build a caller instance's policies (and its discovery subscriber) only when it first
+        calls: memory and time follow the traffic, not services x instances x edges. A caller
+        that has not called has nothing to observe, until its upstream's catalog changes (then
+        every dormant caller of it is built, from the view it would have had). Discovery
+        outages and extra lag act upon the caches' history, so with those every caller is
+        built at the start."""
+        self.caller_edges: list[Edge] = []
+        """Every service-to-service edge (the breakers and detectors they hold)."""
         self.deadlines: dict[float, Deadlines] = {}
         """Attempt timers by timeout length (a bounded number of lengths)."""
         self.budget_store = MemoryStore()
@@ -265,6 +303,8 @@ class World:
         self.store_outages = 0
         """Budget-store outages in force (see ``faults``)."""
         self.exchanges: list[BudgetExchange] = []
+        self.running = False
+        """The run has started: a caller built from now on subscribes to discovery at once."""
         self._build()
         self.faults = FaultSchedule(self)
 
@@ -278,7 +318,7 @@ class World:
             service.sample = behaviour.sampler(self.behaviour_rng)
             self.services[model.name] = service
         for service in self.services.values():
-            for upstream_name, policy in service.model.upstreams.items():
+            for index, (upstream_name, policy) in enumerate(service.model.upstreams.items()):
                 upstream = self.services[upstream_name]
                 counters = self.recorder.edge(service.name, upstream_name)
                 edge = Edge(
@@ -286,26 +326,62 @@ class World:
                     service.behaviour.calls[upstream_name],
                     counters,
                     self._network(f"{service.name}->{upstream_name}", default=True),
+                    policy,
                 )
+                edge.callers = len(service.instances)
+                if policy.circuit_breaker is not None:
+                    counters.breakers += edge.callers
                 service.edges.append(edge)
-                group = [
-                    self._policies(
-                        policy, upstream, counters, f"{inst.endpoint.id}/{upstream_name}"
-                    )
-                    for inst in service.instances
-                ]
+                self.caller_edges.append(edge)
+                subscribers = self.subscribers.setdefault(upstream_name, [])
+                dormant = self.dormant.setdefault(upstream_name, [])
+                for inst in service.instances:
+                    inst.subscriber_numbers.append(len(subscribers))
+                    subscribers.append(None)
+                    inst.policies.append(None)
+                    dormant.append((inst, index))
                 budget = policy.retry.budget
-                if budget is not None and budget.scope is BudgetScope.SERVICE:
-                    for inst, policies in zip(service.instances, group, strict=True):
-                        self._attach_store(policies, service.name, upstream_name, inst)
-                for inst, policies in zip(service.instances, group, strict=True):
-                    inst.policies.append(policies)
-                self.breakers.append((counters, group))
+                if not self.lazy or (budget is not None and budget.scope is BudgetScope.SERVICE):
+                    # a shared budget's exchange runs from the start, whether its caller calls
+                    for inst in service.instances:
+                        self._materialize(inst, index)
 
     def _network(self, edge: str, *, default: bool) -> Sampler | None:
         network = self.scenario.network
         latency = network.get(edge) or (network.get(DEFAULT_KEY) if default else None)
         return None if latency is None else sampler(latency, self.network_rng)
+
+    def policies_of(self, instance: Instance, index: int) -> UpstreamPolicies:
+        """``instance``'s policies for its ``index``-th upstream, built on its first call."""
+        policies = instance.policies[index]
+        return policies if policies is not None else self._materialize(instance, index)
+
+    def build_dormant_callers(self, upstream: str) -> None:
+        """Build every caller's policies for ``upstream`` not built yet (its catalog changes:
+        from now on, what each caller's cache saw differs)."""
+        for instance, index in self.dormant.pop(upstream, ()):
+            if instance.policies[index] is None:
+                self._materialize(instance, index)
+
+    def _materialize(self, instance: Instance, index: int) -> UpstreamPolicies:
+        service = instance.service
+        edge = service.edges[index]
+        upstream = edge.upstream
+        policy = edge.policy
+        assert policy is not None
+        policies = self._policies(
+            policy, upstream, edge.counters, f"{instance.endpoint.id}/{upstream.name}"
+        )
+        budget = policy.retry.budget
+        if budget is not None and budget.scope is BudgetScope.SERVICE:
+            self._attach_store(policies, service.name, upstream.name, instance)
+        instance.policies[index] = policies
+        edge.built.append(policies)
+        number = instance.subscriber_numbers[index]
+        self.subscribers[upstream.name][number] = policies
+        if self.running:
+            self.faults.discovery.subscribe(upstream.name, number, policies)
+        return policies
 
     def _policies(
         self, policy: UpstreamPolicy, upstream: SimService, counters: EdgeCounters, key: str
@@ -321,9 +397,6 @@ class World:
             rng=random.Random(f"{self.seed}/policy/{key}"),
             breaker_listeners=(on_transition,),
         )
-        if policies.breaker is not None:
-            counters.breakers += 1
-        self.subscribers.setdefault(upstream.name, []).append(policies)
         return policies
 
     def _attach_store(
@@ -356,15 +429,18 @@ class World:
         for index, traffic in enumerate(self.scenario.traffic):
             self._start_traffic(index, traffic)
         self.faults.start()
+        self.running = True
         for exchange in self.exchanges:
             env.process(self._exchange(exchange))
         env.process(self._sample_policies())
         if self._progress is not None:
             env.process(self._report_progress(self._progress))
         env.run(until=self.duration + self.drain)
-        for counters, group in self.breakers:
+        for edge in self.caller_edges:
             # the detectors' own count: ejections shorter than the 1 s sampling step count too
-            counters.ejections = sum(p.outlier.ejections_total for p in group if p.outlier)
+            edge.counters.ejections = sum(
+                p.outlier.ejections_total for p in edge.built if p.outlier
+            )
         return self.recorder
 
     def _start_traffic(self, index: int, traffic: Traffic) -> None:
@@ -660,7 +736,10 @@ class World:
         for index, edge in enumerate(service.edges):
             if edge.probability < 1.0 and rng.random() >= edge.probability:
                 continue
-            if not (yield from self._call(instance.policies[index], edge)):
+            policies = instance.policies[index]
+            if policies is None:
+                policies = self._materialize(instance, index)
+            if not (yield from self._call(policies, edge)):
                 ok = False
                 break
         if instance.epoch != epoch:
@@ -728,10 +807,11 @@ class World:
             second = int(now)
             if second >= seconds:
                 return
-            for counters, group in self.breakers:
+            for edge in self.caller_edges:
+                counters = edge.counters
                 opened = half = 0
                 ejected = 0
-                for policies in group:
+                for policies in edge.built:  # a caller not built yet: closed, none ejected
                     breaker = policies.breaker
                     if breaker is not None:
                         state = breaker.state(now)
@@ -743,7 +823,7 @@ class World:
                 if counters.breakers:
                     counters.breaker_open[second] = opened / counters.breakers
                     counters.breaker_half_open[second] = half / counters.breakers
-                counters.ejected[second] = ejected / len(group) if group else 0.0
+                counters.ejected[second] = ejected / edge.callers
             yield Timeout(env, 1.0)
 
     def _report_progress(self, progress: Callable[[float], None]) -> Process:

@@ -208,7 +208,7 @@ def test_every_ejection_is_counted_even_between_samples(
     loaded, model = load_scenario(path)
     world = World(model, loaded.scenario, loaded.scenario.seed)
     recorder = world.run()
-    detectors = [p.outlier for _, group in world.breakers for p in group if p.outlier is not None]
+    detectors = [p.outlier for edge in world.caller_edges for p in edge.built if p.outlier]
     done = sum(d.ejections_total for d in detectors)
     assert done > 20
     assert recorder.edge("front", "back").ejections == done
@@ -257,3 +257,34 @@ def test_a_crash_resets_the_requests_in_service_at_once(
     assert requests[:5] == [0] * 5
     assert requests[5] == 1, requests
     assert summary["edges"]["@traffic->back"]["failures"]["not_retryable"] >= 1
+
+
+def test_callers_are_built_on_their_first_call_and_when_their_upstream_changes(
+    write: Callable[[str, str], Path],
+) -> None:
+    # front's instances call back only if traffic reaches them: with the traffic stopped
+    # before it starts, none is built (memory follows the traffic); a crash in back changes
+    # its catalog, which builds every caller of back still dormant, from the view before.
+    write("mesh.yaml", MESH)
+    quiet = SCENARIO.replace("{to: front, rate: 100/s}", "{to: front, rate: 100/s, start: 30s}")
+    path = write("scenario.yaml", quiet.replace("faults:\n  - {at: 5s", "faults: []\n#"))
+    loaded, model = load_scenario(path)
+    world = World(model, loaded.scenario, loaded.scenario.seed)
+    world.run()
+    front = world.services["front"]
+    assert [instance.policies for instance in front.instances] == [[None], [None]]
+    assert world.subscribers["back"] == [None, None]
+
+    path = write("scenario.yaml", quiet)
+    loaded, model = load_scenario(path)
+    world = World(model, loaded.scenario, loaded.scenario.seed)
+    world.run()
+    built = [instance.policies[0] for instance in world.services["front"].instances]
+    assert all(policies is not None for policies in built)
+    callers = list(world.faults.discovery.of("back"))
+    assert [caller.policies for caller in callers] == built
+    # each kept every instance until the crash (5 s), saw half of back gone, then all back
+    for caller in callers:
+        assert caller.published[0][0] >= 5.0
+        counts = [len(endpoints) for _, endpoints in caller.published]
+        assert 2 in counts and counts[-1] == 4
