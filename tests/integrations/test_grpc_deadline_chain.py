@@ -77,10 +77,12 @@ def test_the_callers_deadline_reaches_the_third_service(tmp_path: Path) -> None:
     (seen_by_b,) = b.requests
     (seen_by_c,) = c.requests
     assert seen_by_b.time_remaining is not None and seen_by_c.time_remaining is not None
-    assert seen_by_c.time_remaining < seen_by_b.time_remaining <= 1.0 + SLACK
-    # the caller's 1 s, not B's 2 s per try: grpc rounds the grpc-timeout it encodes up, so C
-    # may see a hair over 1 s (1.006 s seen under load), never anywhere near 2 s
-    assert seen_by_c.time_remaining < 1.0 + SLACK < POLICY_PER_TRY
+    # Each hop gets what is left of the caller's 1 s, not B's 2 s per try. grpc rounds the
+    # grpc-timeout it encodes up, by more than the few milliseconds a hop takes (C saw 1.0095 s
+    # where B had 0.9995 s), so a decrease from hop to hop cannot be seen on the wire: each
+    # budget is bounded by the caller's, and C gives up in time (below).
+    assert seen_by_b.time_remaining <= 1.0 + SLACK < POLICY_PER_TRY
+    assert seen_by_c.time_remaining <= 1.0 + SLACK
     (waited,) = c.gave_up_after
     assert waited < 1.0 + SLACK
 
