@@ -80,12 +80,21 @@ class Nsd:
             self.process.send_signal(signal.SIGHUP)
             return
         conf = self.root / "nsd.conf"
-        conf.write_text(NSD_CONF.format(port=self.port, root=self.root, zone=ZONE))
-        self.process = subprocess.Popen(
-            [str(self.binary), "-d", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        for _ in range(5):  # a port free a moment ago may be taken before NSD binds it
+            conf.write_text(NSD_CONF.format(port=self.port, root=self.root, zone=ZONE))
+            self.process = subprocess.Popen(
+                [str(self.binary), "-d", "-c", str(conf)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 15
+            while self.process.poll() is None and self.serial() is None:
+                if time.monotonic() > deadline:
+                    return  # still starting: the test's own wait reports it
+                time.sleep(0.05)
+            if self.process.poll() is None:
+                return  # serving
+            self.resolver.port = free_port(socket.SOCK_DGRAM)  # it exited: bind failed
 
     def stop(self) -> None:
         if self.process is None:
