@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 from meshspec_runtime.observe import names
+from meshspec_runtime.observe.calls import call_label
 from meshspec_runtime.policy.call import Done, Fail, FailReason
-from meshspec_runtime.policy.outcome import ConditionSet, OutcomeKind
+from meshspec_runtime.policy.outcome import ConditionSet
 
 MAX_EVENTS = 500
 """Timeline events kept per edge: a flapping breaker on every caller instance would
@@ -119,38 +120,8 @@ class EdgeCounters:
 
 
 SUCCESS, ERROR, TIMEOUT, CONNECT_FAILURE, REJECTED = names.OUTCOMES
-_REJECTIONS = frozenset(
-    {
-        FailReason.BREAKER_OPEN,
-        FailReason.THROTTLED,
-        FailReason.CONCURRENCY_LIMIT,
-        FailReason.NO_ENDPOINT,
-    }
-)
-_BY_KIND = {
-    OutcomeKind.TIMEOUT: TIMEOUT,
-    OutcomeKind.CONNECT_FAILURE: CONNECT_FAILURE,
-    OutcomeKind.RESET: ERROR,
-    OutcomeKind.ERROR: ERROR,
-}
-
-
-def outcome_label(step: Done | Fail, failure_on: ConditionSet) -> str:
-    """The ``outcome`` label (``names.OUTCOMES``) the runtime's collector gives a call that
-    ended with ``step`` (``meshspec_runtime.observe.calls``; a test holds the two together):
-    a rejection or a call that never made an attempt is ``rejected``, a deadline ``timeout``,
-    else the last attempt's outcome, an answer being ``error`` when ``failure_on`` matches."""
-    if isinstance(step, Done):
-        last = step.outcome
-    elif step.reason in _REJECTIONS or step.last is None:
-        return REJECTED
-    elif step.reason is FailReason.DEADLINE_EXCEEDED:
-        return TIMEOUT
-    else:
-        last = step.last
-    if last.kind is OutcomeKind.ANSWER:
-        return ERROR if failure_on.matches(last) else SUCCESS
-    return _BY_KIND[last.kind]
+outcome_label = call_label
+"""The runtime collector's label of a call's end (``meshspec_runtime.observe.calls``)."""
 
 
 class ServiceCounters:

@@ -34,15 +34,35 @@ _REJECTIONS: Final = frozenset(
     }
 )
 _INDEX: Final = {outcome: index for index, outcome in enumerate(OUTCOMES)}
-_SUCCESS, _ERROR, _TIMEOUT, _CONNECT, _REJECTED = (
-    _INDEX[name] for name in ("success", "error", "timeout", "connect_failure", "rejected")
-)
+_SUCCESS = _INDEX["success"]
 _BY_KIND: Final = {
-    OutcomeKind.TIMEOUT: _TIMEOUT,
-    OutcomeKind.CONNECT_FAILURE: _CONNECT,
-    OutcomeKind.RESET: _ERROR,
-    OutcomeKind.ERROR: _ERROR,
+    OutcomeKind.TIMEOUT: "timeout",
+    OutcomeKind.CONNECT_FAILURE: "connect_failure",
+    OutcomeKind.RESET: "error",
+    OutcomeKind.ERROR: "error",
 }
+
+
+def attempt_label(outcome: Outcome, failure_on: ConditionSet) -> str:
+    """The ``outcome`` label (``names.OUTCOMES``) of one attempt: an answer is ``error`` when
+    the edge's ``failure_on`` matches it, else ``success``."""
+    if outcome.kind is OutcomeKind.ANSWER:
+        return "error" if failure_on.matches(outcome) else "success"
+    return _BY_KIND[outcome.kind]
+
+
+def call_label(final: Done | Fail, failure_on: ConditionSet) -> str:
+    """The ``outcome`` label of a call that ended with ``final``: refused locally, or ended
+    before any attempt, is ``rejected``; the deadline is ``timeout``; otherwise its last
+    attempt's label. The one rule the collector and the simulator's series both use."""
+    if type(final) is Done:
+        return attempt_label(final.outcome, failure_on)
+    assert isinstance(final, Fail)
+    if final.reason in _REJECTIONS or final.last is None:
+        return "rejected"
+    if final.reason is FailReason.DEADLINE_EXCEEDED:
+        return "timeout"
+    return attempt_label(final.last, failure_on)
 
 
 class EdgeCounts:
@@ -152,19 +172,10 @@ class CallLog:
         counts.duration_sum += duration
 
     def _label(self, outcome: Outcome) -> int:
-        if outcome.kind is OutcomeKind.ANSWER:
-            return _ERROR if self._failure_on.matches(outcome) else _SUCCESS
-        return _BY_KIND[outcome.kind]
+        return _INDEX[attempt_label(outcome, self._failure_on)]
 
     def _verdict(self, final: Done | Fail) -> int:
-        if type(final) is Done:
-            return self._label(final.outcome)
-        assert isinstance(final, Fail)
-        if final.reason in _REJECTIONS or final.last is None:
-            return _REJECTED
-        if final.reason is FailReason.DEADLINE_EXCEEDED:
-            return _TIMEOUT
-        return self._label(final.last)
+        return _INDEX[call_label(final, self._failure_on)]
 
 
 class PeriodicFold:
