@@ -80,9 +80,21 @@ def test_none_passing_keeps_the_set_but_gone_empties_it() -> None:
     assert ignored.publish is None
     assert ignored.signals == (Signal.EMPTY_IGNORED,)
     assert c.endpoints == LIVE
-    gone = c.receive(2.0, Gone(index=3))
+    once = c.receive(2.0, Gone(index=3))  # a restarting agent says this for a moment
+    assert once.publish is None and c.endpoints == LIVE
+    assert c.next(2.0) == Query(None, c.settings.wait)  # confirmed by a plain read, at once
+    gone = c.receive(2.1, Gone(index=3))
     assert gone.publish == ()
     assert c.endpoints == ()
+
+
+def test_a_gone_answer_not_confirmed_by_the_next_read_changes_nothing() -> None:
+    c = cache()
+    c.receive(0.0, Found(LIVE, index=1))
+    assert c.receive(1.0, Gone(index=0)).publish is None
+    assert c.receive(1.1, Found(LIVE, index=5)).publish is None  # back, nothing to publish
+    assert c.receive(2.0, Gone(index=6)).publish is None  # a new "gone" needs confirming again
+    assert c.endpoints == LIVE
 
 
 def test_breaker_opens_at_threshold_and_probes_with_growing_jittered_backoff() -> None:

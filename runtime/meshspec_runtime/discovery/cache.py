@@ -11,7 +11,10 @@ Rules (why they exist):
 
 - A failed read, or a read that finds instances but none passing, never replaces a non-empty
   set: calls go on with the last known good endpoints. Only an answer saying the service is
-  gone (``Gone``: no instance registered, NXDOMAIN) empties it.
+  gone (``Gone``: no instance registered, NXDOMAIN) empties it, and only when the next read,
+  made at once, says so again: a Consul agent that has just restarted answers "nothing
+  registered" until it has loaded its services, and a zone being reloaded can miss a name
+  for a moment.
 - The last known good set is used for at most ``max_staleness`` seconds after the last good
   answer; then the fallback (the bundle's own list) is published, until the source answers.
 - The source sits behind a breaker: after ``failure_threshold`` consecutive failures it is
@@ -169,6 +172,8 @@ class DiscoveryCache:
     answers: int = 0
     """Good answers received so far."""
     expired: bool = False
+    _gone_once: bool = False
+    """The last answer said "gone" while endpoints were known: the next one must confirm it."""
     _due: float = 0.0
     _last_query: float = -math.inf
 
@@ -210,7 +215,14 @@ class DiscoveryCache:
         self.answers += 1
         self._schedule_after_answer(now, answer.index, answer.ttl)
         if isinstance(answer, Gone):
+            if self.endpoints and not self._gone_once:
+                self._gone_once = True  # confirm with a plain read, at once
+                self.index = None
+                self._due = now
+                return Update(None, tuple(signals))
+            self._gone_once = False
             return self._publish(tuple(), signals)
+        self._gone_once = False
         if not answer.endpoints and self.endpoints:
             signals.append(Signal.EMPTY_IGNORED)
             return Update(None, tuple(signals))
