@@ -142,6 +142,24 @@ class EndpointsDiscovered(MeshEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class GoneAnswerHeld(MeshEvent):
+    """The source says the service has no instance at all: the last known good set stays until
+    it has said so for ``DiscoverySettings.gone_hold`` seconds (a restarted agent says it for
+    a moment), then the set is emptied."""
+
+    name: ClassVar[str] = "gone_answer_held"
+    level: ClassVar[int] = logging.WARNING
+    source: str
+    hold: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.caller} -> {self.upstream}: {self.source} lists no instance at all; "
+            f"keeping the last known endpoints unless it still says so after {self.hold:g}s"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class EmptyAnswerIgnored(MeshEvent):
     """The source lists the service's instances but none passes its checks: the last known
     good set stays (only a source saying the service is gone empties it)."""

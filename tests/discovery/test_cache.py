@@ -73,28 +73,43 @@ def test_expiry_falls_back_to_the_bundle_then_recovery_publishes_again() -> None
     assert c.staleness(12.5) == 0.0
 
 
-def test_none_passing_keeps_the_set_but_gone_empties_it() -> None:
-    c = cache()
+def test_none_passing_keeps_the_set_but_gone_held_for_gone_hold_empties_it() -> None:
+    c = cache(gone_hold=5.0, retry_delay=0.5)
     c.receive(0.0, Found(LIVE, index=1))
     ignored = c.receive(1.0, Found((), index=2))
     assert ignored.publish is None
     assert ignored.signals == (Signal.EMPTY_IGNORED,)
     assert c.endpoints == LIVE
-    once = c.receive(2.0, Gone(index=3))  # a restarting agent says this for a moment
-    assert once.publish is None and c.endpoints == LIVE
-    assert c.next(2.0) == Query(None, c.settings.wait)  # confirmed by a plain read, at once
-    gone = c.receive(2.1, Gone(index=3))
+    once = c.receive(2.0, Gone(index=3))  # a restarted agent says this until it has synced
+    assert once.publish is None and once.signals == (Signal.GONE_HELD,)
+    assert c.endpoints == LIVE
+    assert c.next(2.0) == Sleep(2.5)  # re-read plainly after retry_delay, not at once
+    assert c.next(2.5) == Query(None, c.settings.wait)
+    still = c.receive(6.9, Gone(index=3))
+    assert still.publish is None and still.signals == ()  # the event is said once per hold
+    gone = c.receive(7.0, Gone(index=3))
     assert gone.publish == ()
     assert c.endpoints == ()
 
 
-def test_a_gone_answer_not_confirmed_by_the_next_read_changes_nothing() -> None:
-    c = cache()
+def test_a_gone_answer_not_kept_up_for_the_hold_changes_nothing() -> None:
+    c = cache(gone_hold=5.0)
     c.receive(0.0, Found(LIVE, index=1))
     assert c.receive(1.0, Gone(index=0)).publish is None
-    assert c.receive(1.1, Found(LIVE, index=5)).publish is None  # back, nothing to publish
-    assert c.receive(2.0, Gone(index=6)).publish is None  # a new "gone" needs confirming again
+    assert c.receive(4.0, Found(LIVE, index=5)).publish is None  # back, nothing to publish
+    assert c.receive(7.0, Gone(index=6)).publish is None  # a new "gone" starts a new hold
+    assert c.receive(11.9, Gone(index=6)).publish is None
     assert c.endpoints == LIVE
+    assert c.receive(12.0, Gone(index=6)).publish == ()
+
+
+def test_a_zero_gone_hold_empties_at_once_and_gone_with_nothing_known_is_published() -> None:
+    c = cache(gone_hold=0.0)
+    c.receive(0.0, Found(LIVE, index=1))
+    assert c.receive(1.0, Gone(index=2)).publish == ()
+    assert c.receive(2.0, Found(LIVE, index=3)).publish == LIVE
+    with pytest.raises(ValueError, match="gone_hold"):
+        DiscoverySettings(gone_hold=-1.0)
 
 
 def test_breaker_opens_at_threshold_and_probes_with_growing_jittered_backoff() -> None:

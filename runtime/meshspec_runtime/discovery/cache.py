@@ -11,10 +11,11 @@ Rules (why they exist):
 
 - A failed read, or a read that finds instances but none passing, never replaces a non-empty
   set: calls go on with the last known good endpoints. Only an answer saying the service is
-  gone (``Gone``: no instance registered, NXDOMAIN) empties it, and only when the next read,
-  made at once, says so again: a Consul agent that has just restarted answers "nothing
-  registered" until it has loaded its services, and a zone being reloaded can miss a name
-  for a moment.
+  gone (``Gone``: no instance registered, NXDOMAIN) empties it, and only once the source has
+  kept saying so for ``gone_hold`` seconds, re-read every ``retry_delay``: a restarted Consul
+  agent answers "nothing registered" until its anti-entropy sync has put its services back in
+  the catalog (seconds, on a loaded machine), and a zone being reloaded can miss a name for a
+  moment. The same hold is what Finagle's stabilizer and xDS's ignored resource deletions do.
 - The last known good set is used for at most ``max_staleness`` seconds after the last good
   answer; then the fallback (the bundle's own list) is published, until the source answers.
 - The source sits behind a breaker: after ``failure_threshold`` consecutive failures it is
@@ -98,6 +99,8 @@ class Signal(enum.Enum):
     """The last good answer is older than ``max_staleness``: the fallback is in force."""
     EMPTY_IGNORED = "empty_ignored"
     """The source listed instances but none passing: the last known good set stays."""
+    GONE_HELD = "gone_held"
+    """The source started saying the service is gone: the set stays for ``gone_hold``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,8 @@ class DiscoverySettings:
     """First probe delay once the breaker is open; doubles per failed probe..."""
     backoff_cap: float = 30.0
     """...up to this."""
+    gone_hold: float = 10.0
+    """How long the source must keep saying "gone" before the set is emptied (0: at once)."""
 
     def __post_init__(self) -> None:
         if not self.max_staleness > 0:
@@ -141,6 +146,8 @@ class DiscoverySettings:
         for name in ("wait", "refresh", "retry_delay", "backoff_base", "backoff_cap"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 seconds, not {getattr(self, name)}")
+        if self.gone_hold < 0:
+            raise ValueError(f"gone_hold must be >= 0 seconds, not {self.gone_hold}")
         if self.min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, not {self.min_interval}")
         if self.failure_threshold < 1:
@@ -172,8 +179,8 @@ class DiscoveryCache:
     answers: int = 0
     """Good answers received so far."""
     expired: bool = False
-    _gone_once: bool = False
-    """The last answer said "gone" while endpoints were known: the next one must confirm it."""
+    _gone_since: float | None = None
+    """When the source started saying "gone" while endpoints were known (None: it does not)."""
     _due: float = 0.0
     _last_query: float = -math.inf
 
@@ -215,14 +222,19 @@ class DiscoveryCache:
         self.answers += 1
         self._schedule_after_answer(now, answer.index, answer.ttl)
         if isinstance(answer, Gone):
-            if self.endpoints and not self._gone_once:
-                self._gone_once = True  # confirm with a plain read, at once
-                self.index = None
-                self._due = now
-                return Update(None, tuple(signals))
-            self._gone_once = False
+            if self.endpoints:
+                if self._gone_since is None:
+                    self._gone_since = now
+                    signals.append(Signal.GONE_HELD)
+                if now - self._gone_since < self.settings.gone_hold:
+                    # re-read plainly: a blocking query from a restarted agent's index would
+                    # either spin or wait out a change that ends the hold
+                    self.index = None
+                    self._due = now + self.settings.retry_delay
+                    return Update(None, tuple(signals))
+            self._gone_since = None
             return self._publish(tuple(), signals)
-        self._gone_once = False
+        self._gone_since = None
         if not answer.endpoints and self.endpoints:
             signals.append(Signal.EMPTY_IGNORED)
             return Update(None, tuple(signals))

@@ -11,6 +11,7 @@ from meshspec_runtime.events import (
     DiscoveryRecovered,
     EmptyAnswerIgnored,
     EndpointsDiscovered,
+    GoneAnswerHeld,
     MeshEvent,
 )
 
@@ -41,6 +42,9 @@ class DiscoveryEvents:
                 events.append(DiscoveryRecovered(caller, service, now, self._source))
             elif signal is Signal.EMPTY_IGNORED:
                 events.append(EmptyAnswerIgnored(caller, service, now, self._source))
+            elif signal is Signal.GONE_HELD:
+                hold = watch.discovery.settings.gone_hold if watch is not None else 0.0
+                events.append(GoneAnswerHeld(caller, service, now, self._source, hold))
         if update.publish is not None:
             ids = tuple(endpoint.id for endpoint in update.publish)
             events.append(EndpointsDiscovered(caller, service, now, ids))
