@@ -30,6 +30,7 @@ from meshspec_runtime.policy.limits import (
     MAX_COUNT,
     MAX_COUNT_WINDOW,
     MAX_HASH_ON_LENGTH,
+    MAX_HEDGE_ATTEMPTS,
     MAX_MAGLEV_TABLE_SIZE,
     MAX_MULTIPLIER,
     MAX_RING_SIZE,
@@ -277,6 +278,18 @@ class RetrySpec(SpecModel):
     stop_above: OrOff[RetryStopSpec] | None = None
 
 
+class HedgeSpec(SpecModel):
+    """Hedged requests: another attempt when one has been outstanding for ``delay``."""
+
+    delay: Duration | None = None
+    """Required (here or in a layer it inherits from): about the edge's p95 latency."""
+    max_attempts: Annotated[int, Field(ge=2, le=MAX_HEDGE_ATTEMPTS)] | None = None
+    """Attempts started by hedging, the first included (default 2)."""
+    non_fatal: Conditions | None = None
+    """Outcomes after which the call goes on (default connect-failure, timeout, 5xx); any
+    other ends it."""
+
+
 class AdaptiveThrottleSpec(SpecModel):
     k: Multiplier | None = None
     window: Duration | None = None
@@ -366,6 +379,7 @@ class EdgePolicySpec(SpecModel):
     load_balancer: LoadBalancerSpec | None = None
     outlier_detection: OrOff[OutlierDetectionSpec] | None = None
     concurrency_limit: OrOff[PositiveInt] | None = None
+    hedge: OrOff[HedgeSpec] | None = None
     objective: ObjectiveSpec | None = None
 
 

@@ -138,6 +138,11 @@ def lower_edge(values: dict[str, Any]) -> dict[str, Any]:
     limit = values.get("concurrency_limit")
     if isinstance(limit, int):
         out["concurrency_limit"] = limit
+    hedge = values.get("hedge")
+    if isinstance(hedge, dict):
+        out["hedge"] = {
+            key: tuple(value) if key == "non_fatal" else value for key, value in hedge.items()
+        }
     return out
 
 

@@ -418,6 +418,15 @@ def _edge_findings(resolver: Resolver, caller: str, upstream: str) -> list[_Find
     breaker = values.get("circuit_breaker")
     if isinstance(breaker, dict):
         findings.extend(_breaker_findings(breaker))
+    hedge = values.get("hedge")
+    if isinstance(hedge, dict) and "delay" not in hedge:
+        findings.append(
+            _Finding(
+                "E0215",
+                (("hedge",),),
+                "hedge needs 'delay' (a duration, about the edge's p95 latency) on edge {edge}",
+            )
+        )
     if findings:
         return findings
     try:

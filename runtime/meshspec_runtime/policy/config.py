@@ -23,6 +23,7 @@ from meshspec_runtime.policy.limits import (
     MAX_COUNT_WINDOW,
     MAX_DURATION_SECONDS,
     MAX_HASH_ON_LENGTH,
+    MAX_HEDGE_ATTEMPTS,
     MAX_MAGLEV_TABLE_SIZE,
     MAX_MULTIPLIER,
     MAX_RATE_PER_SECOND,
@@ -217,6 +218,27 @@ class RetryConfig(PolicyModel):
         return tuple(check_condition(c) for c in value)
 
 
+class HedgeConfig(PolicyModel):
+    """Hedged requests (gRPC's ``hedgingPolicy``, Envoy's ``hedge_policy``, Finagle's backup
+    requests): when an attempt has not answered after ``delay``, another one starts on
+    another endpoint, up to ``max_attempts`` in all; the first usable answer wins and the
+    others are cancelled. Each hedge withdraws from the retry budget, as a retry does."""
+
+    delay: Seconds
+    """How long an attempt may be outstanding before the next hedge starts ("The Tail at
+    Scale": about the 95th percentile of the edge's latency)."""
+    max_attempts: Annotated[int, Field(ge=2, le=MAX_HEDGE_ATTEMPTS)] = 2
+    """Attempts started by hedging, the first included."""
+    non_fatal: Conditions = DEFAULT_RETRY_ON
+    """Outcomes that do not end the call: a hedge starts at once in its place, and the
+    answers of the attempts still in flight are awaited. Any other outcome ends the call."""
+
+    @field_validator("non_fatal")
+    @classmethod
+    def _conditions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_condition(c) for c in value)
+
+
 class AdaptiveThrottleConfig(PolicyModel):
     """Client-side adaptive throttling (Google SRE book, "Handling Overload")."""
 
@@ -326,6 +348,7 @@ class UpstreamPolicy(PolicyModel):
     load_balancer: LoadBalancerConfig = LoadBalancerConfig()
     outlier_detection: OutlierDetectionConfig | None = None
     concurrency_limit: Count | None = None
+    hedge: HedgeConfig | None = None
 
     @model_validator(mode="after")
     def _per_try_within_total(self) -> UpstreamPolicy:

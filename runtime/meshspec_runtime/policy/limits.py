@@ -33,6 +33,9 @@ MAX_MULTIPLIER = 1000.0
 """Backoff and breaker multipliers and the adaptive throttle's ``k``: growth per step."""
 MAX_ATTEMPTS = 100
 """Total tries of one call: each may wait for a backoff and a timeout."""
+MAX_HEDGE_ATTEMPTS = 5
+"""Attempts of one hedged call in flight at once, the first included (gRPC caps its
+``hedgingPolicy.maxAttempts`` at 5 too): each holds a connection and a worker."""
 MAX_CONDITIONS = 128
 """Entries of ``retry.on`` and ``circuit_breaker.failure_on``: every outcome is matched against
 the list, and there are fewer distinct conditions than this that anyone would list."""
@@ -106,7 +109,13 @@ LIMITS: tuple[Limit, ...] = (
     ),
     Limit("`retry.attempts`", "1", str(MAX_ATTEMPTS), "total tries of one call"),
     Limit(
-        "`retry.on`, `circuit_breaker.failure_on` (entries)",
+        "`hedge.max_attempts`",
+        "2",
+        str(MAX_HEDGE_ATTEMPTS),
+        "attempts of one call in flight at once (gRPC's cap)",
+    ),
+    Limit(
+        "`retry.on`, `circuit_breaker.failure_on`, `hedge.non_fatal` (entries)",
         "0",
         str(MAX_CONDITIONS),
         "each outcome is matched against the list",
