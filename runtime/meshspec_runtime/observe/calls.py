@@ -18,8 +18,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
-from meshspec_runtime.observe.names import DURATION_BUCKETS, OUTCOMES, REFUSAL_REASONS
+from meshspec_runtime.observe.names import (
+    DURATION_BUCKETS,
+    HEDGE_EVENTS,
+    OUTCOMES,
+    REFUSAL_REASONS,
+)
 from meshspec_runtime.policy.call import Done, Fail, FailReason
+from meshspec_runtime.policy.hedge import HedgedCall
 from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
 
 if TYPE_CHECKING:
@@ -69,12 +75,22 @@ class EdgeCounts:
     """What the log has folded so far; only ever grows. Read with the log's lock held, or
     through :meth:`CallLog.snapshot`."""
 
-    __slots__ = ("attempts", "buckets", "duration_sum", "refused", "requests", "retries")
+    __slots__ = (
+        "attempts",
+        "buckets",
+        "duration_sum",
+        "hedges",
+        "refused",
+        "requests",
+        "retries",
+    )
 
     def __init__(self) -> None:
         self.requests = [0] * len(OUTCOMES)
         self.attempts = [0] * len(OUTCOMES)
         self.retries = 0
+        self.hedges = dict.fromkeys(HEDGE_EVENTS, 0)
+        """Hedged calls' attempts: started, won, cancelled, refused (see ``names``)."""
         self.refused = dict.fromkeys(REFUSAL_REASONS, 0)
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
         """Per bucket (not cumulative); the last one is +Inf."""
@@ -84,6 +100,7 @@ class EdgeCounts:
         made = EdgeCounts()
         made.requests, made.attempts = list(self.requests), list(self.attempts)
         made.retries, made.refused = self.retries, dict(self.refused)
+        made.hedges = dict(self.hedges)
         made.buckets, made.duration_sum = list(self.buckets), self.duration_sum
         return made
 
@@ -94,7 +111,7 @@ class CallLog:
     __slots__ = ("_counts", "_failure_on", "_lock", "_retry_on", "answers", "pending")
 
     def __init__(self, failure_on: ConditionSet, retry_on: ConditionSet) -> None:
-        self.pending: deque[Call] = deque()
+        self.pending: deque[Call | HedgedCall] = deque()
         """Finished calls, appended by ``Call`` on the request path."""
         self.answers: deque[float] = deque()
         """Durations of calls answered at their first attempt by ``record_success``."""
@@ -141,7 +158,7 @@ class CallLog:
                 return
             self._count(call, counts)
 
-    def _count(self, call: Call, counts: EdgeCounts) -> None:
+    def _count(self, call: Call | HedgedCall, counts: EdgeCounts) -> None:
         attempts = call.attempts
         outcomes = call._outcomes  # what record() saw; the other attempts were plain answers
         recorded = 0
@@ -149,9 +166,18 @@ class CallLog:
             for outcome in outcomes:
                 counts.attempts[self._label(outcome)] += 1
             recorded = len(outcomes)
-        counts.attempts[_SUCCESS] += attempts - recorded
-        if attempts > 1:
-            counts.retries += attempts - 1
+        if type(call) is HedgedCall:
+            # every outcome was recorded; the attempts cancelled unrecorded are not counted
+            hedges = counts.hedges
+            hedges["started"] += call.hedges
+            hedges["won"] += call.hedge_won
+            hedges["cancelled"] += call.hedges_cancelled
+            hedges["refused"] += call.hedges_denied
+            counts.retries += attempts - 1 - call.hedges
+        else:
+            counts.attempts[_SUCCESS] += attempts - recorded
+            if attempts > 1:
+                counts.retries += attempts - 1
         final = call._final
         if final is None:  # a success the fast path recorded, no step built
             counts.requests[_SUCCESS] += 1

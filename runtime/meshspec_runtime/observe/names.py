@@ -74,6 +74,14 @@ BUDGET_FALLBACKS: Final = Metric(
     EDGE,
     "Times a retry budget of scope service fell back to its local share (store unreachable).",
 )
+HEDGES: Final = Metric(
+    "meshspec_upstream_hedges_total",
+    "counter",
+    (*EDGE, "event"),
+    "Hedged attempts (edges with a hedge policy), by event: started (a hedge began), won (its "
+    "answer ended the call), cancelled (an attempt still in flight when another ended the call), "
+    "refused (the retry budget refused a hedge).",
+)
 DURATION: Final = Metric(
     "meshspec_upstream_request_duration_seconds",
     "histogram",
@@ -161,6 +169,7 @@ METRICS: Final = (
     BUDGET_EXHAUSTED,
     BUDGET_SHARED,
     BUDGET_FALLBACKS,
+    HEDGES,
     DURATION,
     BREAKER_STATE,
     BREAKER_TRANSITIONS,
@@ -187,6 +196,9 @@ RELOAD_RESULTS: Final = ("applied", "refused")
 
 REFUSAL_REASONS: Final = ("budget", "attempts", "deadline", "stopped")
 """Values of ``RETRIES_REFUSED``'s ``reason`` label."""
+
+HEDGE_EVENTS: Final = ("started", "won", "cancelled", "refused")
+"""Values of ``HEDGES``' ``event`` label."""
 
 DURATION_BUCKETS: Final = (
     0.001,

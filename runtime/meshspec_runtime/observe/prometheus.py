@@ -120,6 +120,9 @@ class MeshCollector(Collector):
             add(names.RETRIES, counts.retries)
             for reason, refused in counts.refused.items():
                 add(names.RETRIES_REFUSED, refused, reason)
+            if policies.hedge is not None:  # hedge series only on hedged edges
+                for event, total in counts.hedges.items():
+                    add(names.HEDGES, total, event)
             cumulative, buckets = 0, []
             for bound, count in zip(
                 (*map(str, names.DURATION_BUCKETS), "+Inf"), counts.buckets, strict=True

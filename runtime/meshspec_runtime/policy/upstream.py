@@ -32,7 +32,13 @@ from meshspec_runtime.policy.call import (
     Fail,
     FailReason,
 )
-from meshspec_runtime.policy.config import DEFAULT_FAILURE_ON, BackoffConfig, UpstreamPolicy
+from meshspec_runtime.policy.config import (
+    DEFAULT_FAILURE_ON,
+    BackoffConfig,
+    HedgeConfig,
+    UpstreamPolicy,
+)
+from meshspec_runtime.policy.hedge import HedgedCall
 from meshspec_runtime.policy.outcome import ConditionSet, OutcomePredicate, condition_set
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.retry_stop import RetryStop
@@ -87,8 +93,10 @@ class UpstreamPolicies:
         "ejection_listeners",
         "failure_on",
         "fast_answers",
+        "hedge",
         "lock",
         "max_attempts",
+        "non_fatal",
         "outlier",
         "per_try_timeout",
         "plain_finish",
@@ -149,6 +157,10 @@ class UpstreamPolicies:
         self.outlier = OutlierDetector(outlier) if outlier is not None else None
         limit = policy.concurrency_limit
         self.bulkhead = Bulkhead(limit) if limit is not None else None
+        self.hedge: HedgeConfig | None = policy.hedge
+        """Set: calls are hedged (``start_hedged``; the drivers branch on it once a call)."""
+        self.non_fatal = condition_set(policy.hedge.non_fatal if policy.hedge else ())
+        """The outcomes after which a hedged call goes on."""
         self.lock = threading.Lock()
         """Serialises endpoint-set and availability updates; picks do not take it."""
         self.plain_finish = (
@@ -231,6 +243,15 @@ class UpstreamPolicies:
         if retry_stop is not None:
             retry_stop.on_request(now)
         return call
+
+    def start_hedged(
+        self, now: float, key: str | None = None, deadline: float | None = None
+    ) -> HedgedCall:
+        """Begin one hedged logical request (the edge's policy has ``hedge``), as ``start``
+        begins a plain one. A plain edge never comes here: ``start`` and its callers keep
+        their own path, and streams (one attempt each) keep using ``start``."""
+        assert self.hedge is not None, "start_hedged() on an edge without a hedge policy"
+        return HedgedCall(self, now, key, deadline)
 
     # -- used by Call -----------------------------------------------------------------------
 
