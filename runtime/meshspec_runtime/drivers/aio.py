@@ -27,6 +27,7 @@ from meshspec_runtime.drivers.classify import (
     classify,
     record_answer,
 )
+from meshspec_runtime.drivers.hedge_aio import call_async_hedged
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
@@ -51,8 +52,13 @@ async def call_async(
 ) -> T:
     """Run one logical request through ``upstream``'s policies; return ``afn``'s last result.
 
-    Raises :class:`CallFailed` when the policies end the call without a usable answer.
+    Raises :class:`CallFailed` when the policies end the call without a usable answer. An
+    edge with a hedge policy runs each attempt as a task of its own (``drivers.hedge_aio``).
     """
+    if upstream.hedge is not None:
+        return await call_async_hedged(
+            upstream, afn, key=key, classify=classify, discard=discard, clock=clock, sleep=sleep
+        )
     loop = _running_loop()
     task = _current_task(loop)
     if task is None:

@@ -20,6 +20,7 @@ from meshspec_runtime.drivers.classify import (
     classify,
     record_answer,
 )
+from meshspec_runtime.drivers.hedge_sync import call_sync_hedged
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
@@ -42,8 +43,13 @@ def call_sync(
 
     Raises :class:`CallFailed` when the policies end the call without a usable answer. Any
     exception escaping (from ``sleep``, a classifier, a KeyboardInterrupt) cancels the call,
-    so no permit or half-open probe slot leaks.
+    so no permit or half-open probe slot leaks. An edge with a hedge policy runs its attempts
+    in a worker pool instead (``drivers.hedge_sync``).
     """
+    if upstream.hedge is not None:
+        return call_sync_hedged(
+            upstream, fn, key=key, classify=classify, discard=discard, clock=clock, sleep=sleep
+        )
     now = clock()
     call = upstream.start(now, key, read_deadline())
     result: T | None = None
