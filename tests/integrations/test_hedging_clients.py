@@ -1,0 +1,106 @@
+"""Hedged requests through the client integrations (httpx sync and async, requests) against
+real loopback servers: one instance answers slowly, the other at once; every call is answered
+by the fast one within the hedge delay plus its answer, though half of them begin slow."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from http_servers import serving
+from mesh_kit import compile_mesh
+from meshspec_runtime import Mesh
+from prometheus_client import CollectorRegistry
+
+SLOW = 1.5
+CALLS = 4
+POLICY: dict[str, Any] = {
+    "timeout": "3s",
+    "retry": {"attempts": 1, "per_try_timeout": "2500ms"},
+    "load_balancer": {"strategy": "round_robin"},
+    "hedge": {"delay": "100ms", "max_attempts": 2},
+}
+FAST_ENOUGH = SLOW / 2
+"""Every call ends well before the slow instance answers."""
+
+
+def open_mesh(tmp_path: Path, ports: list[int]) -> Mesh:
+    return Mesh.open(compile_mesh(tmp_path, {"payments": ports}, policy=POLICY), service="checkout")
+
+
+def test_httpx_sync_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
+    with (
+        serving("slow", "ok", delay=SLOW) as (slow, fast),
+        open_mesh(tmp_path, [slow.port, fast.port]) as mesh,
+    ):
+        client = mesh.httpx_client("payments")
+        durations = []
+        for _ in range(CALLS):
+            began = time.monotonic()
+            assert client.get("/").text == "ok"
+            durations.append(time.monotonic() - began)
+        client.close()
+    assert max(durations) < FAST_ENOUGH
+    assert slow.count >= 1  # round robin sent first tries to it too
+    assert fast.count == CALLS  # every call was answered there (hedge or first try)
+
+
+def test_httpx_async_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
+    async def calls(mesh: Mesh) -> list[float]:
+        durations = []
+        async with mesh.async_httpx_client("payments") as client:
+            for _ in range(CALLS):
+                began = time.monotonic()
+                assert (await client.get("/")).text == "ok"
+                durations.append(time.monotonic() - began)
+        await mesh.aclose()
+        return durations
+
+    with serving("slow", "ok", delay=SLOW) as (slow, fast):
+        durations = asyncio.run(calls(open_mesh(tmp_path, [slow.port, fast.port])))
+    assert max(durations) < FAST_ENOUGH
+    assert slow.count >= 1 and fast.count == CALLS
+
+
+def test_requests_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
+    with (
+        serving("slow", "ok", delay=SLOW) as (slow, fast),
+        open_mesh(tmp_path, [slow.port, fast.port]) as mesh,
+    ):
+        session = mesh.requests_session("payments")
+        durations = []
+        for _ in range(CALLS):
+            began = time.monotonic()
+            assert session.get("http://payments/").text == "ok"
+            durations.append(time.monotonic() - began)
+    assert max(durations) < FAST_ENOUGH
+    assert slow.count >= 1 and fast.count == CALLS
+
+
+def test_hedges_are_exported_per_edge(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    with serving("slow", "ok", delay=SLOW) as (slow, fast):
+        bundle = compile_mesh(tmp_path, {"payments": [slow.port, fast.port]}, policy=POLICY)
+        with Mesh.open(bundle, service="checkout", metrics=registry) as mesh:
+            client = mesh.httpx_client("payments")
+            for _ in range(CALLS):
+                client.get("/")
+            client.close()
+            edge = {"caller": "checkout", "upstream": "payments"}
+
+            def hedges(event: str) -> float | None:
+                return registry.get_sample_value(
+                    "meshspec_upstream_hedges_total", {**edge, "event": event}
+                )
+
+            started = slow.count  # every call whose first try went to the slow one hedged
+            assert hedges("started") == started
+            assert hedges("won") == started
+            assert hedges("cancelled") == started
+            assert hedges("refused") == 0
+            assert registry.get_sample_value("meshspec_upstream_retries_total", edge) == 0
+            assert registry.get_sample_value(
+                "meshspec_upstream_requests_total", {**edge, "outcome": "success"}
+            ) == float(CALLS)
