@@ -26,6 +26,7 @@ from meshspec_runtime.policy.config import (
     Strategy,
     UpstreamPolicy,
 )
+from meshspec_runtime.policy.hedge import HedgedCall
 from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 from meshspec_runtime.shared.budget import shared_budget_for
@@ -38,6 +39,7 @@ from meshspec.sim.caps import DRAIN_CAP
 from meshspec.sim.distributions import Sampler, sampler
 from meshspec.sim.disturbance import disturbances
 from meshspec.sim.faults import FaultSchedule
+from meshspec.sim.hedging import hedged_call
 from meshspec.sim.mesh import MeshModel, ServiceModel
 from meshspec.sim.metrics import ENTRY, EdgeCounters, Recorder, ServiceCounters
 from meshspec.sim.scenario import DiscoveryOutage, DiscoveryStale, Scenario, Traffic
@@ -505,6 +507,8 @@ class World:
 
     def _call(self, policies: UpstreamPolicies, edge: Edge) -> Generator[Event, Any, bool]:
         """One logical request: the runtime's call machine, driven by SimPy's clock."""
+        if policies.hedge is not None:  # a hedged edge has its own driver
+            return (yield from hedged_call(self, policies, edge))
         env = self.env
         counters = edge.counters
         upstream = edge.upstream
@@ -652,7 +656,7 @@ class World:
 
     def _finish(
         self,
-        call: Call,
+        call: Call | HedgedCall,
         step: Any,
         counters: EdgeCounters,
         start: float,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from typing import Any
 
 import pytest
@@ -174,3 +176,36 @@ def test_metastable_ramp_is_not_recovered_and_its_expectation_fails() -> None:
     assert "FAIL caller.recovery_time[down] <= 60s  measured not recovered" in result.output
     budget = CliRunner().invoke(simulate, [path, "--env", "budget"])
     assert budget.exit_code == 0, budget.output
+
+
+def _hedged_p99(median: float, p99: float, delay: float) -> float:
+    """The p99 of min(L1, delay + L2) for two independent lognormal draws L1, L2 of this
+    median and p99: where P(L1 > t) * P(L2 > t - delay) = 1%, found by bisection."""
+    mu, sigma = math.log(median), math.log(p99 / median) / NormalDist().inv_cdf(0.99)
+    draw = NormalDist(mu, sigma)
+
+    def tail(t: float) -> float:
+        return 1.0 - draw.cdf(math.log(t)) if t > 0 else 1.0
+
+    low, high = delay, p99
+    for _ in range(60):
+        middle = (low + high) / 2
+        if tail(middle) * tail(middle - delay) > 0.01:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def test_hedging_after_p95_adds_five_percent_load_and_cuts_the_tail() -> None:
+    # Dean & Barroso (2013): a hedge after the p95 latency adds ~5% load and shortens the tail.
+    path = PUBLISHED / "hedging-p95.yaml"
+    hedged = run(path)["edges"]["client->server"]
+    plain = run(path, env="plain")["edges"]["client->server"]
+    assert hedged["load_amplification"] == pytest.approx(1.05, abs=0.01)
+    assert plain["load_amplification"] == pytest.approx(1.0, abs=0.001)
+    assert hedged["latency_p99"] < plain["latency_p99"]
+    assert plain["latency_p99"] == pytest.approx(0.100, rel=0.05)  # the service time's p99
+    expected = _hedged_p99(0.010, 0.100, 0.0509)
+    assert hedged["latency_p99"] == pytest.approx(expected, rel=0.05)
+    assert hedged["success_rate"] == plain["success_rate"] == 1.0
