@@ -23,6 +23,7 @@ from meshspec.lint.breakers import breaker_findings
 from meshspec.lint.codes import CODES, DEFAULT_MAX_AMPLIFICATION
 from meshspec.lint.edges import edge_facts
 from meshspec.lint.findings import Finding
+from meshspec.lint.hedging import hedging_findings
 from meshspec.lint.retries import idempotency_findings
 from meshspec.lint.timeouts import timeout_findings
 from meshspec.spec.diagnostics import Diagnostic, sort_diagnostics
@@ -69,6 +70,7 @@ def lint(
         *timeout_findings(edges),
         *breaker_findings(edges),
         *idempotency_findings(edges),
+        *hedging_findings(edges),
     ]
     warnings: list[Diagnostic] = []
     suppressed = 0

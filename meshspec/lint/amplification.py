@@ -115,7 +115,11 @@ def amplification_findings(
                 f"when it fails, {edge.upstream} can receive {_number(total)}x the requests "
                 f"entering the mesh{bound}, above the threshold of "
                 f"{_number(threshold)}x, via {' -> '.join(path)} ({product} attempts)",
-                (("retry", "attempts"),) if edge.attempts > 1 else (),
+                (("retry", "attempts"),)
+                if edge.attempts > 1
+                else (("hedge",),)
+                if edge.hedges
+                else (),
             )
         )
     return out

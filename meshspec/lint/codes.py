@@ -12,6 +12,7 @@ CODES: dict[str, str] = {
     "W0302": "a breaker window shorter than the time it stays open",
     "W0303": "a breaker that opens on one or two failures",
     "W0401": "retries on a non-idempotent edge",
+    "W0402": "hedging and retries together beyond what the retry budget bounds",
 }
 """Code -> what it flags, in a few words."""
 

@@ -29,9 +29,21 @@ class EdgeFacts:
 
     @property
     def attempts(self) -> int:
-        """Tries per call when every one fails with a retryable outcome."""
+        """Tries per call when every one fails with a retryable outcome (hedges aside)."""
         retry = self.policy.retry
         return retry.attempts if retry.on else 1
+
+    @property
+    def hedges(self) -> int:
+        """Hedges one call may add: every hedge starts when its attempts fail non-fatally or
+        are slow, so a failing upstream gets them all."""
+        hedge = self.policy.hedge
+        return hedge.max_attempts - 1 if hedge is not None else 0
+
+    @property
+    def worst_attempts(self) -> int:
+        """Attempts per call when every one fails: the hedged ones, then the retries."""
+        return self.attempts + self.hedges
 
     def multiplier(self) -> tuple[float, bool]:
         """(worst-case attempts per call, whether the retry budget is what bounds it).
@@ -41,7 +53,7 @@ class EdgeFacts:
         most ``ratio + min_per_second / calls_per_instance`` retries; the reserve term is
         known only when the edge declares its traffic, or vanishes when it is 0.
         """
-        attempts = self.attempts
+        attempts = self.worst_attempts  # hedges withdraw from the budget as retries do
         budget = self.policy.retry.budget
         if budget is None or attempts == 1:
             return float(attempts), False
