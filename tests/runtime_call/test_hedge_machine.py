@@ -221,3 +221,22 @@ def test_the_call_log_counts_hedges_started_won_and_cancelled() -> None:
     assert sum(counts.requests) == 2 and counts.requests[0] == 2
     assert counts.attempts[0] == 2  # the cancelled attempt has no outcome
     assert counts.retries == 0
+
+
+def test_a_call_refused_by_the_concurrency_limit_makes_no_attempt() -> None:
+    up = upstream(policy(concurrency_limit=1))
+    first = up.start_hedged(0.0)
+    refused = up.start_hedged(0.0)
+    assert refused.next(0.0) == Fail(FailReason.CONCURRENCY_LIMIT, None)
+    assert refused.attempts == 0
+    drive(first, [answer(0.01)])
+    assert isinstance(up.start_hedged(1.0).next(1.0), Attempt)  # the permit came back
+
+
+def test_a_retry_after_the_hedges_waits_its_backoff_and_is_not_hedged() -> None:
+    up = upstream(policy(delay=0.1, max_attempts=2, retries=2))
+    call = up.start_hedged(0.0)
+    failing = status(503, 0.01)
+    final, steps, _ = drive(call, [failing, failing, answer(1.0)])
+    assert final == Done(answer(1.0))  # the retry was slow, yet nothing hedged it
+    assert len(attempts(steps)) == 3 and call.hedges == 1 and not call.hedge_won
