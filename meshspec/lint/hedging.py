@@ -42,13 +42,16 @@ def hedging_findings(edges: list[EdgeFacts]) -> list[Finding]:
                 )
             continue
         latency = edge.upstream_latency
-        if latency is not None and hedge.delay <= latency and budget.ratio < MOST_REQUESTS:
+        delay = hedge.delay
+        if isinstance(delay, str):  # a percentile of the edge's own latencies (p95)
+            continue
+        if latency is not None and delay <= latency and budget.ratio < MOST_REQUESTS:
             out.append(
                 Finding(
                     "W0402",
                     edge.caller,
                     edge.upstream,
-                    f"hedge.delay ({format_seconds(hedge.delay)}) is not above "
+                    f"hedge.delay ({format_seconds(delay)}) is not above "
                     f"{edge.upstream}'s typical latency ({format_seconds(latency)}, "
                     f"services.{edge.upstream}.lint.latency): about half the requests or more "
                     f"hedge, beyond the retry budget's {budget.ratio:.0%}, which refuses hedges "

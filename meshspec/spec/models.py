@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from meshspec_runtime.policy.config import (
     CONDITION_KEYWORDS,
     GRPC_STATUS_NAMES,
+    PERCENTILE_PATTERN,
     check_condition,
 )
 from meshspec_runtime.policy.limits import (
@@ -55,7 +56,14 @@ from pydantic_core import PydanticCustomError
 
 from meshspec.spec.document import found as found_value
 from meshspec.spec.document import register_pattern
-from meshspec.spec.units import Duration, Rate, Ratio, WholeSeconds
+from meshspec.spec.units import (
+    DURATION_PATTERN,
+    Duration,
+    Rate,
+    Ratio,
+    WholeSeconds,
+    parse_duration,
+)
 
 API_VERSION = "meshspec/v1"
 OFF = "off"
@@ -278,11 +286,34 @@ class RetrySpec(SpecModel):
     stop_above: OrOff[RetryStopSpec] | None = None
 
 
+def _hedge_delay(value: Any) -> float | str:
+    if isinstance(value, str) and re.fullmatch(PERCENTILE_PATTERN, value.strip()):
+        return value.strip()
+    return parse_duration(value)
+
+
+HedgeDelay = Annotated[
+    float | str,
+    BeforeValidator(_hedge_delay),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "string", "pattern": PERCENTILE_PATTERN},
+            ],
+            "description": "a duration (50ms), or a percentile of the edge's recent attempt "
+            "latencies (p95)",
+        }
+    ),
+]
+
+
 class HedgeSpec(SpecModel):
     """Hedged requests: another attempt when one has been outstanding for ``delay``."""
 
-    delay: Duration | None = None
-    """Required (here or in a layer it inherits from): about the edge's p95 latency."""
+    delay: HedgeDelay | None = None
+    """Required (here or in a layer it inherits from): about the edge's p95 latency, given
+    as a duration or as ``p95`` (measured by each caller from its recent attempts)."""
     max_attempts: Annotated[int, Field(ge=2, le=MAX_HEDGE_ATTEMPTS)] | None = None
     """Attempts started by hedging, the first included (default 2)."""
     non_fatal: Conditions | None = None

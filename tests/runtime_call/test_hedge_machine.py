@@ -22,6 +22,7 @@ from meshspec_runtime.policy.config import (
     UpstreamPolicy,
 )
 from meshspec_runtime.policy.hedge import HedgedCall, HedgeStep, WaitAny
+from meshspec_runtime.policy.latency import RecentPercentile
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 from runtime_call_kit import status, upstream
@@ -240,3 +241,37 @@ def test_a_retry_after_the_hedges_waits_its_backoff_and_is_not_hedged() -> None:
     final, steps, _ = drive(call, [failing, failing, answer(1.0)])
     assert final == Done(answer(1.0))  # the retry was slow, yet nothing hedged it
     assert len(attempts(steps)) == 3 and call.hedges == 1 and not call.hedge_won
+
+
+def test_the_recent_percentile_is_none_until_enough_samples_then_the_nearest_rank() -> None:
+    tracker = RecentPercentile(0.95, size=1000, every=50, minimum=100)
+    for ms in range(1, 100):
+        tracker.add(ms / 1000)
+    assert tracker.value is None
+    tracker.add(0.1)  # the 100th
+    assert tracker.value == pytest.approx(0.095)
+    for ms in range(101, 2001):  # the ring keeps the last 1000: 1.001 s .. 2 s
+        tracker.add(ms / 1000)
+    assert tracker.value == pytest.approx(1.950)
+
+
+def test_an_adaptive_delay_hedges_only_once_the_edge_has_latencies() -> None:
+    adaptive = policy().model_copy(
+        update={"hedge": HedgeConfig(delay="p95", non_fatal=("5xx", "timeout"))}
+    )
+    up = upstream(adaptive)
+    cold = up.start_hedged(0.0)
+    assert isinstance(cold.next(0.0), Attempt)
+    assert cold.next(5.0) == WaitAny(math.inf)  # no percentile yet: no hedge by time
+    cold.cancel(5.0)
+    now = 10.0
+    # the cold call's 5 s outstanding, then answers of 1..99 ms: the 100th sample sets
+    # p95 = 95 ms (the last call may hedge: it has a second answer ready)
+    for ms in range(1, 100):
+        drive(up.start_hedged(now), [answer(ms / 1000), answer(ms / 1000)], start=now)
+        now += 1.0
+    assert up.hedge_latency is not None and up.hedge_latency.value == pytest.approx(0.095)
+    warm = up.start_hedged(now)
+    _, steps, ended = drive(warm, [answer(1.0), answer(0.01)], start=now)
+    assert len(attempts(steps)) == 2 and warm.hedge_won
+    assert ended - now == pytest.approx(0.095 + 0.01)

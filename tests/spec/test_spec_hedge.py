@@ -69,3 +69,17 @@ def test_max_attempts_beyond_the_limit_is_a_located_error(tmp_path: Path) -> Non
         load_spec(_spec(tmp_path, "off", "{delay: 10ms, max_attempts: 6}"))
     text = str(raised.value)
     assert "max_attempts" in text and "mesh.yaml:13:" in text
+
+
+def test_a_percentile_delay_is_kept_as_written(tmp_path: Path) -> None:
+    spec = load_spec(_spec(tmp_path, "off", "{delay: p99.9}"))
+    hedge = edge_policy(spec, "web", "api").hedge
+    assert hedge is not None and hedge.delay == "p99.9"
+
+
+def test_a_delay_that_is_neither_a_duration_nor_a_percentile_is_a_located_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(SpecError) as raised:
+        load_spec(_spec(tmp_path, "off", "{delay: p100}"))
+    assert "mesh.yaml:13:" in str(raised.value) and "duration" in str(raised.value)

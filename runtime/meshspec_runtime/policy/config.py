@@ -218,15 +218,26 @@ class RetryConfig(PolicyModel):
         return tuple(check_condition(c) for c in value)
 
 
+PERCENTILE_PATTERN = r"^p[5-9][0-9](\.[0-9]{1,3})?$"
+"""``p50`` to ``p99.999``: a latency percentile (``hedge.delay``)."""
+Percentile = Annotated[str, Field(pattern=PERCENTILE_PATTERN)]
+
+
+def percentile_quantile(text: str) -> float:
+    """``"p95"`` -> ``0.95``."""
+    return float(text[1:]) / 100
+
+
 class HedgeConfig(PolicyModel):
     """Hedged requests (gRPC's ``hedgingPolicy``, Envoy's ``hedge_policy``, Finagle's backup
     requests): when an attempt has not answered after ``delay``, another one starts on
     another endpoint, up to ``max_attempts`` in all; the first usable answer wins and the
     others are cancelled. Each hedge withdraws from the retry budget, as a retry does."""
 
-    delay: Seconds
+    delay: Seconds | Percentile
     """How long an attempt may be outstanding before the next hedge starts ("The Tail at
-    Scale": about the 95th percentile of the edge's latency)."""
+    Scale": about the 95th percentile of the edge's latency): seconds, or a percentile such as
+    ``"p95"`` of the edge's recent attempt latencies (no hedge by time until 100 came)."""
     max_attempts: Annotated[int, Field(ge=2, le=MAX_HEDGE_ATTEMPTS)] = 2
     """Attempts started by hedging, the first included."""
     non_fatal: Conditions = DEFAULT_RETRY_ON

@@ -79,6 +79,8 @@ _FINISHED: Final = 3
 _CANCELLED: Final = 4
 
 _ANSWER: Final = OutcomeKind.ANSWER
+_TIMED: Final = frozenset({OutcomeKind.ANSWER, OutcomeKind.TIMEOUT})
+"""Outcomes whose latency is the upstream's (what ``delay: pNN`` is a percentile of)."""
 _CLOSED: Final = BreakerState.CLOSED
 
 
@@ -87,6 +89,7 @@ class _InFlight:
     host: Host
     ticket: int
     """The breaker's admission ticket of this attempt."""
+    started: float
 
 
 class HedgedCall:
@@ -215,6 +218,9 @@ class HedgedCall:
         else:
             outcomes.append(outcome)
         latency = outcome.latency
+        tracker = up.hedge_latency
+        if tracker is not None and outcome.kind in _TIMED:  # a refusal says nothing of it
+            tracker.add(latency)
         failed = up.failure_on.matches(outcome)
         up.finish_attempt(now, flight.host, latency, failed)
         breaker = up.breaker
@@ -263,11 +269,9 @@ class HedgedCall:
             return self._finish(Fail(admitted, self._last), now)
         host, ticket = admitted
         self._state = _RUNNING
-        hedge = self._up.hedge
-        assert hedge is not None
         if self._hedging:
-            self._hedge_at = now + hedge.delay
-        return self._launch(host, ticket, left)
+            self._hedge_at = now + self._hedge_delay()
+        return self._launch(host, ticket, left, now)
 
     def _start_hedge(self, now: float) -> Attempt | None:
         """A hedge, or None when it may not start (hedging ends then)."""
@@ -288,11 +292,9 @@ class HedgedCall:
             self.hedges_denied = 1
             self._hedging = False
             return None
-        hedge = up.hedge
-        assert hedge is not None
         self.hedges += 1
-        self._hedge_at = now + hedge.delay
-        return self._launch(host, ticket, left)
+        self._hedge_at = now + self._hedge_delay()
+        return self._launch(host, ticket, left, now)
 
     def _admit(self, now: float) -> tuple[Host, int] | FailReason:
         """Breaker admission, throttle and a balancer pick for one attempt (the host is not
@@ -334,11 +336,23 @@ class HedgedCall:
         free = [h for h in up.balancer.pool if h not in busy]
         return free[int(up.rng.random() * len(free))] if free else host
 
-    def _launch(self, host: Host, ticket: int, left: float) -> Attempt:
+    def _hedge_delay(self) -> float:
+        """``hedge.delay`` in seconds; a percentile's current value (``math.inf`` until the
+        edge has enough latencies: no hedge by time)."""
+        up = self._up
+        tracker = up.hedge_latency
+        if tracker is not None:
+            value = tracker.value
+            return value if value is not None else math.inf
+        hedge = up.hedge
+        assert hedge is not None and not isinstance(hedge.delay, str)
+        return hedge.delay
+
+    def _launch(self, host: Host, ticket: int, left: float, now: float) -> Attempt:
         up = self._up
         up.balancer.on_start(host)
         number = self.attempts = self.attempts + 1
-        self._inflight[number] = _InFlight(host, ticket)
+        self._inflight[number] = _InFlight(host, ticket, now)
         per_try = up.per_try_timeout
         return Attempt(host.endpoint, per_try if per_try < left else left, number)
 
@@ -388,7 +402,10 @@ class HedgedCall:
     def _release_inflight(self, now: float) -> None:
         up = self._up
         breaker = up.breaker
+        tracker = up.hedge_latency
         for flight in self._inflight.values():
+            if tracker is not None:  # how long it had been outstanding: a lower bound
+                tracker.add(now - flight.started)
             up.cancel_attempt(flight.host)
             if breaker is not None:
                 breaker.on_cancel(now, flight.ticket)

@@ -37,8 +37,10 @@ from meshspec_runtime.policy.config import (
     BackoffConfig,
     HedgeConfig,
     UpstreamPolicy,
+    percentile_quantile,
 )
 from meshspec_runtime.policy.hedge import HedgedCall
+from meshspec_runtime.policy.latency import RecentPercentile
 from meshspec_runtime.policy.outcome import ConditionSet, OutcomePredicate, condition_set
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.retry_stop import RetryStop
@@ -94,6 +96,7 @@ class UpstreamPolicies:
         "failure_on",
         "fast_answers",
         "hedge",
+        "hedge_latency",
         "lock",
         "max_attempts",
         "non_fatal",
@@ -159,6 +162,11 @@ class UpstreamPolicies:
         self.bulkhead = Bulkhead(limit) if limit is not None else None
         self.hedge: HedgeConfig | None = policy.hedge
         """Set: calls are hedged (``start_hedged``; the drivers branch on it once a call)."""
+        delay = policy.hedge.delay if policy.hedge else 0.0
+        self.hedge_latency = (
+            RecentPercentile(percentile_quantile(delay)) if isinstance(delay, str) else None
+        )
+        """``hedge.delay: pNN``: the percentile of recent attempt latencies hedges wait for."""
         self.non_fatal = condition_set(policy.hedge.non_fatal if policy.hedge else ())
         """The outcomes after which a hedged call goes on."""
         self.lock = threading.Lock()
