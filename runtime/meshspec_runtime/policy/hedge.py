@@ -285,6 +285,8 @@ class HedgedCall:
             self._hedging = False
             return None
         host, ticket = admitted
+        hedge = up.hedge
+        assert hedge is not None
         budget = up.budget
         if budget is not None and not budget.try_withdraw(now):
             if up.breaker is not None:
@@ -293,7 +295,10 @@ class HedgedCall:
             self._hedging = False
             return None
         self.hedges += 1
-        self._hedge_at = now + self._hedge_delay()
+        if self.attempts + 1 >= hedge.max_attempts:
+            self._hedging = False  # the last one: no wake-up for a hedge that cannot start
+        else:
+            self._hedge_at = now + self._hedge_delay()
         return self._launch(host, ticket, left, now)
 
     def _admit(self, now: float) -> tuple[Host, int] | FailReason:
