@@ -159,9 +159,14 @@ class UpstreamPolicies:
         self._ejected = NO_IDS
         self.call_log: CallLog | None = None
         """Finished calls are appended here when metrics are on (see ``observe.calls``)."""
-        self.ejection_listeners: list[EjectionListener] = []
+        self.ejection_listeners: tuple[EjectionListener, ...] = ()
         """Called as ``listener(ejected, returned, now)`` when the outlier detector's set of
-        ejected endpoints changes (seen by the next pick), outside the lock."""
+        ejected endpoints changes (seen by the next pick), outside the lock; see
+        :meth:`add_ejection_listener`."""
+
+    def add_ejection_listener(self, listener: EjectionListener) -> None:
+        with self.lock:  # one replacement at a time; a caller reads the tuple it finds
+            self.ejection_listeners = (*self.ejection_listeners, listener)
 
     # -- discovery --------------------------------------------------------------------------
 
