@@ -7,9 +7,16 @@ With the default of two choices this is the power of two choices.
 
 from __future__ import annotations
 
+from functools import lru_cache, partial
 from math import floor
 
-from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
+from meshspec_runtime.policy.balancer.base import (
+    Balancer,
+    Host,
+    draw_uniform,
+    extra_draws,
+    sampler,
+)
 
 # Draws become indexes with floor(), not int(): the same for x >= 0, and int(), a type call
 # parsing its arguments, costs about as much as the rest of a pick.
@@ -18,9 +25,15 @@ _TABLE_MAX = 1024
 """Largest pool**2 for which every (first, second) pair is precomputed (32 hosts)."""
 
 
+@lru_cache(maxsize=64)
+def index_pairs(size: int) -> tuple[tuple[int, int], ...]:
+    """``(both % size, both // size)`` for every ``both`` below ``size**2``, shared by every
+    balancer with a pool of ``size``."""
+    return tuple((both % size, both // size) for both in range(size**2))
+
+
 class LeastRequest(Balancer):
-    _pair: tuple[tuple[Host, ...], int, int] | None = None
-    _table: tuple[tuple[tuple[Host, Host], ...], int] | None = None
+    __slots__ = ("_extra", "_pair", "_random", "_sample", "_table")
 
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         uniform = len({h.weight for h in pool}) <= 1
@@ -28,26 +41,25 @@ class LeastRequest(Balancer):
         fast = uniform and self.config.choices == 2 and len(pool) < 1 << 20
         size = len(pool)
         pairs = size**2
-        self._extra = range(self.config.choices - 1)
-        self._random = self._rng.random
-        self._sample = sampler(pool, self._rng)
+        self._extra = extra_draws(self.config.choices)
+        self._random = draw = self._rng.random
+        # equal weights: the draw ``sampler`` makes, without a closure per balancer
+        self._sample = partial(draw_uniform, pool, draw) if uniform else sampler(pool, self._rng)
         # draw ``both``: the candidates are pool[both % size] and pool[both // size]; small
-        # pools look the pair up instead of computing it (same draw, same pair). Each of the
-        # two is published whole; a pick reading one old and one new still sees a valid pool.
+        # pools look the indexes up instead of computing them (same draw, same pair). Each of
+        # the two is published whole; a pick reading one old and one new sees a valid pool.
         small = fast and pairs <= _TABLE_MAX
-        self._table = (
-            (tuple((pool[b % size], pool[b // size]) for b in range(pairs)), pairs)
-            if small
-            else None
-        )
+        self._table = (index_pairs(size), pairs, pool) if small else None
         self._pair = (pool, size, pairs) if fast and not small else None
 
     def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
         if avoid is None and self.pool:  # the common cases, inlined: two uniform draws
             table = self._table
             if table is not None:
-                pairs, count = table
-                first, second = pairs[floor(self._random() * count)]
+                indexes, count, pool = table
+                i, j = indexes[floor(self._random() * count)]
+                first = pool[i]
+                second = pool[j]
                 return second if len(second.inflight) < len(first.inflight) else first
             pair = self._pair
             if pair is not None:
