@@ -129,12 +129,18 @@ class CircuitBreaker:
     )
 
     def __init__(
-        self, config: CircuitBreakerConfig, *, listeners: Iterable[BreakerListener] = ()
+        self,
+        config: CircuitBreakerConfig,
+        *,
+        listeners: Iterable[BreakerListener] = (),
+        lock: threading.Lock | None = None,
     ) -> None:
+        """``lock`` guards the state (default: a lock of its own); an ``UpstreamPolicies``
+        gives all its policies one, as none of them calls another while holding it."""
         self.config = config
         self.is_failure = condition_set(tuple(config.failure_on))
         """Classifies an :class:`Outcome` as a failure for this breaker."""
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._dispatch_lock: threading.RLock | None = None
         """Serialises delivery to the listeners; made with ``_events``."""
         self._events: deque[tuple[BreakerState, BreakerState, float]] | None = None

@@ -111,13 +111,16 @@ class RetryBudget:
         "newest",
     )
 
-    def __init__(self, config: RetryBudgetConfig, share: float = 1.0) -> None:
-        """``share``: the part of the reserve this process holds (a shared budget's fallback)."""
+    def __init__(
+        self, config: RetryBudgetConfig, share: float = 1.0, lock: threading.Lock | None = None
+    ) -> None:
+        """``share``: the part of the reserve this process holds (a shared budget's fallback);
+        ``lock``: see :func:`budget_for`."""
         self.config = config
         self._ratio = config.ratio
         self._reserve = config.min_per_second * config.window * share
         self._width = config.window / SLICES
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._denied = 0
         self._deposits: list[itertools.count[int] | None] = _NO_RING
         """Deposits per slice, counted lock-free (see the module docstring); None for a slice
@@ -279,14 +282,17 @@ class TokenBucketBudget:
         "newest",
     )
 
-    def __init__(self, config: RetryBudgetConfig, share: float = 1.0) -> None:
-        """``share``: the part of the bucket (fill, cap, threshold) this process holds."""
+    def __init__(
+        self, config: RetryBudgetConfig, share: float = 1.0, lock: threading.Lock | None = None
+    ) -> None:
+        """``share``: the part of the bucket (fill, cap, threshold) this process holds;
+        ``lock``: see :func:`budget_for`."""
         self.config = config
         self._ratio = config.ratio
         self._cap = config.cap * share
         self._threshold = config.threshold * share
         self._balance = config.fill * share
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._denied = 0
         self._counter = itertools.count()
         self._reads = 0
@@ -359,6 +365,12 @@ class TokenBucketBudget:
         self._balance = min(self._balance, self._cap)
 
 
-def budget_for(config: RetryBudgetConfig) -> RetryBudget | TokenBucketBudget:
-    """The process-local budget ``config`` describes."""
-    return RetryBudget(config) if config.kind == "window" else TokenBucketBudget(config)
+def budget_for(
+    config: RetryBudgetConfig, lock: threading.Lock | None = None
+) -> RetryBudget | TokenBucketBudget:
+    """The process-local budget ``config`` describes. ``lock`` guards its state (default: a
+    lock of its own); an ``UpstreamPolicies`` gives all its policies one, as none of them
+    calls another while holding it."""
+    if config.kind == "window":
+        return RetryBudget(config, lock=lock)
+    return TokenBucketBudget(config, lock=lock)

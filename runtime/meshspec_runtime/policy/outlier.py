@@ -43,9 +43,11 @@ class OutlierDetector:
         "config",
     )
 
-    def __init__(self, config: OutlierDetectionConfig) -> None:
+    def __init__(self, config: OutlierDetectionConfig, lock: threading.Lock | None = None) -> None:
+        """``lock`` guards the state (default: a lock of its own); an ``UpstreamPolicies``
+        gives all its policies one, as none of them calls another while holding it."""
         self.config = config
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._failures: dict[str, int] = _NO_STATE
         self._times_ejected: dict[str, int] = _NO_STATE
         self._ejected_until: dict[str, float] = _NO_STATE
