@@ -100,7 +100,6 @@ class CircuitBreaker:
 
     __slots__ = (
         "_consecutive",
-        "_consecutive_failures",
         "_dispatch_lock",
         "_epoch",
         "_events",
@@ -108,7 +107,6 @@ class CircuitBreaker:
         "_failures_in_row",
         "_full",
         "_half_open_at",
-        "_half_open_calls",
         "_listeners",
         "_lock",
         "_minimum_calls",
@@ -172,8 +170,6 @@ class CircuitBreaker:
         # the count window's size; the time window is never "full" (its calls expire)
         self._full = window.size if isinstance(window, CountWindow) else -1
         self._minimum_calls = config.minimum_calls
-        self._consecutive_failures = config.consecutive_failures
-        self._half_open_calls = config.half_open_calls
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -246,7 +242,7 @@ class CircuitBreaker:
                     self._rejected += 1  # an outage's hot path: rejecting
                     return REJECTED
                 self._to_half_open(now)
-            if self._probes_admitted < self._half_open_calls:
+            if self._probes_admitted < self.config.half_open_calls:
                 self._probes_admitted += 1
                 self._probes_in_flight += 1
                 ticket = self._epoch
@@ -296,7 +292,7 @@ class CircuitBreaker:
                 if self._consecutive:
                     if failed:
                         self._failures_in_row += 1
-                        if self._failures_in_row >= self._consecutive_failures:
+                        if self._failures_in_row >= self.config.consecutive_failures:
                             self._to_open(now, after_probe=False)
                     else:
                         self._failures_in_row = 0
@@ -328,7 +324,7 @@ class CircuitBreaker:
 
     def _judge_probes(self, now: float) -> None:
         """Decide HALF_OPEN as soon as the verdict over all probes is certain."""
-        n = self._half_open_calls
+        n = self.config.half_open_calls
         failures = self._probe_failures
         if self._consecutive:
             # pybreaker: any failed trial reopens; enough successful trials close

@@ -102,11 +102,10 @@ class RetryBudget:
         "_lock",
         "_ratio",
         "_reads",
-        "_reserve",
         "_retries",
         "_retries_total",
+        "_share",
         "_slot",
-        "_width",
         "config",
         "newest",
     )
@@ -118,8 +117,8 @@ class RetryBudget:
         ``lock``: see :func:`budget_for`."""
         self.config = config
         self._ratio = config.ratio
-        self._reserve = config.min_per_second * config.window * share
-        self._width = config.window / SLICES
+        self._share = share
+        """The part of the reserve (``min_per_second * window``) this process holds."""
         self._lock = threading.Lock() if lock is None else lock
         self._denied = 0
         self._deposits: list[itertools.count[int] | None] = _NO_RING
@@ -158,7 +157,7 @@ class RetryBudget:
         """Tokens available at ``now`` (a retry needs one)."""
         with self._lock:
             self._advance(now)
-            return self._reserve + self._ratio * self._requests() - self._retries_total
+            return self._reserve() + self._ratio * self._requests() - self._retries_total
 
     def window_counts(self, now: float) -> tuple[int, int]:
         """``(requests, retries)`` counted in the window at ``now``."""
@@ -175,7 +174,7 @@ class RetryBudget:
 
     def _decide(self, slot: int) -> bool:
         """The withdrawal rule: grant (and count in ``slot``) while a whole token is left."""
-        if self._reserve + self._ratio * self._requests() - self._retries_total >= 1:
+        if self._reserve() + self._ratio * self._requests() - self._retries_total >= 1:
             self._count_retry(slot)
             return True
         self._denied += 1
@@ -216,14 +215,20 @@ class RetryBudget:
         self._retries_total += 1
 
     def _set_share(self, share: float) -> None:
-        self._reserve = self.config.min_per_second * self.config.window * share
+        self._share = share
+
+    def _reserve(self) -> float:
+        """Tokens the window holds beyond deposits (computed: a float per budget is 24 bytes)."""
+        config = self.config
+        return config.min_per_second * config.window * self._share
 
     def _advance(self, now: float) -> int:
         """Move the window to ``now``; return the slot counts at ``now`` go to. A ``now``
         older than the newest slice (clocks are read before the lock) counts in the newest."""
         if now < self.newest[0]:
             return self._slot
-        index = math.floor(now / self._width)
+        width = self.config.window / SLICES
+        index = math.floor(now / width)
         head = self._head
         if head is not None and index <= head:
             return self._slot  # rounding at a slice edge: stay in the newest slice
@@ -251,7 +256,7 @@ class RetryBudget:
         reads[slot] = 0
         self._head = index
         self._slot = slot
-        edge = (index + 1) * self._width if _ATOMIC_NEXT else -math.inf
+        edge = (index + 1) * width if _ATOMIC_NEXT else -math.inf
         self.newest = (edge, counter)  # published last, in one assignment
         return slot
 

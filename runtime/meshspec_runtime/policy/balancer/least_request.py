@@ -7,13 +7,12 @@ With the default of two choices this is the power of two choices.
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
 from math import floor
 
 from meshspec_runtime.policy.balancer.base import (
     Balancer,
     Host,
-    draw_uniform,
+    UniformDraw,
     extra_draws,
     sampler,
 )
@@ -25,15 +24,11 @@ _TABLE_MAX = 1024
 """Largest pool**2 for which every (first, second) pair is precomputed (32 hosts)."""
 
 
-@lru_cache(maxsize=64)
-def index_pairs(size: int) -> tuple[tuple[int, int], ...]:
-    """``(both % size, both // size)`` for every ``both`` below ``size**2``, shared by every
-    balancer with a pool of ``size``."""
-    return tuple((both % size, both // size) for both in range(size**2))
-
-
 class LeastRequest(Balancer):
     __slots__ = ("_extra", "_pair", "_random", "_sample", "_table")
+
+    _table: tuple[tuple[Host, ...], tuple[Host, ...], int] | None
+    _pair: tuple[tuple[Host, ...], int, int] | None
 
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         uniform = len({h.weight for h in pool}) <= 1
@@ -44,22 +39,28 @@ class LeastRequest(Balancer):
         self._extra = extra_draws(self.config.choices)
         self._random = draw = self._rng.random
         # equal weights: the draw ``sampler`` makes, without a closure per balancer
-        self._sample = partial(draw_uniform, pool, draw) if uniform else sampler(pool, self._rng)
+        self._sample = UniformDraw(pool, draw) if uniform else sampler(pool, self._rng)
         # draw ``both``: the candidates are pool[both % size] and pool[both // size]; small
-        # pools look the indexes up instead of computing them (same draw, same pair). Each of
+        # pools look them up instead of computing them (same draw, same pair), in two flat
+        # tuples (``firsts[both]`` is pool[both % size], ``seconds[both]`` pool[both // size]):
+        # 2 x size**2 pointers, where a tuple of pairs held a 56-byte tuple per pair. Each of
         # the two is published whole; a pick reading one old and one new sees a valid pool.
         small = fast and pairs <= _TABLE_MAX
-        self._table = (index_pairs(size), pairs, pool) if small else None
+        if small:
+            seconds = tuple(host for host in pool for _ in range(size))
+            self._table = (pool * size, seconds, pairs)
+        else:
+            self._table = None
         self._pair = (pool, size, pairs) if fast and not small else None
 
     def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
         if avoid is None and self.pool:  # the common cases, inlined: two uniform draws
             table = self._table
             if table is not None:
-                indexes, count, pool = table
-                i, j = indexes[floor(self._random() * count)]
-                first = pool[i]
-                second = pool[j]
+                firsts, seconds, count = table
+                both = floor(self._random() * count)
+                first = firsts[both]
+                second = seconds[both]
                 return second if len(second.inflight) < len(first.inflight) else first
             pair = self._pair
             if pair is not None:
