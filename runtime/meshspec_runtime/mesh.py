@@ -641,7 +641,7 @@ class Mesh:
             if returned:
                 emit(EndpointsReturned(caller, name, at, tuple(sorted(returned))))
 
-        policies.ejection_listeners.append(ejections)
+        policies.add_ejection_listener(ejections)
 
 
 def _is_async(closeable: Any) -> bool:

@@ -1,16 +1,22 @@
 """Building ``UpstreamPolicies``: what is derived from the conditions is computed once per
-distinct policy and shared, and equals the definition status by status."""
+distinct policy and shared, and equals the definition status by status; the policies of one
+upstream share one lock."""
 
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 from meshspec_runtime.bundle import Endpoint
+from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import OVERLOAD_STATUSES
 from meshspec_runtime.policy.config import (
     DEFAULT_FAILURE_ON,
+    AdaptiveThrottleConfig,
     CircuitBreakerConfig,
+    OutlierDetectionConfig,
+    RetryBudgetConfig,
     RetryConfig,
     UpstreamPolicy,
 )
@@ -82,3 +88,41 @@ def test_a_user_predicate_gets_its_own_conditions_and_no_fast_answers() -> None:
     assert own.retry_on.matches(Outcome(OutcomeKind.ANSWER, status=418))
     assert not shared.retry_on.matches(Outcome(OutcomeKind.ANSWER, status=418))
     assert own.fast_answers == frozenset()
+
+
+def test_listeners_may_use_the_policies_that_share_their_lock() -> None:
+    """Transitions reach listeners outside the lock the breaker shares with the budget,
+    throttle, bulkhead and outlier detector, so a listener may use any of them."""
+    policy = UpstreamPolicy(
+        circuit_breaker=CircuitBreakerConfig(mode="consecutive", consecutive_failures=1),
+        retry=RetryConfig(budget=RetryBudgetConfig(min_per_second=1.0)),
+        adaptive_throttle=AdaptiveThrottleConfig(),
+        outlier_detection=OutlierDetectionConfig(),
+        concurrency_limit=4,
+    )
+    up = UpstreamPolicies(policy, ENDPOINTS, rng=random.Random(0))
+    breaker, budget, throttle, outlier, bulkhead = (
+        up.breaker,
+        up.budget,
+        up.throttle,
+        up.outlier,
+        up.bulkhead,
+    )
+    assert breaker and budget and throttle and outlier and bulkhead
+    seen: list[tuple[BreakerState, bool, tuple[int, int], frozenset[str], bool]] = []
+
+    def listener(old: BreakerState, new: BreakerState, now: float) -> None:
+        granted = budget.try_withdraw(now)
+        counts = throttle.window_counts(now)
+        outlier.on_failure(now, "a", 1)
+        permit = bulkhead.try_acquire()
+        seen.append((new, granted, counts, outlier.ejected(now), permit))
+        bulkhead.release()
+
+    breaker.add_listener(listener)
+    worker = threading.Thread(target=breaker.on_failure, args=(1.0, 0.01), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "a listener waited for the lock its breaker held"
+    # the reserve (1/s over 10 s) grants the retry; nothing counted yet; one failure in five
+    assert seen == [(BreakerState.OPEN, True, (0, 0), frozenset(), True)]

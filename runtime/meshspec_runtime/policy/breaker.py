@@ -70,10 +70,6 @@ class _CountWindow:
         self._next = i + 1 if i + 1 < self.size else 0
         return self.calls, self.failures, self.slow
 
-    def reset(self) -> None:
-        self._codes = bytearray(self.size)
-        self._next = self.calls = self.failures = self.slow = 0
-
 
 class _TimeWindow:
     """Calls of the last ``size`` seconds, one bucket a second (resilience4j's time window)."""
@@ -98,16 +94,12 @@ class _TimeWindow:
             totals[2] += 1
         return totals[0], totals[1], totals[2]
 
-    def reset(self) -> None:
-        self._counters.reset()
-
 
 class CircuitBreaker:
     """CLOSED -> OPEN -> HALF_OPEN -> CLOSED | OPEN. See docs/policies.md for the rules."""
 
     __slots__ = (
         "_consecutive",
-        "_consecutive_failures",
         "_dispatch_lock",
         "_epoch",
         "_events",
@@ -115,7 +107,6 @@ class CircuitBreaker:
         "_failures_in_row",
         "_full",
         "_half_open_at",
-        "_half_open_calls",
         "_listeners",
         "_lock",
         "_minimum_calls",
@@ -136,23 +127,27 @@ class CircuitBreaker:
     )
 
     def __init__(
-        self, config: CircuitBreakerConfig, *, listeners: Iterable[BreakerListener] = ()
+        self,
+        config: CircuitBreakerConfig,
+        *,
+        listeners: Iterable[BreakerListener] = (),
+        lock: threading.Lock | None = None,
     ) -> None:
+        """``lock`` guards the state (default: a lock of its own); an ``UpstreamPolicies``
+        gives all its policies one, as none of them calls another while holding it."""
         self.config = config
         self.is_failure = condition_set(tuple(config.failure_on))
         """Classifies an :class:`Outcome` as a failure for this breaker."""
-        self._lock = threading.Lock()
-        self._dispatch_lock = threading.RLock()
+        self._lock = threading.Lock() if lock is None else lock
+        self._dispatch_lock: threading.RLock | None = None
+        """Serialises delivery to the listeners; made with ``_events``."""
         self._events: deque[tuple[BreakerState, BreakerState, float]] | None = None
         """Transitions waiting for the listeners; made at the first one (760 bytes)."""
-        self._listeners: list[BreakerListener] = list(listeners)
+        self._listeners: tuple[BreakerListener, ...] = tuple(listeners)
         self._consecutive = config.mode == "consecutive"
         window = config.window
-        self._window: _CountWindow | _TimeWindow = (
-            _CountWindow(window.size)
-            if isinstance(window, CountWindow)
-            else _TimeWindow(window.size)
-        )
+        self._window: _CountWindow | _TimeWindow | None = None
+        """The rate mode's outcomes since the last close; made by the first one recorded."""
         self._failure_rate = config.failure_rate
         slow = config.slow_calls
         self._slow_over = slow.over if slow is not None else math.inf
@@ -175,8 +170,6 @@ class CircuitBreaker:
         # the count window's size; the time window is never "full" (its calls expire)
         self._full = window.size if isinstance(window, CountWindow) else -1
         self._minimum_calls = config.minimum_calls
-        self._consecutive_failures = config.consecutive_failures
-        self._half_open_calls = config.half_open_calls
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -213,8 +206,9 @@ class CircuitBreaker:
         return self._open_time
 
     def add_listener(self, listener: BreakerListener) -> None:
-        with self._dispatch_lock:
-            self._listeners.append(listener)
+        """Also told of the transitions not delivered yet."""
+        with self._lock:  # one replacement at a time; a dispatch reads the tuple it finds
+            self._listeners = (*self._listeners, listener)
 
     # -- admission --------------------------------------------------------------------------
 
@@ -248,7 +242,7 @@ class CircuitBreaker:
                     self._rejected += 1  # an outage's hot path: rejecting
                     return REJECTED
                 self._to_half_open(now)
-            if self._probes_admitted < self._half_open_calls:
+            if self._probes_admitted < self.config.half_open_calls:
                 self._probes_admitted += 1
                 self._probes_in_flight += 1
                 ticket = self._epoch
@@ -298,13 +292,16 @@ class CircuitBreaker:
                 if self._consecutive:
                     if failed:
                         self._failures_in_row += 1
-                        if self._failures_in_row >= self._consecutive_failures:
+                        if self._failures_in_row >= self.config.consecutive_failures:
                             self._to_open(now, after_probe=False)
                     else:
                         self._failures_in_row = 0
                         self._quiet = True
                 else:
-                    calls, failures, slow_calls = self._window.record(now, failed, slow)
+                    window = self._window
+                    if window is None:
+                        window = self._window = self._new_window()
+                    calls, failures, slow_calls = window.record(now, failed, slow)
                     if calls >= self._minimum_calls and (
                         failures / calls >= self._failure_rate
                         or slow_calls / calls >= self._slow_rate
@@ -327,7 +324,7 @@ class CircuitBreaker:
 
     def _judge_probes(self, now: float) -> None:
         """Decide HALF_OPEN as soon as the verdict over all probes is certain."""
-        n = self._half_open_calls
+        n = self.config.half_open_calls
         failures = self._probe_failures
         if self._consecutive:
             # pybreaker: any failed trial reopens; enough successful trials close
@@ -349,9 +346,16 @@ class CircuitBreaker:
 
     # -- transitions (called with the lock held) --------------------------------------------
 
+    def _new_window(self) -> _CountWindow | _TimeWindow:
+        window = self.config.window
+        if isinstance(window, CountWindow):
+            return _CountWindow(window.size)
+        return _TimeWindow(window.size)
+
     def _move(self, new: BreakerState, now: float) -> None:
         events = self._events
         if events is None:
+            self._dispatch_lock = threading.RLock()  # before the queue: _dispatch needs it
             events = self._events = deque()
         events.append((self._state, new, now))
         self._state = new
@@ -370,7 +374,7 @@ class CircuitBreaker:
         self._move(HALF_OPEN, now)
 
     def _to_closed(self, now: float) -> None:
-        self._window.reset()
+        self._window = None  # a new one comes with the next outcome
         self._quiet = self._consecutive
         self._failures_in_row = 0
         self._open_time = self.config.open_for
@@ -380,7 +384,9 @@ class CircuitBreaker:
     def _dispatch(self) -> None:
         # Events are queued under the state lock, so the queue holds them in transition
         # order; draining under one dispatch lock delivers them in that order.
-        with self._dispatch_lock:
+        lock = self._dispatch_lock
+        assert lock is not None  # made with the queue, which is not empty
+        with lock:
             events = self._events
             while events:  # None before the first transition
                 try:

@@ -23,8 +23,10 @@ withdrawals both expire with their slice: the reserve is not spent for good, it 
 Deposits take no lock. ``on_request`` runs once per logical request, withdrawals only on
 retries, so each slice counts its deposits with its own ``itertools.count``: a deposit is one
 ``next()`` on the counter of the newest slice, a single C call that cannot be interrupted
-under the GIL, so concurrent deposits are never lost. Withdrawals, reads and moving the window
-take the lock. Why no deposit is lost or misplaced:
+under the GIL, so concurrent deposits are never lost. A slice gets its counter when it
+becomes the newest (one a gap skips over takes no deposit, so needs none), and the ring is
+made by the first deposit: a budget built and never used holds neither. Withdrawals, reads
+and moving the window take the lock. Why no deposit is lost or misplaced:
 
 - a deposit reads ``(edge, counter)`` of the newest slice from one attribute, published by a
   single assignment, so the pair is consistent; ``now < edge`` means ``now`` falls in that
@@ -55,6 +57,15 @@ SLICES = 10
 
 _ATOMIC_NEXT = getattr(sys, "_is_gil_enabled", lambda: True)()
 """``next()`` on an ``itertools.count`` is atomic: true whenever the GIL is on."""
+
+_UNSTARTED: tuple[float, itertools.count[int]] = (-math.inf, itertools.count())
+"""``newest`` of a window budget before its first deposit: every deposit takes the lock (and
+makes the ring), so the counter is never used."""
+_NO_RING: list[itertools.count[int] | None] = []
+_NO_RING_READS: list[int] = []
+"""The ring of a window budget before its first ``_advance``, shared: never written, since
+every deposit, withdrawal and read goes through ``_advance`` first, which makes the budget's
+own."""
 
 
 class Budget(Protocol):
@@ -91,33 +102,39 @@ class RetryBudget:
         "_lock",
         "_ratio",
         "_reads",
-        "_reserve",
         "_retries",
         "_retries_total",
+        "_share",
         "_slot",
-        "_width",
         "config",
         "newest",
     )
 
-    def __init__(self, config: RetryBudgetConfig, share: float = 1.0) -> None:
-        """``share``: the part of the reserve this process holds (a shared budget's fallback)."""
+    def __init__(
+        self, config: RetryBudgetConfig, share: float = 1.0, lock: threading.Lock | None = None
+    ) -> None:
+        """``share``: the part of the reserve this process holds (a shared budget's fallback);
+        ``lock``: see :func:`budget_for`."""
         self.config = config
         self._ratio = config.ratio
-        self._reserve = config.min_per_second * config.window * share
-        self._width = config.window / SLICES
-        self._lock = threading.Lock()
+        self._share = share
+        """The part of the reserve (``min_per_second * window``) this process holds."""
+        self._lock = threading.Lock() if lock is None else lock
         self._denied = 0
-        self._deposits = [itertools.count() for _ in range(SLICES)]
-        """Deposits per slice, counted lock-free (see the module docstring)."""
-        self._reads = [0] * SLICES
+        self._deposits: list[itertools.count[int] | None] = _NO_RING
+        """Deposits per slice, counted lock-free (see the module docstring); None for a slice
+        that never was the newest, so never took a deposit. Made by the first ``_advance``
+        (every deposit and read goes through one first)."""
+        self._reads: list[int] = _NO_RING_READS
         """``next()`` calls made to read each slice's counter (each one added 1 to it)."""
-        self._retries = [0] * SLICES
+        self._retries: list[int] | None = None
+        """Granted retries per slice; made by the first one (a budget never withdrawn from
+        needs none)."""
         self._retries_total = 0
         self._head: int | None = None
         """The newest slice's index (``floor(time / width)``); None before the first."""
         self._slot = 0
-        self.newest: tuple[float, itertools.count[int]] = (-math.inf, self._deposits[0])
+        self.newest: tuple[float, itertools.count[int]] = _UNSTARTED
         """Where the newest slice ends and its deposit counter; deposits before the edge go
         there without the lock."""
 
@@ -128,7 +145,8 @@ class RetryBudget:
             next(deposits)  # atomic under the GIL: no lock needed (module docstring)
             return
         with self._lock:
-            next(self._deposits[self._advance(now)])
+            self._advance(now)
+            next(self.newest[1])  # the newest slice's counter, as of this advance
 
     def try_withdraw(self, now: float) -> bool:
         """Spend one token for a retry; ``False`` (and nothing spent) when the budget is dry."""
@@ -139,7 +157,7 @@ class RetryBudget:
         """Tokens available at ``now`` (a retry needs one)."""
         with self._lock:
             self._advance(now)
-            return self._reserve + self._ratio * self._requests() - self._retries_total
+            return self._reserve() + self._ratio * self._requests() - self._retries_total
 
     def window_counts(self, now: float) -> tuple[int, int]:
         """``(requests, retries)`` counted in the window at ``now``."""
@@ -156,7 +174,7 @@ class RetryBudget:
 
     def _decide(self, slot: int) -> bool:
         """The withdrawal rule: grant (and count in ``slot``) while a whole token is left."""
-        if self._reserve + self._ratio * self._requests() - self._retries_total >= 1:
+        if self._reserve() + self._ratio * self._requests() - self._retries_total >= 1:
             self._count_retry(slot)
             return True
         self._denied += 1
@@ -167,8 +185,9 @@ class RetryBudget:
         total = 0
         reads = self._reads
         for slot, counter in enumerate(self._deposits):
-            total += next(counter) - reads[slot]
-            reads[slot] += 1
+            if counter is not None:
+                total += next(counter) - reads[slot]
+                reads[slot] += 1
         return total
 
     def _slot_deposits(self) -> list[int]:
@@ -176,8 +195,11 @@ class RetryBudget:
         counts = []
         reads = self._reads
         for slot, counter in enumerate(self._deposits):
-            counts.append(next(counter) - reads[slot])
-            reads[slot] += 1
+            if counter is None:
+                counts.append(0)
+            else:
+                counts.append(next(counter) - reads[slot])
+                reads[slot] += 1
         return counts
 
     def _slot_index(self, slot: int) -> int | None:
@@ -186,32 +208,56 @@ class RetryBudget:
         return None if head is None else head - (head - slot) % SLICES
 
     def _count_retry(self, slot: int) -> None:
-        self._retries[slot] += 1
+        retries = self._retries
+        if retries is None:
+            retries = self._retries = [0] * SLICES
+        retries[slot] += 1
         self._retries_total += 1
 
     def _set_share(self, share: float) -> None:
-        self._reserve = self.config.min_per_second * self.config.window * share
+        self._share = share
+
+    def _reserve(self) -> float:
+        """Tokens the window holds beyond deposits (computed: a float per budget is 24 bytes)."""
+        config = self.config
+        return config.min_per_second * config.window * self._share
 
     def _advance(self, now: float) -> int:
         """Move the window to ``now``; return the slot counts at ``now`` go to. A ``now``
         older than the newest slice (clocks are read before the lock) counts in the newest."""
         if now < self.newest[0]:
             return self._slot
-        index = math.floor(now / self._width)
+        width = self.config.window / SLICES
+        index = math.floor(now / width)
         head = self._head
         if head is not None and index <= head:
             return self._slot  # rounding at a slice edge: stay in the newest slice
-        first = index - SLICES + 1 if head is None else max(head + 1, index - SLICES + 1)
-        for i in range(first, index + 1):  # the slices entering the window start empty
+        if head is None:  # the first slice: the ring is made now
+            first = index - SLICES + 1
+            self._deposits = [None] * SLICES
+            self._reads = [0] * SLICES
+        else:
+            first = max(head + 1, index - SLICES + 1)
+        deposits = self._deposits
+        reads = self._reads
+        retries = self._retries if self._retries_total else None  # else every slot holds 0
+        for i in range(first, index):  # the slices entering the window start empty
             slot = i % SLICES
-            self._retries_total -= self._retries[slot]
-            self._retries[slot] = 0
-            self._deposits[slot] = itertools.count()
-            self._reads[slot] = 0
+            deposits[slot] = None  # skipped: it never is the newest, so no deposit goes there
+            reads[slot] = 0
+            if retries is not None:
+                self._retries_total -= retries[slot]
+                retries[slot] = 0
+        slot = index % SLICES
+        if retries is not None:
+            self._retries_total -= retries[slot]
+            retries[slot] = 0
+        counter = deposits[slot] = itertools.count()
+        reads[slot] = 0
         self._head = index
-        slot = self._slot = index % SLICES
-        edge = (index + 1) * self._width if _ATOMIC_NEXT else -math.inf
-        self.newest = (edge, self._deposits[slot])  # published last, in one assignment
+        self._slot = slot
+        edge = (index + 1) * width if _ATOMIC_NEXT else -math.inf
+        self.newest = (edge, counter)  # published last, in one assignment
         return slot
 
 
@@ -241,14 +287,17 @@ class TokenBucketBudget:
         "newest",
     )
 
-    def __init__(self, config: RetryBudgetConfig, share: float = 1.0) -> None:
-        """``share``: the part of the bucket (fill, cap, threshold) this process holds."""
+    def __init__(
+        self, config: RetryBudgetConfig, share: float = 1.0, lock: threading.Lock | None = None
+    ) -> None:
+        """``share``: the part of the bucket (fill, cap, threshold) this process holds;
+        ``lock``: see :func:`budget_for`."""
         self.config = config
         self._ratio = config.ratio
         self._cap = config.cap * share
         self._threshold = config.threshold * share
         self._balance = config.fill * share
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._denied = 0
         self._counter = itertools.count()
         self._reads = 0
@@ -321,6 +370,12 @@ class TokenBucketBudget:
         self._balance = min(self._balance, self._cap)
 
 
-def budget_for(config: RetryBudgetConfig) -> RetryBudget | TokenBucketBudget:
-    """The process-local budget ``config`` describes."""
-    return RetryBudget(config) if config.kind == "window" else TokenBucketBudget(config)
+def budget_for(
+    config: RetryBudgetConfig, lock: threading.Lock | None = None
+) -> RetryBudget | TokenBucketBudget:
+    """The process-local budget ``config`` describes. ``lock`` guards its state (default: a
+    lock of its own); an ``UpstreamPolicies`` gives all its policies one, as none of them
+    calls another while holding it."""
+    if config.kind == "window":
+        return RetryBudget(config, lock=lock)
+    return TokenBucketBudget(config, lock=lock)

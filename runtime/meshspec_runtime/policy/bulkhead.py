@@ -8,13 +8,15 @@ import threading
 class Bulkhead:
     __slots__ = ("_in_use", "_limit", "_lock", "_rejected")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, lock: threading.Lock | None = None) -> None:
+        """``lock`` guards the state (default: a lock of its own); an ``UpstreamPolicies``
+        gives all its policies one, as none of them calls another while holding it."""
         if limit < 1:
             raise ValueError(f"bulkhead limit must be at least 1, got {limit}")
         self._limit = limit
         self._in_use = 0
         self._rejected = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
 
     def try_acquire(self) -> bool:
         """Take a permit if one is free."""

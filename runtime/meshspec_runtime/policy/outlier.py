@@ -18,9 +18,16 @@ from __future__ import annotations
 
 import math
 import threading
+from types import MappingProxyType
+from typing import Any, cast
 
 from meshspec_runtime.policy.balancer.base import NO_IDS
 from meshspec_runtime.policy.config import OutlierDetectionConfig
+
+_NO_STATE = cast(dict[str, Any], MappingProxyType({}))
+"""The per-endpoint maps of a detector that never saw a failure, shared and read-only (a
+write would raise): the first failure gives the detector its own, and only what follows a
+failure writes to them."""
 
 
 class OutlierDetector:
@@ -36,12 +43,14 @@ class OutlierDetector:
         "config",
     )
 
-    def __init__(self, config: OutlierDetectionConfig) -> None:
+    def __init__(self, config: OutlierDetectionConfig, lock: threading.Lock | None = None) -> None:
+        """``lock`` guards the state (default: a lock of its own); an ``UpstreamPolicies``
+        gives all its policies one, as none of them calls another while holding it."""
         self.config = config
-        self._lock = threading.Lock()
-        self._failures: dict[str, int] = {}
-        self._times_ejected: dict[str, int] = {}
-        self._ejected_until: dict[str, float] = {}
+        self._lock = threading.Lock() if lock is None else lock
+        self._failures: dict[str, int] = _NO_STATE
+        self._times_ejected: dict[str, int] = _NO_STATE
+        self._ejected_until: dict[str, float] = _NO_STATE
         self._view = NO_IDS
         self._next_return = math.inf
         self._ejections = 0
@@ -65,6 +74,8 @@ class OutlierDetector:
         lock = self._lock
         lock.acquire()
         try:
+            if self._failures is _NO_STATE:
+                self._failures, self._times_ejected, self._ejected_until = {}, {}, {}
             if now >= self._next_return:
                 self._return_due(now)
             ejected = self._ejected_until
@@ -126,6 +137,8 @@ class OutlierDetector:
     def forget(self, endpoint_id: str) -> None:
         """Drop all state of an endpoint that left the upstream."""
         with self._lock:
+            if self._failures is _NO_STATE:
+                return  # nothing is known of any endpoint
             self._failures.pop(endpoint_id, None)
             self._times_ejected.pop(endpoint_id, None)
             if self._ejected_until.pop(endpoint_id, None) is not None:

@@ -23,13 +23,15 @@ _FAILURES = 1
 class RetryStop:
     __slots__ = ("_counters", "_lock", "_minimum", "_threshold", "stopped_total")
 
-    def __init__(self, config: RetryStopConfig) -> None:
+    def __init__(self, config: RetryStopConfig, lock: threading.Lock | None = None) -> None:
+        """``lock`` guards the state (default: a lock of its own); an ``UpstreamPolicies``
+        gives all its policies one, as none of them calls another while holding it."""
         # one slice a second, fewer for long windows (each slice is two counters)
         slices = min(MAX_RETRY_STOP_SLICES, max(1, math.ceil(config.window)))
         self._counters = SlidingCounters(config.window, slices, 2)
         self._threshold = config.failure_rate
         self._minimum = config.minimum_requests
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self.stopped_total = 0
         """Retries not made because the failure rate was above the threshold."""
 

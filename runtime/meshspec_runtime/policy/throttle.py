@@ -29,12 +29,14 @@ _ACCEPTS = 1
 class AdaptiveThrottle:
     __slots__ = ("_counters", "_k", "_lock", "_rejected", "config")
 
-    def __init__(self, config: AdaptiveThrottleConfig) -> None:
+    def __init__(self, config: AdaptiveThrottleConfig, lock: threading.Lock | None = None) -> None:
+        """``lock`` guards the state (default: a lock of its own); an ``UpstreamPolicies``
+        gives all its policies one, as none of them calls another while holding it."""
         self.config = config
         self._k = config.k
         slices = min(MAX_BUCKETS, max(1, math.ceil(config.window)))
         self._counters = SlidingCounters(config.window, slices, 2)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._rejected = 0
 
     def reject_probability(self, now: float) -> float:

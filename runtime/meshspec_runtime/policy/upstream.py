@@ -3,7 +3,8 @@
 Built once per (caller, upstream) pair from the bundle's resolved ``UpstreamPolicy``: every
 setting is turned into plain attributes and policy objects here, at construction, so the call
 path never touches pydantic. Thread-safe: the breaker, budget, throttle, bulkhead and outlier
-detector guard themselves; balancer picks and feedback are lock-free (see ``balancer.base``);
+detector guard their state with one lock they share (none of them calls another while holding
+it); balancer picks and feedback are lock-free (see ``balancer.base``);
 updates of the endpoint set and of availability (health, ejections) are serialised by one lock,
 never held while calling user code or listeners.
 """
@@ -138,8 +139,13 @@ class UpstreamPolicies:
         """When an outcome is retried: ``retry.on``, or the user's predicate."""
         self.retry_predicate = retry_predicate
         self.balancer: Balancer = balancer_for(policy.load_balancer, endpoints, rng)
+        # one lock for the policies' state: none of them calls another while holding it, and
+        # a lock is 88 bytes (``self.lock`` stays apart: the outlier detector's is taken under it)
+        guard = threading.Lock()
         cb = policy.circuit_breaker
-        breaker = CircuitBreaker(cb, listeners=breaker_listeners) if cb is not None else None
+        breaker = (
+            CircuitBreaker(cb, listeners=breaker_listeners, lock=guard) if cb is not None else None
+        )
         self.breaker = breaker
         failure_on = cb.failure_on if cb is not None else DEFAULT_FAILURE_ON
         self.failure_on = condition_set(failure_on)
@@ -151,15 +157,18 @@ class UpstreamPolicies:
         self.fast_answers = fast if retry_predicate is None else _NO_FAST_ANSWERS
         """Statuses of answers that take the calls' fast path (None: an answer without one);
         nothing does when a user predicate has to see every outcome."""
-        self.budget: Budget | None = budget_for(retry.budget) if retry.budget is not None else None
+        self.budget: Budget | None = (
+            budget_for(retry.budget, guard) if retry.budget is not None else None
+        )
         """Replaced by a shared one when the budget's scope is the service (``shared``)."""
-        self.retry_stop = RetryStop(retry.stop_above) if retry.stop_above is not None else None
+        stop = retry.stop_above
+        self.retry_stop = RetryStop(stop, guard) if stop is not None else None
         throttle = policy.adaptive_throttle
-        self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
+        self.throttle = AdaptiveThrottle(throttle, guard) if throttle is not None else None
         outlier = policy.outlier_detection
-        self.outlier = OutlierDetector(outlier) if outlier is not None else None
+        self.outlier = OutlierDetector(outlier, guard) if outlier is not None else None
         limit = policy.concurrency_limit
-        self.bulkhead = Bulkhead(limit) if limit is not None else None
+        self.bulkhead = Bulkhead(limit, guard) if limit is not None else None
         self.hedge: HedgeConfig | None = policy.hedge
         """Set: calls are hedged (``start_hedged``; the drivers branch on it once a call)."""
         delay = policy.hedge.delay if policy.hedge else 0.0
@@ -179,9 +188,14 @@ class UpstreamPolicies:
         self._ejected = NO_IDS
         self.call_log: CallLog | None = None
         """Finished calls are appended here when metrics are on (see ``observe.calls``)."""
-        self.ejection_listeners: list[EjectionListener] = []
+        self.ejection_listeners: tuple[EjectionListener, ...] = ()
         """Called as ``listener(ejected, returned, now)`` when the outlier detector's set of
-        ejected endpoints changes (seen by the next pick), outside the lock."""
+        ejected endpoints changes (seen by the next pick), outside the lock; see
+        :meth:`add_ejection_listener`."""
+
+    def add_ejection_listener(self, listener: EjectionListener) -> None:
+        with self.lock:  # one replacement at a time; a caller reads the tuple it finds
+            self.ejection_listeners = (*self.ejection_listeners, listener)
 
     # -- discovery --------------------------------------------------------------------------
 

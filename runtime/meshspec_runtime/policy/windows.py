@@ -11,6 +11,13 @@ from __future__ import annotations
 
 import math
 
+_BEFORE_ANY = -math.inf
+"""``edge`` of a window that never advanced (one float for every window)."""
+_NONE_YET: list[int] = []
+"""``buckets`` and ``totals`` of a window that never advanced, shared: never written, since
+every count goes through :meth:`SlidingCounters.advance` first, which gives the window its
+own lists."""
+
 
 class SlidingCounters:
     __slots__ = ("_channels", "_head", "_slices", "_width", "buckets", "edge", "slot", "totals")
@@ -21,17 +28,17 @@ class SlidingCounters:
         self._width = window / slices
         self._slices = slices
         self._channels = channels
-        self.buckets: list[int] = []
+        self.buckets = _NONE_YET
         """Bucket ``b``, channel ``c`` is ``buckets[b * channels + c]``; allocated by the first
         :meth:`advance` (every count goes through one first), so that a window never used
         costs no buckets."""
-        self.totals = [0] * channels
+        self.totals = _NONE_YET
         """Per-channel totals as of the last :meth:`advance` (owners read; only this class
-        and inlined hot paths of its owners write)."""
+        and inlined hot paths of its owners write); allocated with the buckets."""
         self._head: int | None = None
         self.slot = 0
         """The bucket counts go to, as of the last :meth:`advance`."""
-        self.edge = -math.inf
+        self.edge = _BEFORE_ANY
         """Where the newest slice ends: until then, :meth:`advance` would return ``slot``."""
 
     @property
@@ -52,9 +59,10 @@ class SlidingCounters:
         head = self._head
         if head is not None and index <= head:
             return self.slot  # rounding at a slice edge: stay in the newest slice
-        if not self.buckets:
+        if head is None:  # the first advance (or the first since a reset): empty lists
             self.buckets = [0] * (self._slices * self._channels)
-        elif head is not None:
+            self.totals = [0] * self._channels
+        else:
             gap = index - head
             channels = self._channels
             buckets = self.buckets
@@ -90,8 +98,8 @@ class SlidingCounters:
         return self.totals[channel]
 
     def reset(self) -> None:
-        self.buckets[:] = [0] * len(self.buckets)
-        self.totals[:] = [0] * self._channels
+        """Back to a window that never advanced (its lists are dropped)."""
+        self.buckets = self.totals = _NONE_YET
         self._head = None
         self.slot = 0
-        self.edge = -math.inf
+        self.edge = _BEFORE_ANY

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 from math import exp, floor
 
-from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
+from meshspec_runtime.policy.balancer.base import Balancer, Host, extra_draws, sampler
 
 PENALTY = 1e9
 """Cost of a host with attempts in flight and no latency measurement yet (Finagle's idea)."""
 
 
 class PeakEwma(Balancer):
+    __slots__ = ("_decay", "_extra", "_plan")
+
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
-        self._extra = range(self.config.choices - 1)
+        self._extra = extra_draws(self.config.choices)
         self._decay = self.config.ewma_decay
         uniform_pair = self.config.choices == 2 and len({h.weight for h in pool}) <= 1
-        self._plan = (pool, sampler(pool, self._rng), uniform_pair)
+        # two distinct uniform candidates are drawn directly: no sampler then
+        draw = None if uniform_pair and len(pool) > 1 else sampler(pool, self._rng)
+        self._plan = (pool, draw, uniform_pair)
 
     def _observe(self, host: Host, latency: float, now: float) -> None:
         elapsed = now - host.stamp
@@ -78,6 +82,7 @@ class PeakEwma(Balancer):
             j = (i + 1 + int(draw_float() * (size - 1))) % size
             first, second = pool[i], pool[j]
             return second if self.cost(second, now) < self.cost(first, now) else first
+        assert draw is not None  # made for every plan that is not a uniform pair
         best = draw()
         best_cost = self.cost(best, now)
         seen = [best]

@@ -6,6 +6,8 @@ from meshspec_runtime.policy.balancer.base import Balancer, Host, sampler
 
 
 class RandomChoice(Balancer):
+    __slots__ = ("_draw",)
+
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         self._draw = sampler(pool, self._rng)
 

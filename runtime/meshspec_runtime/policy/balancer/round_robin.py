@@ -6,6 +6,8 @@ from meshspec_runtime.policy.balancer.base import Balancer, Host
 
 
 class RoundRobin(Balancer):
+    __slots__ = ("_next", "_order")
+
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         self._next = int(self._rng.random() * len(pool))
         self._order = pool

@@ -33,6 +33,8 @@ def smooth_schedule(weights: list[int], picks: int, current: list[int]) -> list[
 
 
 class WeightedRoundRobin(Balancer):
+    __slots__ = ("_next", "_plan")
+
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         weights = [h.weight for h in pool]
         period = sum(weights) // reduce(gcd, weights, 0)
