@@ -40,6 +40,8 @@ class OutlierDetector:
         self.config = config
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
+        """Runs of failures in progress (an endpoint without one has no entry: an empty dict
+        tells the call path's lock-free test that no success has a run to reset)."""
         self._times_ejected: dict[str, int] = {}
         self._ejected_until: dict[str, float] = {}
         self._view = NO_IDS
@@ -56,7 +58,7 @@ class OutlierDetector:
             if now >= self._next_return:
                 self._return_due(now)
             if endpoint_id not in self._ejected_until:
-                self._failures[endpoint_id] = 0
+                self._failures.pop(endpoint_id, None)
         finally:
             lock.release()
 
@@ -74,7 +76,7 @@ class OutlierDetector:
             if failures < self.config.consecutive_failures:
                 self._failures[endpoint_id] = failures
                 return
-            self._failures[endpoint_id] = 0
+            self._failures.pop(endpoint_id, None)
             count = len(ejected)
             if count and (
                 total_endpoints < 1 or (count + 1) / total_endpoints > self.config.max_ejected
@@ -145,6 +147,6 @@ class OutlierDetector:
         ejected = self._ejected_until
         for endpoint_id in [e for e, until in ejected.items() if until <= now]:
             del ejected[endpoint_id]
-            self._failures[endpoint_id] = 0
+            self._failures.pop(endpoint_id, None)
         self._view = frozenset(ejected)
         self._next_return = min(ejected.values(), default=math.inf)

@@ -41,7 +41,7 @@ from meshspec_runtime.policy.config import AdaptiveThrottleConfig
 
 MAX_BUCKETS = 600
 
-_REQUESTS = 0
+_REQUESTS = 0  # the index of each count in a slice (Call inlines them as 0 and 1)
 _ACCEPTS = 1
 
 Current = tuple[float, list[int], int, int]
@@ -52,7 +52,6 @@ accepts]``, and the totals of the window's older slices."""
 class AdaptiveThrottle:
     __slots__ = (
         "_head",
-        "_k",
         "_lock",
         "_previous",
         "_rejected",
@@ -61,11 +60,12 @@ class AdaptiveThrottle:
         "_width",
         "config",
         "current",
+        "k",
     )
 
     def __init__(self, config: AdaptiveThrottleConfig) -> None:
         self.config = config
-        self._k = config.k
+        self.k = config.k
         slices = min(MAX_BUCKETS, max(1, math.ceil(config.window)))
         self._slices = slices
         self._width = config.window / slices
@@ -84,32 +84,37 @@ class AdaptiveThrottle:
 
     def reject_probability(self, now: float) -> float:
         requests, accepts = self.window_counts(now)
-        return max(0.0, (requests - self._k * accepts) / (requests + 1))
+        return max(0.0, (requests - self.k * accepts) / (requests + 1))
 
     def should_reject(self, now: float, rng: random.Random) -> bool:
-        """Count this request, and say whether to fail it locally without sending it."""
+        """Count this request, and say whether to fail it locally without sending it.
+        (``Call.next`` inlines this.)"""
         edge, counts, requests, accepts = self.current
         if now < edge:
             requests += counts[_REQUESTS]
             counts[_REQUESTS] += 1
             accepts += counts[_ACCEPTS]
         else:
-            requests, accepts = self._count_moving(now, _REQUESTS)
-        p = (requests - self._k * accepts) / (requests + 1)
-        # draw only when rejection is possible: keeps the healthy path cheap, and the
-        # decisions still depend only on the seed and the inputs
-        if p > 0 and rng.random() < p:
+            requests, accepts = self.count_moving(now, _REQUESTS)
+        return requests > self.k * accepts and self.rejects(requests, accepts, rng)
+
+    def rejects(self, requests: int, accepts: int, rng: random.Random) -> bool:
+        """The draw for a request counted after ``(requests, accepts)``, when rejection is
+        possible (``requests > k * accepts``): drawing only then keeps the healthy path cheap,
+        and the decisions still depend only on the seed and the inputs."""
+        if rng.random() < (requests - self.k * accepts) / (requests + 1):
             self._rejected += 1
             return True
         return False
 
     def on_accept(self, now: float) -> None:
-        """The backend accepted a request (answered it, without signalling overload)."""
+        """The backend accepted a request (answered it, without signalling overload).
+        (``Call.record_success`` inlines this.)"""
         current = self.current
         if now < current[0]:
             current[1][_ACCEPTS] += 1
         else:
-            self._count_moving(now, _ACCEPTS)
+            self.count_moving(now, _ACCEPTS)
 
     def window_counts(self, now: float) -> tuple[int, int]:
         """``(requests, accepts)`` in the window at ``now``."""
@@ -125,7 +130,7 @@ class AdaptiveThrottle:
     def rejected_total(self) -> int:
         return self._rejected
 
-    def _count_moving(self, now: float, channel: int) -> tuple[int, int]:
+    def count_moving(self, now: float, channel: int) -> tuple[int, int]:
         """Count at a ``now`` past the newest slice: move the window and add 1 to ``channel``
         under the lock (so that no count can land in a slice folded meanwhile); return the
         totals ``(requests, accepts)`` before this count."""
