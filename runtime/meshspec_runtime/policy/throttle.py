@@ -49,6 +49,11 @@ Current = tuple[float, list[int], int, int]
 accepts]``, and the totals of the window's older slices."""
 
 
+_UNUSED: Current = (-math.inf, [0, 0], 0, 0)
+"""Every new throttle's ``current``, shared: its edge sends the first count to the lock, which
+publishes the throttle's own (so its list is never counted in)."""
+
+
 class AdaptiveThrottle:
     __slots__ = (
         "_head",
@@ -79,7 +84,7 @@ class AdaptiveThrottle:
         self._previous: tuple[list[int], int, int, int] | None = None
         """The last slice folded: ``(counts, ring index, requests, accepts folded)``, to pick up
         counts added to it late (module docstring)."""
-        self.current: Current = (-math.inf, [0, 0], 0, 0)
+        self.current: Current = _UNUSED
         self._rejected = 0
 
     def reject_probability(self, now: float) -> float:
