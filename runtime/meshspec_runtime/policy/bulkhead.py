@@ -1,17 +1,17 @@
 """Bulkhead: at most ``limit`` calls in flight at once (counting permits, never blocks).
 
-Lock-free, as the balancers' active counts: permits held are markers in a list, and
-``append``, ``pop`` and ``len`` of a list are atomic, with or without a GIL (the free-threaded
-build locks each list). Taking a permit appends a marker first and then looks at the length:
-a marker is in the list for as long as its permit is held, so a thread that sees at most
-``limit`` markers after adding its own knows that at most ``limit`` permits are held, its own
-included; one that sees more takes a marker back out and is refused. The limit therefore
-holds under any interleaving. The race this accepts: two threads taking the last permit at
-once may both see ``limit + 1`` and both be refused (a spurious refusal at the limit, never an
-admission over it). ``in_use`` may count, for that instant, a marker about to be taken back.
+Lock-free while a permit is free: permits are tokens, made one at a time as needed and never
+more than ``limit`` of them; a call takes a free one from a list with a single ``pop`` and
+gives it back with a single ``append`` (both atomic, with or without a GIL: the free-threaded
+build locks each list). Only when no token is free is the lock taken, to make a new one if
+fewer than ``limit`` exist, or to refuse. Calls holding a permit are the tokens made minus
+the free ones, so at most ``limit`` under any interleaving; a taker never holds anything it
+has not been granted, so no racing thread is refused because of it. The list grows to the
+most calls ever in flight at once, not to ``limit`` (which may be huge).
 
-``release`` takes a marker out; with none left it raises, as releasing more permits than
-were taken is a bug. Refusals are counted under a lock: they are not the healthy path.
+Races accepted: ``in_use`` reads two values without the lock and may be off by one for an
+instant; ``release`` of more permits than were taken is detected (it raises) but, racing
+other calls, only once the surplus shows.
 """
 
 from __future__ import annotations
@@ -20,43 +20,55 @@ import threading
 
 
 class Bulkhead:
-    __slots__ = ("_limit", "_lock", "_rejected", "held")
+    __slots__ = ("_limit", "_lock", "_made", "_rejected", "free")
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"bulkhead limit must be at least 1, got {limit}")
         self._limit = limit
-        self.held: list[None] = []
-        """One marker per permit held (and, for an instant, one per permit being refused);
-        ``UpstreamPolicies.start`` and ``Call`` inline ``try_acquire`` and ``release``."""
+        self.free: list[bool] = []
+        """Tokens not held by any call (``UpstreamPolicies.start`` and ``Call`` inline the
+        pop and the append)."""
+        self._made = 0
+        """Tokens made so far (never more than ``limit``)."""
         self._rejected = 0
         self._lock = threading.Lock()
 
     def try_acquire(self) -> bool:
         """Take a permit if one is free."""
-        held = self.held
-        held.append(None)
-        if len(held) <= self._limit:
-            return True
-        self.refuse()
-        return False
+        free = self.free
+        try:
+            return free.pop() if free else self.acquire_slow()
+        except IndexError:  # taken between the test and the pop (without a GIL only)
+            return self.acquire_slow()
 
-    def refuse(self) -> None:
-        """Take back the marker of a refused ``try_acquire`` and count the refusal."""
-        self.held.pop()
+    def acquire_slow(self) -> bool:
+        """No free token was seen: under the lock, take one freed meanwhile, make a new one
+        if fewer than ``limit`` exist, or refuse (and count the refusal)."""
         with self._lock:
+            free = self.free
+            if free:
+                try:
+                    return free.pop()  # a token given back meanwhile
+                except IndexError:  # taken by a lock-free pop meanwhile (without a GIL only)
+                    pass
+            if self._made < self._limit:
+                self._made += 1
+                return True
             self._rejected += 1
+            return False
 
     def release(self) -> None:
         """Give a permit back. Releasing more than was acquired is a bug: it raises."""
-        try:
-            self.held.pop()
-        except IndexError:
-            raise RuntimeError("Bulkhead.release() without a matching try_acquire()") from None
+        free = self.free
+        free.append(True)
+        if len(free) > self._made:  # more tokens free than exist
+            free.pop()
+            raise RuntimeError("Bulkhead.release() without a matching try_acquire()")
 
     @property
     def in_use(self) -> int:
-        return len(self.held)
+        return self._made - len(self.free)
 
     @property
     def limit(self) -> int:

@@ -388,7 +388,7 @@ class Call:
             self._permit = False
             bulkhead = up.bulkhead
             assert bulkhead is not None
-            bulkhead.held.pop()  # Bulkhead.release, inlined (a permit held: never empty)
+            bulkhead.free.append(True)  # Bulkhead.release, inlined
         log = up.call_log
         if log is not None:
             if self._outcomes is None and self.attempts == 1:

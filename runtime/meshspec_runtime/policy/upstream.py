@@ -212,11 +212,13 @@ class UpstreamPolicies:
         bulkhead = self.bulkhead
         if bulkhead is None:
             call._permit = False
-        else:  # Bulkhead.try_acquire, inlined (lock-free: see policy.bulkhead)
-            held = bulkhead.held
-            held.append(None)
-            if len(held) > bulkhead._limit:
-                bulkhead.refuse()
+        else:  # Bulkhead.try_acquire, inlined: a free permit is one atomic pop
+            free = bulkhead.free
+            try:
+                admitted = free.pop() if free else bulkhead.acquire_slow()
+            except IndexError:  # taken between the test and the pop (without a GIL only)
+                admitted = bulkhead.acquire_slow()
+            if not admitted:
                 call._permit = False
                 call._final = Fail(FailReason.CONCURRENCY_LIMIT, None)
                 call._state = FINISHED
