@@ -92,6 +92,7 @@ def test_bulkhead_never_admits_more_calls_than_its_limit() -> None:
     assert up.bulkhead is not None
     assert 0 < inside["max"] <= limit  # never more calls inside than permits
     assert up.bulkhead.in_use == 0  # every permit came back, none went missing
+    assert 0 < len(up.bulkhead.free) <= limit  # no token was made beyond the limit
     assert sum(results.values()) == THREADS * CALLS
     assert results["done"] > 0 and results["concurrency_limit"] > 0
     assert up.bulkhead.rejected_total == results["concurrency_limit"]
