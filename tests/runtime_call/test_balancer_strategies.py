@@ -134,6 +134,20 @@ def test_peak_ewma_prefers_fast_hosts_and_forgives_with_time() -> None:
     assert later["ep-0"] > 150
 
 
+def test_peak_ewma_draws_two_distinct_uniform_candidates() -> None:
+    """Three hosts of distinct costs: the cheapest wins whenever it is drawn (2 pairs of 3),
+    the middle one only against the dearest (1 of 3), the dearest never (its pair would have
+    to be itself twice)."""
+    balancer = make(Strategy.PEAK_EWMA, n=3, ewma_decay=1e9)  # costs stay put while picking
+    for host, latency in zip(balancer.hosts, (0.01, 0.02, 0.03), strict=True):
+        balancer.on_start(host)
+        balancer.on_finish(host, latency, now=0.0)
+    counts = picks(balancer, 9000)
+    assert counts["ep-2"] == 0
+    assert counts["ep-0"] / 9000 == pytest.approx(2 / 3, abs=0.02)
+    assert counts["ep-1"] / 9000 == pytest.approx(1 / 3, abs=0.02)
+
+
 def test_peak_ewma_decays_towards_lower_observations() -> None:
     balancer = make(Strategy.PEAK_EWMA, n=2, ewma_decay=2.0)
     host = balancer.hosts[0]

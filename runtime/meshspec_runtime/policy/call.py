@@ -258,10 +258,20 @@ class Call:
         # costs nothing until something raises.)
         try:
             throttle = up.throttle
-            if throttle is not None and throttle.should_reject(now, up.rng):
-                if breaker is not None:
-                    breaker.on_cancel(now, ticket)
-                return self._finish(_fail(FailReason.THROTTLED, self._last), now)
+            if throttle is not None:
+                # AdaptiveThrottle.should_reject, inlined: its lock-free count, then the draw
+                # only when rejection is possible
+                edge, counts, requests, accepts = throttle.current
+                if now < edge:
+                    requests += counts[0]  # requests; counts[1]: accepts
+                    counts[0] += 1
+                    accepts += counts[1]
+                else:
+                    requests, accepts = throttle.count_moving(now, 0)
+                if requests > throttle.k * accepts and throttle.rejects(requests, accepts, up.rng):
+                    if breaker is not None:
+                        breaker.on_cancel(now, ticket)
+                    return self._finish(_fail(FailReason.THROTTLED, self._last), now)
             outlier = up.outlier
             # refresh_ejections only when it could change something (OutlierDetector.ejected's
             # lock-free test: the return time first, then the view published before it)
@@ -355,15 +365,21 @@ class Call:
         else:  # UpstreamPolicies.finish_attempt of a success, inlined
             up.balancer.on_finish(host, latency, now)
             outlier = up.outlier
-            if outlier is not None and outlier._failures.get(host.id):
-                outlier.on_success(now, host.id)  # a run of failures to reset
+            if outlier is not None:
+                runs = outlier._failures  # runs of failures in progress: usually none
+                if runs and runs.get(host.id):
+                    outlier.on_success(now, host.id)  # a run to reset
         breaker = up.breaker
         # CircuitBreaker.on_success's lock-free no-op, inlined: a fast success to a quiet breaker
         if breaker is not None and not (breaker._quiet and latency <= breaker._slow_over):
             breaker.on_success(now, latency, self._ticket)
         throttle = up.throttle
         if throttle is not None:
-            throttle.on_accept(now)
+            current = throttle.current  # AdaptiveThrottle.on_accept, inlined
+            if now < current[0]:
+                current[1][1] += 1
+            else:
+                throttle.count_moving(now, 1)
         self._state = FINISHED
         self._final = None
         self._latency = latency
@@ -372,7 +388,7 @@ class Call:
             self._permit = False
             bulkhead = up.bulkhead
             assert bulkhead is not None
-            bulkhead.release()
+            bulkhead.free.append(True)  # Bulkhead.release, inlined
         log = up.call_log
         if log is not None:
             if self._outcomes is None and self.attempts == 1:

@@ -49,6 +49,9 @@ class OutlierDetector:
         self.config = config
         self._lock = threading.Lock() if lock is None else lock
         self._failures: dict[str, int] = _NO_STATE
+        """Runs of failures in progress (an endpoint without one has no entry: an empty map
+        tells the call path's lock-free test that no success has a run to reset); the three
+        maps are one shared read-only empty map until the first failure."""
         self._times_ejected: dict[str, int] = _NO_STATE
         self._ejected_until: dict[str, float] = _NO_STATE
         self._view = NO_IDS
@@ -65,7 +68,7 @@ class OutlierDetector:
             if now >= self._next_return:
                 self._return_due(now)
             if endpoint_id not in self._ejected_until:
-                self._failures[endpoint_id] = 0
+                self._failures.pop(endpoint_id, None)
         finally:
             lock.release()
 
@@ -85,7 +88,7 @@ class OutlierDetector:
             if failures < self.config.consecutive_failures:
                 self._failures[endpoint_id] = failures
                 return
-            self._failures[endpoint_id] = 0
+            self._failures.pop(endpoint_id, None)
             count = len(ejected)
             if count and (
                 total_endpoints < 1 or (count + 1) / total_endpoints > self.config.max_ejected
@@ -158,6 +161,6 @@ class OutlierDetector:
         ejected = self._ejected_until
         for endpoint_id in [e for e, until in ejected.items() if until <= now]:
             del ejected[endpoint_id]
-            self._failures[endpoint_id] = 0
+            self._failures.pop(endpoint_id, None)
         self._view = frozenset(ejected)
         self._next_return = min(ejected.values(), default=math.inf)

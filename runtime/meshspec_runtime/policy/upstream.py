@@ -244,15 +244,23 @@ class UpstreamPolicies:
         call.attempts = 0
         call.retries_denied = 0
         bulkhead = self.bulkhead
-        if bulkhead is not None and not bulkhead.try_acquire():
+        if bulkhead is None:
             call._permit = False
-            call._final = Fail(FailReason.CONCURRENCY_LIMIT, None)
-            call._state = FINISHED
-            if self.call_log is not None:
-                call._ended = now
-                self.call_log.pending.append(call)
-            return call
-        call._permit = bulkhead is not None
+        else:  # Bulkhead.try_acquire, inlined: a free permit is one atomic pop
+            free = bulkhead.free
+            try:
+                admitted = free.pop() if free else bulkhead.acquire_slow()
+            except IndexError:  # taken between the test and the pop (without a GIL only)
+                admitted = bulkhead.acquire_slow()
+            if not admitted:
+                call._permit = False
+                call._final = Fail(FailReason.CONCURRENCY_LIMIT, None)
+                call._state = FINISHED
+                if self.call_log is not None:
+                    call._ended = now
+                    self.call_log.pending.append(call)
+                return call
+            call._permit = True
         call._state = READY
         budget = self.budget
         if budget is not None:

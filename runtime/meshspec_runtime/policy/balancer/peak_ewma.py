@@ -19,15 +19,24 @@ PENALTY = 1e9
 
 
 class PeakEwma(Balancer):
-    __slots__ = ("_decay", "_extra", "_plan")
+    __slots__ = ("_extra", "_pair", "_plan", "_rate")
+
+    _pair: tuple[tuple[Host, ...], int, int] | None
 
     def _rebuild(self, pool: tuple[Host, ...]) -> None:
         self._extra = extra_draws(self.config.choices)
-        self._decay = self.config.ewma_decay
+        self._rate = -1.0 / self.config.ewma_decay
+        """``exp(elapsed * rate)`` is the decay over ``elapsed`` seconds."""
+        size = len(pool)
         uniform_pair = self.config.choices == 2 and len({h.weight for h in pool}) <= 1
         # two distinct uniform candidates are drawn directly: no sampler then
-        draw = None if uniform_pair and len(pool) > 1 else sampler(pool, self._rng)
+        draw = None if uniform_pair and size > 1 else sampler(pool, self._rng)
         self._plan = (pool, draw, uniform_pair)
+        # two distinct uniform candidates from one draw: ``both`` in [0, size * (size - 1))
+        # gives the first, ``both % size``, and how far on the other is, ``both // size``
+        # (exact while size**2 stays far below 2**53). Published whole: a pick sees one pool.
+        fast = uniform_pair and 1 < size < 1 << 20
+        self._pair = (pool, size, size * (size - 1)) if fast else None
 
     def _observe(self, host: Host, latency: float, now: float) -> None:
         elapsed = now - host.stamp
@@ -35,7 +44,7 @@ class PeakEwma(Balancer):
         if latency > host.ewma:
             host.ewma = latency
         elif elapsed > 0:
-            weight = exp(-elapsed / self._decay)
+            weight = exp(elapsed * self._rate)
             host.ewma = host.ewma * weight + latency * (1.0 - weight)
 
     def cost(self, host: Host, now: float) -> float:
@@ -45,31 +54,35 @@ class PeakEwma(Balancer):
         return host.ewma * (len(host.inflight) + 1)
 
     def pick(self, now: float, key: str | None = None, avoid: Host | None = None) -> Host | None:
-        plan = self._plan if avoid is None and self.pool else None
-        if plan is not None and plan[2] and len(plan[0]) > 1:
-            # the common case, inlined: two distinct uniform draws, and ``cost`` of each (its
-            # decay towards 0 is ``ewma * weight``, the same float ``_observe`` computes)
-            pool = plan[0]
-            size = len(pool)
-            draw_float = self._rng.random
-            i = floor(draw_float() * size)  # floor: int() for x >= 0, without a type call
+        # a non-empty pool has been through _rebuild, which sets _pair (a slot)
+        pair = self._pair if avoid is None and self.pool else None
+        if pair is not None:
+            # the common case, inlined: two distinct uniform candidates, and ``cost`` of each
+            # (its decay towards 0 is ``ewma * weight``, the same float ``_observe`` computes)
+            pool, size, count = pair
+            both = floor(self._rng.random() * count)  # floor: int() for x >= 0, and cheaper
+            i = both % size
             first = pool[i]
-            second = pool[(i + 1 + floor(draw_float() * (size - 1))) % size]
-            decay = self._decay
+            second = pool[(i + 1 + both // size) % size]
+            rate = self._rate
             ewma = first.ewma
-            elapsed = now - first.stamp
+            if ewma:
+                elapsed = now - first.stamp
+                if elapsed > 0:
+                    ewma = first.ewma = ewma * exp(elapsed * rate)
+                first_cost = ewma * (len(first.inflight) + 1)
+            else:
+                first_cost = PENALTY * len(first.inflight)
             first.stamp = now
-            if elapsed > 0 and ewma:
-                ewma = first.ewma = ewma * exp(-elapsed / decay)
-            first_cost = ewma * (len(first.inflight) + 1) if ewma else PENALTY * len(first.inflight)
             ewma = second.ewma
-            elapsed = now - second.stamp
+            if ewma:
+                elapsed = now - second.stamp
+                if elapsed > 0:
+                    ewma = second.ewma = ewma * exp(elapsed * rate)
+                second_cost = ewma * (len(second.inflight) + 1)
+            else:
+                second_cost = PENALTY * len(second.inflight)
             second.stamp = now
-            if elapsed > 0 and ewma:
-                ewma = second.ewma = ewma * exp(-elapsed / decay)
-            second_cost = (
-                ewma * (len(second.inflight) + 1) if ewma else PENALTY * len(second.inflight)
-            )
             return second if second_cost < first_cost else first
         return super().pick(now, key, avoid)
 
@@ -108,5 +121,5 @@ class PeakEwma(Balancer):
         if latency > host.ewma:
             host.ewma = latency
         elif elapsed > 0:
-            weight = exp(-elapsed / self._decay)
+            weight = exp(elapsed * self._rate)
             host.ewma = host.ewma * weight + latency * (1.0 - weight)
