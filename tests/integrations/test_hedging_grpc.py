@@ -45,7 +45,7 @@ def test_sync_unary_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
         serving(slow(SLOW), ok()) as (late, fast),
         open_mesh(tmp_path, [late.port, fast.port], registry) as mesh,
     ):
-        charge = mesh.grpc_channel("payments").unary_unary(METHOD)
+        charge: Any = mesh.grpc_channel("payments").unary_unary(METHOD)
         durations, answers = [], []
         for number in range(CALLS):
             began = time.monotonic()
@@ -64,7 +64,7 @@ def test_aio_unary_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
     registry = CollectorRegistry()
 
     async def calls(mesh: Mesh) -> tuple[list[bytes], list[float], list[float | None]]:
-        charge = mesh.grpc_aio_channel("payments").unary_unary(METHOD)
+        charge: Any = mesh.grpc_aio_channel("payments").unary_unary(METHOD)
         durations, answers = [], []
         for number in range(CALLS):
             began = time.monotonic()
@@ -90,7 +90,7 @@ def test_a_sync_stream_is_not_hedged(tmp_path: Path) -> None:
         serving(slow(SLOW), ok()) as (late, fast),
         open_mesh(tmp_path, [late.port, fast.port], registry) as mesh,
     ):
-        stream = mesh.grpc_channel("payments").unary_stream("/shop.Payments/Stream")
+        stream: Any = mesh.grpc_channel("payments").unary_stream("/shop.Payments/Stream")
         began = time.monotonic()
         first = list(stream(b"a"))  # round robin: the first call goes to one instance
         second = list(stream(b"b"))  # and the second to the other

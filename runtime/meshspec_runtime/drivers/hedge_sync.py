@@ -6,7 +6,8 @@ thread waits for the first to end or for the next hedge to be due. A thread cann
 interrupted: a losing attempt runs on until ``fn`` gives up by its own timeout, and what it
 returns then goes to ``discard`` (close the response). Each attempt runs in a copy of the
 caller's context (``contextvars``), so tracing spans and the served request's deadline follow
-it into the worker.
+it into the worker, with the attempt's number (``attempt_number``): the workers may start in
+any order.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Generic, TypeVar
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.deadline import read_deadline
+from meshspec_runtime.drivers.attempt_number import ATTEMPT_NUMBER
 from meshspec_runtime.drivers.classify import CallFailed, Classifier
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.hedge import WaitAny
@@ -132,7 +134,9 @@ def call_sync_hedged(
             step = call.next(now)
             if type(step) is Attempt:
                 started[step.number] = now
-                pool.submit(attempts.run, contextvars.copy_context(), fn, step, clock)
+                context = contextvars.copy_context()
+                context.run(ATTEMPT_NUMBER.set, step.number)  # the worker's span is numbered
+                pool.submit(attempts.run, context, fn, step, clock)
             elif type(step) is WaitAny:
                 delay = step.delay
                 try:
