@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grpc_servers import ok, serving, slow
+from grpc_servers import hang, ok, serving, slow
 from mesh_kit import compile_mesh
 from meshspec_runtime import Mesh
 from prometheus_client import CollectorRegistry
@@ -82,6 +82,49 @@ def test_aio_unary_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
     assert max(durations) < FAST_ENOUGH
     assert late.requests and len(fast.requests) == CALLS
     assert counted == [len(late.requests)] * 2  # each call begun slow was hedged, and it won
+
+
+def test_sync_losers_are_cancelled_at_once_not_at_their_timeout(tmp_path: Path) -> None:
+    """The hung instance's calls end when the hedge wins (grpc cancels the RPC: the server's
+    context goes inactive), not at the 2.5 s per-try timeout."""
+    registry = CollectorRegistry()
+    with (
+        serving(hang(), ok()) as (hung, fast),
+        open_mesh(tmp_path, [hung.port, fast.port], registry) as mesh,
+    ):
+        charge: Any = mesh.grpc_channel("payments").unary_unary(METHOD)
+        answers = [charge(b"order-%d" % number) for number in range(CALLS)]
+        deadline = time.monotonic() + 2
+        while len(hung.gave_up_after) < len(hung.requests) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the hung handler notices the cancellation within 5 ms
+        cancelled = hedges(registry, "cancelled")
+    assert answers == [b"%d:order-%d" % (fast.port, number) for number in range(CALLS)]
+    assert hung.requests and cancelled == len(hung.requests)
+    assert len(hung.gave_up_after) == len(hung.requests)
+    assert max(hung.gave_up_after) < FAST_ENOUGH
+
+
+def test_aio_losers_are_cancelled_at_once(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+
+    async def calls(mesh: Mesh) -> tuple[list[bytes], float | None]:
+        charge = mesh.grpc_aio_channel("payments").unary_unary(METHOD)
+        answers = [await charge(b"order-%d" % number) for number in range(CALLS)]
+        cancelled = hedges(registry, "cancelled")
+        await mesh.aclose()
+        return answers, cancelled
+
+    with serving(hang(), ok()) as (hung, fast):
+        answers, cancelled = asyncio.run(
+            calls(open_mesh(tmp_path, [hung.port, fast.port], registry))
+        )
+        deadline = time.monotonic() + 2
+        while len(hung.gave_up_after) < len(hung.requests) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert answers == [b"%d:order-%d" % (fast.port, number) for number in range(CALLS)]
+    assert hung.requests and cancelled == len(hung.requests)
+    assert len(hung.gave_up_after) == len(hung.requests)
+    assert max(hung.gave_up_after) < FAST_ENOUGH
 
 
 def test_a_sync_stream_is_not_hedged(tmp_path: Path) -> None:
