@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.deadline import read_deadline
+from meshspec_runtime.drivers.attempt_number import ATTEMPT_NUMBER
 from meshspec_runtime.drivers.classify import CallFailed, Classifier
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.hedge import WaitAny
@@ -34,6 +35,7 @@ _closing: set[asyncio.Task[object]] = set()
 async def _attempt(
     afn: Callable[[Endpoint, float], Awaitable[T]], step: Attempt, clock: Callable[[], float]
 ) -> _Ended[T]:
+    ATTEMPT_NUMBER.set(step.number)  # in the task's own context: its span's number
     started = clock()
     try:
         async with asyncio.timeout(step.timeout):

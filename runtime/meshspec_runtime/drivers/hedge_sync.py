@@ -3,10 +3,12 @@
 Hedges need attempts in flight at once, so every attempt of a hedged call runs in a worker
 thread of one process-wide pool (:func:`hedge_pool`, made on first use) while the calling
 thread waits for the first to end or for the next hedge to be due. A thread cannot be
-interrupted: a losing attempt runs on until ``fn`` gives up by its own timeout, and what it
+interrupted: a losing attempt runs on until ``fn`` gives up by its own timeout (unless ``fn``
+said how to cancel it, :func:`on_abandon`: the grpc channel cancels its future), and what it
 returns then goes to ``discard`` (close the response). Each attempt runs in a copy of the
 caller's context (``contextvars``), so tracing spans and the served request's deadline follow
-it into the worker.
+it into the worker, with the attempt's number (``attempt_number``): the workers may start in
+any order.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.deadline import read_deadline
+from meshspec_runtime.drivers.attempt_number import ATTEMPT_NUMBER
 from meshspec_runtime.drivers.classify import CallFailed, Classifier
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.hedge import WaitAny
@@ -63,15 +66,45 @@ class _Ended(Generic[T]):
         self.error = error
 
 
+_running: contextvars.ContextVar[tuple[_Attempts[Any], int] | None] = contextvars.ContextVar(
+    "meshspec_hedged_attempt", default=None
+)
+"""In an attempt's context: its call's attempts and its number (for :func:`on_abandon`)."""
+
+
+def on_abandon(cancel: Callable[[], object]) -> bool:
+    """Called by ``fn`` in a hedged attempt: run ``cancel`` (from the calling thread) if the
+    call ends while this attempt is still running, so a client that can cancel a request in
+    flight (a grpc future) stops the loser at once instead of at its timeout. Returns False,
+    and never calls ``cancel``, outside a hedged attempt (a plain call's attempts are never
+    abandoned)."""
+    running = _running.get()
+    if running is None:
+        return False
+    attempts, number = running
+    return attempts.on_abandon(number, cancel)
+
+
 class _Attempts(Generic[T]):
     """The attempts of one call: their results queue up until the call ends; after that they
-    are discarded as they come."""
+    are discarded as they come, and those still running are cancelled where ``fn`` said how
+    (:func:`on_abandon`)."""
 
     def __init__(self, discard: Callable[[T], object] | None) -> None:
         self.ended: queue.SimpleQueue[_Ended[T]] = queue.SimpleQueue()
         self._discard = discard
         self._lock = threading.Lock()
         self._abandoned = False
+        self._cancels: dict[int, Callable[[], object]] = {}
+        """Of the attempts running that can be cancelled, by number."""
+
+    def on_abandon(self, number: int, cancel: Callable[[], object]) -> bool:
+        with self._lock:
+            if not self._abandoned:
+                self._cancels[number] = cancel
+                return True
+        cancel()  # the call ended before the attempt got this far
+        return True
 
     def run(
         self,
@@ -88,15 +121,20 @@ class _Attempts(Generic[T]):
             value, error = None, raised
         ended = clock()
         with self._lock:
+            self._cancels.pop(step.number, None)
             if not self._abandoned:
                 self.ended.put(_Ended(step.number, ended, value, error))
                 return
         self.drop(value)
 
     def abandon(self) -> None:
-        """The call is over: discard what already came, and what comes later."""
+        """The call is over: cancel the attempts still running that can be, discard what
+        already came, and what comes later."""
         with self._lock:
             self._abandoned = True
+            cancels, self._cancels = list(self._cancels.values()), {}
+        for cancel in cancels:
+            cancel()
         while True:
             try:
                 late = self.ended.get_nowait()
@@ -132,7 +170,10 @@ def call_sync_hedged(
             step = call.next(now)
             if type(step) is Attempt:
                 started[step.number] = now
-                pool.submit(attempts.run, contextvars.copy_context(), fn, step, clock)
+                context = contextvars.copy_context()
+                context.run(ATTEMPT_NUMBER.set, step.number)  # the worker's span is numbered
+                context.run(_running.set, (attempts, step.number))
+                pool.submit(attempts.run, context, fn, step, clock)
             elif type(step) is WaitAny:
                 delay = step.delay
                 try:

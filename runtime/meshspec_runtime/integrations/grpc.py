@@ -8,10 +8,12 @@ upstream's name) and hand out multicallables that drive the call machine.
 
 - Unary-unary calls get every policy: each attempt goes to the endpoint the balancer picked,
   with ``timeout=`` the attempt's timeout (grpc sends it as ``grpc-timeout``); the caller's own
-  ``timeout=`` caps the whole call, retries included.
+  ``timeout=`` caps the whole call, retries included. On a hedged edge the attempts race, and
+  the losers are cancelled (the sync channel makes each attempt a grpc future for that).
 - Streaming calls (and ``future()``) make one attempt: the endpoint is picked through the
   policies (breaker, bulkhead, outlier ejection, balancer), the stream's final status is
-  recorded when it ends, and nothing is retried (messages may already have been exchanged).
+  recorded when it ends, and nothing is retried or hedged (messages may already have been
+  exchanged, and a stream's messages are handed over as they come: it cannot be raced).
   Their ``timeout=`` is the caller's, capped by the propagated deadline, not the per-try one.
 """
 
@@ -29,6 +31,7 @@ import grpc.aio
 
 from meshspec_runtime.deadline import MAX_TIMEOUT_MS, current_deadline, deadline_scope, time_left
 from meshspec_runtime.drivers.classify import CallFailed
+from meshspec_runtime.drivers.hedge_sync import on_abandon
 from meshspec_runtime.errors import Rule, answer
 from meshspec_runtime.mesh import MeshClosedError
 from meshspec_runtime.policy.call import Attempt, Fail, FailReason
@@ -332,9 +335,22 @@ class _UnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
         compression: Any = None,
     ) -> tuple[Any, grpc.Call]:
         upstream = self._channel._check_open()
+        hedged = upstream.policies.hedge is not None
 
         def attempt(endpoint: Endpoint, attempt_timeout: float) -> tuple[Any, grpc.Call]:
-            return self._target(endpoint).with_call(
+            target = self._target(endpoint)
+            if hedged:  # a future, which the driver cancels if another attempt wins
+                rpc = target.future(
+                    request,
+                    timeout=attempt_timeout,
+                    metadata=metadata,
+                    credentials=credentials,
+                    wait_for_ready=wait_for_ready,
+                    compression=compression,
+                )
+                on_abandon(rpc.cancel)
+                return rpc.result(), rpc
+            return target.with_call(
                 request,
                 timeout=attempt_timeout,
                 metadata=metadata,

@@ -95,19 +95,12 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         await request.aread()  # buffered once: every attempt resends the same bytes
         inner = self._inner
         as_sent = _AsSent(request)
-        answered: list[httpx.Response] = []
 
         async def attempt(endpoint: Endpoint, timeout: float) -> httpx.Response:
-            # The driver's ``discard`` is synchronous, and an async response closes with a
-            # coroutine: a retry closes the answer it replaces itself.
-            while answered:
-                await answered.pop().aclose()
-            response = await inner.handle_async_request(as_sent.to(endpoint, timeout))
-            answered.append(response)
-            return response
+            return await inner.handle_async_request(as_sent.to(endpoint, timeout))
 
         try:
-            return await handle.call_async(attempt, key=key)
+            return await handle.call_async(attempt, key=key, discard=_aclose)
         except CallFailed as failed:
             if isinstance(failed.result, httpx.Response):
                 return failed.result
@@ -232,6 +225,12 @@ def _timeouts(configured: object, timeout: float) -> dict[str, float]:
 
 def _close(response: httpx.Response) -> None:
     response.close()
+
+
+async def _aclose(response: httpx.Response) -> None:
+    """An answer the call does not return (retried, or a hedge's loser): closed unread, its
+    connection leaves the pool instead of staying checked out until the client closes."""
+    await response.aclose()
 
 
 _FAILURE_TYPES: dict[type[httpx.TransportError], type[MeshTransportError]] = {}

@@ -5,7 +5,8 @@ after the upstream, and every attempt a CLIENT span under it, current while the 
 so a client integration injects *its* context into the request (``traceparent``), and the
 server's span is the attempt's child. Attributes follow OpenTelemetry's semantic conventions:
 ``server.address``/``server.port`` of the endpoint picked, ``http.request.resend_count`` on
-every retry (the attempt's number minus one), ``http.response.status_code`` or
+every retry or hedge (the attempt's number minus one; a hedged call's attempts, which run at
+once, are numbered by the driver as the call machine started them), ``http.response.status_code`` or
 ``rpc.grpc.status_code`` when the upstream answered, ``error.type`` when the attempt failed.
 A call the policies end without an answer gets a ``meshspec.call_failed`` event on its span,
 with the reason (``breaker_open``, ``budget_exhausted``, ``throttled``, ``attempts_exhausted``
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from meshspec_runtime.drivers.attempt_number import ATTEMPT_NUMBER
 from meshspec_runtime.drivers.classify import CallFailed
 from meshspec_runtime.errors import status_of
 
@@ -66,7 +68,9 @@ class CallSpans:
 
     @contextmanager
     def _attempt(self, endpoint: Endpoint, timeout: float) -> Iterator[trace.Span]:
-        self._number += 1
+        number = ATTEMPT_NUMBER.get()
+        if number is None:  # a plain call: its attempts run one after the other
+            number = self._number = self._number + 1
         attributes: dict[str, str | int | float] = {
             "server.address": endpoint.address,
             "server.port": endpoint.port,
@@ -74,8 +78,8 @@ class CallSpans:
             "meshspec.endpoint": endpoint.id,
             "meshspec.attempt.timeout": timeout,
         }
-        if self._number > 1:
-            attributes["http.request.resend_count"] = self._number - 1
+        if number > 1:
+            attributes["http.request.resend_count"] = number - 1
         with self._tracer.start_as_current_span(
             self._handle.name, kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
