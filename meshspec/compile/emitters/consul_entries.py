@@ -57,11 +57,18 @@ def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
         for edge in service.edges:
             callers_policies.setdefault(edge.upstream, []).append(edge.policy)
     protocols = {service.name: service.protocol for service in mesh.services}
+    # The IR shares policy objects between edges, so many upstreams have callers holding the
+    # same few objects: each such set is compared and converted once.
+    made: dict[tuple[str, frozenset[int]], dict[str, Any] | None] = {}
     for upstream in sorted(callers_policies):
-        resolver = service_resolver(
-            upstream, callers_policies[upstream], protocols.get(upstream, "http")
-        )
+        policies = callers_policies[upstream]
+        protocol = protocols.get(upstream, "http")
+        key = (protocol, frozenset(map(id, policies)))
+        if key not in made:
+            made[key] = service_resolver(upstream, policies, protocol)
+        resolver = made[key]
         if resolver is not None:
+            resolver = {**resolver, "Name": upstream}
             grouped.setdefault(bucket_of(upstream, count), []).append(resolver)
     return {path_of(bucket): dump_json({ENTRIES: grouped[bucket]}) for bucket in sorted(grouped)}
 
