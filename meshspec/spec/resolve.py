@@ -168,6 +168,7 @@ class Resolver:
             exclude_none=True, exclude={"health_check"}
         )
         self._bases: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._keys: dict[tuple[str, str], tuple[str, str]] = {}
         self._values: dict[tuple[str, str], dict[str, Any]] = {}
         self._policies: dict[tuple[str, str], UpstreamPolicy] = {}
         self._health_values: dict[str, dict[str, Any]] = {}
@@ -197,9 +198,16 @@ class Resolver:
         return found
 
     def key(self, caller: str, upstream: str) -> tuple[str, str]:
-        """Equal keys mean equal merged values."""
-        edge = self._services[caller]["upstreams"].get(upstream)
-        return self._base(caller)[0], _key(edge) if edge else ""
+        """Equal keys mean equal merged values. Kept per edge: the semantic checks and the
+        compiler each ask for every edge, and the lookups below ask again."""
+        found = self._keys.get((caller, upstream))
+        if found is None:
+            edge = self._services[caller]["upstreams"].get(upstream)
+            found = self._keys[caller, upstream] = (
+                self._base(caller)[0],
+                _key(edge) if edge else "",
+            )
+        return found
 
     def values(self, caller: str, upstream: str) -> dict[str, Any]:
         """The merged (not yet lowered) policy values of the edge; do not modify."""
