@@ -18,6 +18,7 @@ pass can point at the line that set an offending value.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -155,7 +156,10 @@ class Resolver:
     (a large mesh has many edges but few distinct policies)."""
 
     def __init__(self, spec: MeshSpec) -> None:
-        self.spec = spec
+        # The spec keeps its resolver (``of``): a strong reference back would make a cycle,
+        # and then a compile's whole spec (hundreds of MB for a large mesh) would wait for
+        # the cyclic collector instead of going as soon as the compile drops it.
+        self._spec = weakref.ref(spec)
         policies = {"__all__": {"defaults", "upstreams", "health_check"}}
         self._services: dict[str, Any] = spec.model_dump(
             exclude_none=True, include={"services": policies}
@@ -174,12 +178,24 @@ class Resolver:
         self._health_values: dict[str, dict[str, Any]] = {}
         self._health: dict[str, ResolvedHealthCheck | None] = {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A cache, not data: a pickled or deep-copied spec makes its own when it needs one
+        # (and a weak reference cannot be pickled).
+        return type(None), ()
+
+    @property
+    def spec(self) -> MeshSpec:
+        spec = self._spec()
+        if spec is None:
+            raise RuntimeError("the spec this resolver was made for no longer exists")
+        return spec
+
     @classmethod
     def of(cls, spec: MeshSpec) -> Resolver:
         """The spec's resolver, made on first use and kept with the spec."""
         resolver = spec._resolver
         # a model_copy carries private attributes along: never trust another spec's cache
-        if not isinstance(resolver, Resolver) or resolver.spec is not spec:
+        if not isinstance(resolver, Resolver) or resolver._spec() is not spec:
             resolver = cls(spec)
             spec._resolver = resolver
         return resolver
