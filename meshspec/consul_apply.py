@@ -1,6 +1,7 @@
 """What ``meshspec apply`` does: bring Consul's config entries in line with a bundle's.
 
-The bundle's ``consul/config-entries/*.json`` are the desired entries. Each is written with
+The entries listed in the bundle's ``consul/config-entries/<bucket>.json`` files
+(``{"entries": [...]}``) are the desired entries. Each is written with
 ``Meta.meshspec_mesh`` naming the mesh, which marks it as ours: a later apply removes an entry
 of ours the bundle no longer has, and never touches an entry it did not create unless asked to
 adopt it (``--adopt``). Consul rewrites some values (``2500ms`` comes back ``2.5s``), so an
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_ENTRIES = "consul/config-entries/"
+ENTRIES = "entries"
+"""The key of each of those files' list of entries."""
 MANAGED_META = "meshspec_mesh"
 """Meta key that marks an entry as written by ``meshspec apply`` (its value: the mesh)."""
 KINDS = ("service-defaults", "service-resolver")
@@ -71,14 +74,23 @@ def desired_entries(files: Mapping[str, bytes], mesh: str) -> dict[tuple[str, st
         if not (path.startswith(CONFIG_ENTRIES) and path.endswith(".json")):
             continue
         try:
-            entry = json.loads(files[path])
-            kind, name = entry["Kind"], entry["Name"]
+            listed = json.loads(files[path])[ENTRIES]
         except (ValueError, KeyError, TypeError) as error:
-            raise ApplyError(f"{path}: not a config entry ({error!r})") from None
-        if kind not in KINDS:
-            raise ApplyError(f"{path}: kind {kind!r} is not one meshspec writes ({KINDS})")
-        entry["Meta"] = {**entry.get("Meta", {}), MANAGED_META: mesh}
-        desired[(kind, name)] = entry
+            raise ApplyError(f"{path}: not a list of config entries ({error!r})") from None
+        if not isinstance(listed, list):
+            raise ApplyError(f"{path}: {ENTRIES} is not a list")
+        for position, entry in enumerate(listed):
+            where = f"{path}: {ENTRIES}[{position}]"
+            try:
+                kind, name = entry["Kind"], entry["Name"]
+            except (KeyError, TypeError) as error:
+                raise ApplyError(f"{where}: not a config entry ({error!r})") from None
+            if kind not in KINDS:
+                raise ApplyError(f"{where}: kind {kind!r} is not one meshspec writes ({KINDS})")
+            if (kind, name) in desired:
+                raise ApplyError(f"{where}: {kind}/{name} is listed twice")
+            entry["Meta"] = {**entry.get("Meta", {}), MANAGED_META: mesh}
+            desired[(kind, name)] = entry
     return desired
 
 

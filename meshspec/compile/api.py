@@ -40,9 +40,11 @@ def _emit(path: Path, env: str | None, overrides: Sequence[str]) -> tuple[Emitte
     """Read ``path`` once (safely: ``read_source``), parse, resolve and emit; the digest is
     of the very bytes parsed."""
     source = read_source(path, str(path))
-    spec = load_spec(path, env=env, overrides=overrides, source=source)
     digest = spec_digest(source, env, tuple(overrides))
-    return emit_bundle(resolve_mesh(spec)), digest
+    # The spec is dropped once resolved (it is not held while emitting): for a large mesh it
+    # is the biggest thing in memory, and the emitters reuse what it frees.
+    mesh = resolve_mesh(load_spec(path, env=env, overrides=overrides, source=source))
+    return emit_bundle(mesh), digest
 
 
 def compile_spec_in_memory(

@@ -178,12 +178,12 @@ def view(files: Mapping[str, bytes]) -> View:
         if path.startswith(CONSUL_SERVICES) and path.endswith(".json"):
             _consul_view(orjson.loads(content)["services"], subjects, settings)
         elif path.startswith(CONSUL_ENTRIES) and path.endswith(".json"):
-            entry = orjson.loads(content)
-            subject = f"{entry['Kind']} {entry['Name']}"
-            subjects[subject] = "consul config entry"
-            for field, value in _flatten(entry):
-                if field not in ("Kind", "Name"):
-                    settings[subject, field] = value
+            for entry in orjson.loads(content)["entries"]:
+                subject = f"{entry['Kind']} {entry['Name']}"
+                subjects[subject] = "consul config entry"
+                for field, value in _flatten(entry):
+                    if field not in ("Kind", "Name"):
+                        settings[subject, field] = value
         elif path.startswith(PROMETHEUS_RULES) and path.endswith((".yml", ".yaml")):
             _rules_view(yaml_rs.loads(content.decode(), parse_datetime=False), subjects, settings)
         elif path not in (MANIFEST, POLICY) and not path.startswith(("dns/", "consul/", *DERIVED)):

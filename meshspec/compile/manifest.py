@@ -26,7 +26,7 @@ from meshspec_runtime.layout import bucket_of, index_path, pin
 from meshspec_runtime.loader import MANIFEST_LIMIT
 from meshspec_runtime.safefile import FileProblem, read_regular
 
-from meshspec.compile.jsonfile import dump_json
+from meshspec.compile.jsonfile import dump_json, dump_json_indented
 
 PATH = "manifest.json"
 VERSION_LENGTH = 16
@@ -155,4 +155,4 @@ def manifest(
 
 
 def manifest_bytes(value: Manifest) -> bytes:
-    return dump_json(value.model_dump(mode="json"))
+    return dump_json_indented(value.model_dump(mode="json"))

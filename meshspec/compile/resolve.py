@@ -15,31 +15,29 @@ from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.config import UpstreamPolicy
 
 from meshspec.compile.ir import Edge, HealthCheck, ResolvedMesh, Service
-from meshspec.spec import EdgePolicySpec, MeshSpec, ServiceSpec
+from meshspec.spec import MeshSpec, ServiceSpec
 from meshspec.spec.resolve import (
     DEFAULT_ALERT_AFTER,
     DEFAULT_OBJECTIVE,
     ResolvedHealthCheck,
-    health_check,
-    lower_edge,
-    merged_edge,
+    Resolver,
 )
 
 
 def resolve_mesh(spec: MeshSpec) -> ResolvedMesh:
     edges = _EdgeResolver(spec)
+    checks = _HealthChecks(spec)
     return ResolvedMesh(
         name=spec.mesh.name,
         datacenter=spec.mesh.datacenter,
         zone=spec.mesh.dns.zone.rstrip("."),
         dns_ttl=int(spec.mesh.dns.ttl),
-        services=tuple(_service(spec, name, edges) for name in sorted(spec.services)),
+        services=tuple(_service(spec, name, edges, checks) for name in sorted(spec.services)),
     )
 
 
-def _service(spec: MeshSpec, name: str, edges: _EdgeResolver) -> Service:
+def _service(spec: MeshSpec, name: str, edges: _EdgeResolver, checks: _HealthChecks) -> Service:
     service = spec.services[name]
-    check = health_check(spec, name)
     return Service(
         name=name,
         port=service.port,
@@ -47,7 +45,7 @@ def _service(spec: MeshSpec, name: str, edges: _EdgeResolver) -> Service:
         tags=tuple(service.tags),
         meta=tuple(sorted(service.meta.items())),
         endpoints=endpoints(name, service),
-        health_check=None if check is None else _health_check(check),
+        health_check=checks.of(name),
         edges=tuple(edges.resolve(name, upstream) for upstream in sorted(service.upstreams)),
     )
 
@@ -65,34 +63,44 @@ def endpoints(name: str, service: ServiceSpec) -> tuple[Endpoint, ...]:
 
 
 class _EdgeResolver:
-    """Resolves edges, once per distinct (caller defaults, edge override) pair.
+    """Resolves edges, once per distinct merged policy.
 
     An edge's policy is a function of three layers: the mesh defaults (one per spec), the
     caller's defaults and the edge's override. Large meshes repeat a few override styles
-    thousands of times, so each distinct pair is merged and validated once and its policy
-    object shared (the policy emitter then dumps it once too). One merge gives both the policy
-    and the objective; edge_policy and edge_objective would each merge again.
+    thousands of times, so the spec's ``Resolver`` (which the semantic checks already filled)
+    merges and validates each distinct pair once; its policy object is shared between edges
+    (the policy emitter then dumps it once too), and so is the objective read from the same
+    merged values.
     """
 
     def __init__(self, spec: MeshSpec) -> None:
-        self._spec = spec
-        self._resolved: dict[
-            tuple[str | None, str | None], tuple[UpstreamPolicy, float, float]
-        ] = {}
+        self._resolver = Resolver.of(spec)
+        self._resolved: dict[tuple[str, str], tuple[UpstreamPolicy, float, float]] = {}
 
     def resolve(self, caller: str, upstream: str) -> Edge:
-        service = self._spec.services[caller]
-        key = (_fingerprint(service.defaults), _fingerprint(service.upstreams[upstream]))
+        resolver = self._resolver
+        key = resolver.key(caller, upstream)
         found = self._resolved.get(key)
         if found is None:
-            values = merged_edge(self._spec, caller, upstream).values
-            found = (UpstreamPolicy.model_validate(lower_edge(values)), *_objective(values))
+            values = resolver.values(caller, upstream)
+            found = (resolver.policy(caller, upstream), *_objective(values))
             self._resolved[key] = found
         return Edge(upstream, *found)
 
 
-def _fingerprint(layer: EdgePolicySpec | None) -> str | None:
-    return None if layer is None else layer.model_dump_json(exclude_none=True)
+class _HealthChecks:
+    """Each service's health check, one shared object per distinct check."""
+
+    def __init__(self, spec: MeshSpec) -> None:
+        self._resolver = Resolver.of(spec)
+        self._made: dict[str, HealthCheck | None] = {}
+
+    def of(self, service: str) -> HealthCheck | None:
+        key = self._resolver.health_key(service)
+        if key not in self._made:
+            check = self._resolver.health(service)
+            self._made[key] = None if check is None else _health_check(check)
+        return self._made[key]
 
 
 def _objective(values: dict[str, Any]) -> tuple[float, float]:

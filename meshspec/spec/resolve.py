@@ -18,6 +18,7 @@ pass can point at the line that set an offending value.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -160,7 +161,10 @@ class Resolver:
     (a large mesh has many edges but few distinct policies)."""
 
     def __init__(self, spec: MeshSpec) -> None:
-        self.spec = spec
+        # The spec keeps its resolver (``of``): a strong reference back would make a cycle,
+        # and then a compile's whole spec (hundreds of MB for a large mesh) would wait for
+        # the cyclic collector instead of going as soon as the compile drops it.
+        self._spec = weakref.ref(spec)
         policies = {"__all__": {"defaults", "upstreams", "health_check"}}
         self._services: dict[str, Any] = spec.model_dump(
             exclude_none=True, include={"services": policies}
@@ -173,17 +177,30 @@ class Resolver:
             exclude_none=True, exclude={"health_check"}
         )
         self._bases: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._keys: dict[tuple[str, str], tuple[str, str]] = {}
         self._values: dict[tuple[str, str], dict[str, Any]] = {}
         self._policies: dict[tuple[str, str], UpstreamPolicy] = {}
         self._health_values: dict[str, dict[str, Any]] = {}
         self._health: dict[str, ResolvedHealthCheck | None] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A cache, not data: a pickled or deep-copied spec makes its own when it needs one
+        # (and a weak reference cannot be pickled).
+        return type(None), ()
+
+    @property
+    def spec(self) -> MeshSpec:
+        spec = self._spec()
+        if spec is None:
+            raise RuntimeError("the spec this resolver was made for no longer exists")
+        return spec
 
     @classmethod
     def of(cls, spec: MeshSpec) -> Resolver:
         """The spec's resolver, made on first use and kept with the spec."""
         resolver = spec._resolver
         # a model_copy carries private attributes along: never trust another spec's cache
-        if not isinstance(resolver, Resolver) or resolver.spec is not spec:
+        if not isinstance(resolver, Resolver) or resolver._spec() is not spec:
             resolver = cls(spec)
             spec._resolver = resolver
         return resolver
@@ -202,9 +219,16 @@ class Resolver:
         return found
 
     def key(self, caller: str, upstream: str) -> tuple[str, str]:
-        """Equal keys mean equal merged values."""
-        edge = self._services[caller]["upstreams"].get(upstream)
-        return self._base(caller)[0], _key(edge) if edge else ""
+        """Equal keys mean equal merged values. Kept per edge: the semantic checks and the
+        compiler each ask for every edge, and the lookups below ask again."""
+        found = self._keys.get((caller, upstream))
+        if found is None:
+            edge = self._services[caller]["upstreams"].get(upstream)
+            found = self._keys[caller, upstream] = (
+                self._base(caller)[0],
+                _key(edge) if edge else "",
+            )
+        return found
 
     def values(self, caller: str, upstream: str) -> dict[str, Any]:
         """The merged (not yet lowered) policy values of the edge; do not modify."""

@@ -224,6 +224,7 @@ def _dns_names(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
     loads the zone."""
     zone = spec.mesh.dns.zone
     longest: tuple[str, ...] = ()
+    longest_length = -1  # len(".".join(longest)), kept rather than joined for every name
     for name, service in spec.services.items():
         if len(name) + 1 > MAX_DNS_LABEL:
             yield provenance.diagnostic(
@@ -247,12 +248,12 @@ def _dns_names(spec: MeshSpec, provenance: Provenance) -> Iterator[Diagnostic]:
                     f"of its address record, {len(label)} characters; expected at most "
                     f"{MAX_DNS_LABEL}" + ("" if explicit else " (set a shorter id)"),
                 )
-            candidate = (label, name, zone)
-            if len(".".join(candidate)) > len(".".join(longest)):
-                longest = candidate
-        candidate = (f"_{name}", "_tcp", zone)
-        if len(".".join(candidate)) > len(".".join(longest)):
-            longest = candidate
+            length = len(label) + len(name) + len(zone) + 2
+            if length > longest_length:
+                longest, longest_length = (label, name, zone), length
+        length = len(name) + len(zone) + 7  # _<name>._tcp.<zone>
+        if length > longest_length:
+            longest, longest_length = (f"_{name}", "_tcp", zone), length
     if len(".".join(longest)) > MAX_DNS_NAME:
         full = ".".join(longest)
         yield provenance.diagnostic(

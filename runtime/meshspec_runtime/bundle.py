@@ -19,11 +19,11 @@ from pydantic import Field, model_validator
 from meshspec_runtime.layout import MAX_BUCKETS
 from meshspec_runtime.policy.config import PolicyModel, UpstreamPolicy
 
-BUNDLE_FORMAT: Literal[3] = 3
-"""The bundle format this runtime reads and the compiler writes. Format 3: the manifest lists
-bucketed index files, which list every other file; service slices and Consul service
-definitions are grouped by bucket. (Format 2 listed every file in the manifest and wrote a
-file per service for each.)"""
+BUNDLE_FORMAT: Literal[4] = 4
+"""The bundle format this runtime reads and the compiler writes. Format 4: the manifest lists
+bucketed index files, which list every other file; service slices, Consul service definitions
+and Consul config entries are grouped by bucket. (Format 3 wrote a file per config entry;
+format 2 listed every file in the manifest and wrote a file per service for each.)"""
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -86,7 +86,7 @@ class PolicyDocument(PolicyModel):
     each distinct resolved policy is stored once under a short content-derived id, and each
     service's upstreams reference both. ``service(name)`` assembles one service's view."""
 
-    format: Literal[3] = BUNDLE_FORMAT
+    format: Literal[4] = BUNDLE_FORMAT
     mesh: str
     version: str
     endpoints: dict[str, tuple[Endpoint, ...]]
@@ -152,7 +152,7 @@ class ServiceBucket(PolicyModel):
     another bundle is refused). ``load_service`` validates the header and what its own service
     uses only, and assembles its view as ``PolicyDocument.service(name)`` does."""
 
-    format: Literal[3] = BUNDLE_FORMAT
+    format: Literal[4] = BUNDLE_FORMAT
     mesh: str
     version: str
     bucket: Annotated[int, Field(ge=0)]
@@ -175,7 +175,7 @@ Buckets = Annotated[int, Field(ge=1, le=MAX_BUCKETS)]
 class BundleIndex(PolicyModel):
     """The content of ``index/<bucket>.json``: the files whose path hashes into the bucket."""
 
-    format: Literal[3] = BUNDLE_FORMAT
+    format: Literal[4] = BUNDLE_FORMAT
     mesh: str
     version: str
     bucket: Annotated[int, Field(ge=0)]

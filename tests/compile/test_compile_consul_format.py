@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from compile_support import ir_mesh
+from compile_support import ir_mesh, wide_mesh
+from meshspec_runtime.layout import SERVICES_PER_INDEX, bucket_name, bucket_of
 
 from meshspec.compile.durations import go_duration
 from meshspec.compile.emitters.consul_services import path_of
@@ -44,6 +46,7 @@ PASSIVE_FIELDS = {
 }
 RESOLVER_FIELDS = {"Kind", "Name", "RequestTimeout", "LoadBalancer"}
 LB_FIELDS = {"Policy", "LeastRequestConfig", "RingHashConfig", "HashPolicies"}
+WRITE_ORDER = ("service-defaults", "service-resolver")
 LB_POLICIES = {"round_robin", "least_request", "ring_hash", "maglev", "random"}
 GO_DURATION = re.compile(r"^(0s|(\d+h)?(\d+m)?(\d+(\.\d+)?(s|ms|µs|ns))?)$")
 
@@ -121,16 +124,53 @@ def test_checks_follow_the_spec(built: BuiltBundle) -> None:
     assert first_check("inventory")["TCP"] == "[fd00::7]:7000"  # IPv6 in brackets
 
 
-def test_config_entries_use_consuls_fields(built: BuiltBundle) -> None:
-    entries = {
-        path.rsplit("/", 1)[1]: json.loads(content)
-        for path, content in built.files.items()
-        if path.startswith("consul/config-entries/")
+def config_entries(files: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:
+    """Every config entry of the bundle, as ``<kind>-<name>``."""
+    entries = {}
+    for path, content in files.items():
+        if path.startswith("consul/config-entries/"):
+            grouped = json.loads(content)
+            assert set(grouped) == {"entries"}, path
+            for entry in grouped["entries"]:
+                name = f"{entry['Kind']}-{entry['Name']}"
+                assert name not in entries, f"{name} listed twice"
+                entries[name] = entry
+    return entries
+
+
+def test_config_entries_are_grouped_by_the_bucket_of_their_service() -> None:
+    mesh = wide_mesh(SERVICES_PER_INDEX + 50)  # two indexes
+    count = mesh.indexes()
+    assert count == 2
+    built = build_bundle(mesh, "0" * 64)
+    paths = [path for path in built.files if path.startswith("consul/config-entries/")]
+    assert sorted(paths) == [f"consul/config-entries/{bucket_name(n)}.json" for n in range(2)]
+    for path in paths:
+        entries = json.loads(built.files[path])["entries"]
+        assert {
+            f"consul/config-entries/{bucket_name(bucket_of(e['Name'], count))}.json"
+            for e in entries
+        } == {path}
+        kinds = [entry["Kind"] for entry in entries]
+        assert kinds == sorted(kinds, key=WRITE_ORDER.index)  # defaults before resolvers
+        for kind in WRITE_ORDER:
+            names = [entry["Name"] for entry in entries if entry["Kind"] == kind]
+            assert names == sorted(names)
+    entries = config_entries(built.files)
+    assert {n for n in entries if n.startswith("service-defaults-")} == {
+        f"service-defaults-{service.name}" for service in mesh.services
     }
+    # every service but the first is called, by one caller: each has its resolver
+    assert {n for n in entries if n.startswith("service-resolver-")} == {
+        f"service-resolver-{service.name}" for service in mesh.services[1:]
+    }
+
+
+def test_config_entries_use_consuls_fields(built: BuiltBundle) -> None:
+    entries = config_entries(built.files)
     for name, entry in entries.items():
         if entry["Kind"] == "service-defaults":
             assert set(entry) <= DEFAULTS_FIELDS
-            assert name == f"service-defaults-{entry['Name']}.json"
             for override in entry.get("UpstreamConfig", {}).get("Overrides", []):
                 assert set(override) <= OVERRIDE_FIELDS
                 assert set(override.get("Limits", {})) <= LIMITS_FIELDS
@@ -141,14 +181,14 @@ def test_config_entries_use_consuls_fields(built: BuiltBundle) -> None:
         else:
             assert entry["Kind"] == "service-resolver"
             assert set(entry) <= RESOLVER_FIELDS
-            protocol = entries[f"service-defaults-{entry['Name']}.json"]["Protocol"]
+            protocol = entries[f"service-defaults-{entry['Name']}"]["Protocol"]
             # RequestTimeout is an HTTP setting: only http and grpc services have it
             assert ("RequestTimeout" in entry) == (protocol != "tcp"), name
             if protocol != "tcp":
                 parse_go_duration(entry["RequestTimeout"])
             balancer = entry.get("LoadBalancer", {"Policy": "round_robin"})
             assert set(balancer) <= LB_FIELDS and balancer["Policy"] in LB_POLICIES
-    checkout = entries["service-defaults-checkout.json"]["UpstreamConfig"]["Overrides"]
+    checkout = entries["service-defaults-checkout"]["UpstreamConfig"]["Overrides"]
     assert checkout == [
         {
             "Name": "payments",
@@ -161,12 +201,12 @@ def test_config_entries_use_consuls_fields(built: BuiltBundle) -> None:
             },
         }
     ]
-    assert entries["service-resolver-payments.json"]["LoadBalancer"] == {
+    assert entries["service-resolver-payments"]["LoadBalancer"] == {
         "Policy": "least_request",
         "LeastRequestConfig": {"ChoiceCount": 2},
     }
     # inventory is balanced with peak_ewma, which Consul cannot express: no LoadBalancer
-    assert "LoadBalancer" not in entries["service-resolver-inventory.json"]
+    assert "LoadBalancer" not in entries["service-resolver-inventory"]
 
 
 def test_a_resolver_is_left_out_when_callers_disagree() -> None:
@@ -182,6 +222,6 @@ def test_a_resolver_is_left_out_when_callers_disagree() -> None:
         ),
     )
     mesh = dataclasses.replace(base, services=(other, *base.services))
-    files = build_bundle(mesh, "0" * 64).files
-    assert "consul/config-entries/service-resolver-payments.json" not in files
-    assert "consul/config-entries/service-resolver-inventory.json" in files
+    entries = config_entries(build_bundle(mesh, "0" * 64).files)
+    assert "service-resolver-payments" not in entries
+    assert "service-resolver-inventory" in entries

@@ -76,7 +76,7 @@ def test_a_home_keeps_current_and_the_version_it_replaced(tmp_path: Path) -> Non
     first = compile_spec(SHOP, home)
     assert json.loads((home / ".meshspec-home").read_bytes()) == {
         "kind": "meshspec-bundle-home",
-        "format": 3,
+        "format": 4,
     }
     assert (home / ".lock").is_file()
     assert os.readlink(home / "current") == f"versions/{first.version}"

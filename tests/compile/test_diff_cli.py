@@ -109,7 +109,10 @@ def test_an_edge_that_stops_sharing_a_policy_reads_as_its_own_change(tmp_path: P
 
 def test_bad_input_exits_2_and_names_the_problem(base: Path, tmp_path: Path) -> None:
     policy = base / "current" / "policy.json"
-    policy.write_bytes(policy.read_bytes().replace(b'"attempts": 2', b'"attempts": 9'))
+    original = policy.read_bytes()
+    tampered = original.replace(b'"attempts":2', b'"attempts":9')
+    assert tampered != original
+    policy.write_bytes(tampered)
     code, _, stderr = run(str(base), str(SHOP))
     assert code == 2 and "policy.json" in stderr and "changed after compilation" in stderr
     code, _, stderr = run(str(SHOP), str(tmp_path / "nothing.yaml"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from compile_support import ir_mesh, listing, relist
-from meshspec_runtime.bundle import PolicyDocument, UnknownServiceError
+from meshspec_runtime.bundle import BUNDLE_FORMAT, PolicyDocument, UnknownServiceError
 from meshspec_runtime.loader import BundleError, load_bundle
 
 from meshspec.compile.emitters.consul_services import path_of
@@ -73,12 +73,17 @@ def test_an_unlisted_file_is_refused(bundle: Path) -> None:
     assert error.value.file == "consul/services/intruder.json"
 
 
-def test_an_unknown_format_is_refused(bundle: Path) -> None:
+@pytest.mark.parametrize("old", [1, BUNDLE_FORMAT - 1])
+def test_an_unknown_format_is_refused(bundle: Path, old: int) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["format"] = 1
+    manifest["format"] = old
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="format 1 is not one this runtime reads") as error:
+    with pytest.raises(BundleError) as error:
         load_bundle(bundle)
+    assert str(error.value).endswith(
+        f"bundle format {old} is not one this runtime reads (format {BUNDLE_FORMAT}); "
+        "upgrade meshspec-runtime or recompile"
+    )
     assert error.value.file == "manifest.json"
 
 

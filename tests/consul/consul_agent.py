@@ -49,13 +49,15 @@ class ConsulAgent:
     def http_addr(self) -> str:
         return f"{LOOPBACK}:{self.ports.http}"
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run ``consul ARGS`` against this agent; the caller checks the exit code."""
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``consul ARGS`` against this agent (``stdin`` its input); the caller checks the
+        exit code."""
         env = {**os.environ, "CONSUL_HTTP_ADDR": self.http_addr}
         env.pop("CONSUL_HTTP_TOKEN", None)
         return subprocess.run(
             [str(self.binary), *args],
             env=env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=CLI_TIMEOUT,

@@ -1,8 +1,8 @@
 """The Consul inputs the tests feed to the agent, and how they feed them.
 
 Two sources with the same layout (``services/*.json`` and ``config-entries/*.json``): the
-hand-written files in ``tests/consul/data``, and what ``meshspec compile examples/shop.yaml``
-writes under ``consul/``.
+hand-written files in ``tests/consul/data`` (one config entry per file), and what ``meshspec
+compile examples/shop.yaml`` writes under ``consul/`` (config entries grouped by bucket).
 """
 
 from __future__ import annotations
@@ -55,14 +55,27 @@ def read_definitions(path: Path) -> list[JsonObject]:
     raise AssertionError(f"{path}: neither a 'service' nor a 'services' key at the top level")
 
 
+def read_entries(path: Path) -> list[JsonObject]:
+    """The config entries of one file: a bundle's ``{"entries": [...]}``, or one entry (the
+    form ``consul config write FILE`` reads)."""
+    document = json.loads(path.read_text())
+    if "entries" in document:
+        entries: list[JsonObject] = document["entries"]
+        return entries
+    if "Kind" in document:
+        return [document]
+    raise AssertionError(f"{path}: neither an 'entries' nor a 'Kind' key at the top level")
+
+
 def load_inputs(label: str, root: Path) -> ConsulInputs:
     services = [
         ServiceFile(path, read_definitions(path))
         for path in sorted((root / "services").glob("*.json"))
     ]
     entries = [
-        (path, json.loads(path.read_text()))
+        (path, entry)
         for path in sorted((root / "config-entries").glob("*.json"))
+        for entry in read_entries(path)
     ]
     assert services, f"no service definitions under {root / 'services'}"
     return ConsulInputs(label, services, entries)

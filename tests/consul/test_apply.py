@@ -3,6 +3,7 @@ nothing, deletion of only the entries it created, and entries it did not create 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,8 @@ def entries(agent: ConsulAgent) -> dict[str, dict[str, object]]:
 def bundle_entries(bundle: Path) -> set[str]:
     names = set()
     for path in (bundle / "current" / "consul" / "config-entries").glob("*.json"):
-        kind = (
-            "service-resolver" if path.name.startswith("service-resolver") else "service-defaults"
-        )
-        names.add(f"{kind}/{path.stem.removeprefix(kind + '-')}")
+        for entry in json.loads(path.read_bytes())["entries"]:
+            names.add(f"{entry['Kind']}/{entry['Name']}")
     return names
 
 

@@ -108,9 +108,15 @@ def test_an_unknown_environment_points_at_the_environments_key(tmp_path: Path) -
 
 def test_a_tcp_service_resolver_has_no_http_request_timeout() -> None:
     files = compile_spec_in_memory(REPO / "examples" / "shop.yaml").files
-    inventory = json.loads(files["consul/config-entries/service-resolver-inventory.json"])
-    assert inventory["Kind"] == "service-resolver"
+    resolvers = {
+        entry["Name"]: entry
+        for path, content in files.items()
+        if path.startswith("consul/config-entries/")
+        for entry in json.loads(content)["entries"]
+        if entry["Kind"] == "service-resolver"
+    }
+    inventory = resolvers["inventory"]
     assert "RequestTimeout" not in inventory
     assert inventory["LoadBalancer"]["Policy"] == "least_request"
-    search = json.loads(files["consul/config-entries/service-resolver-search.json"])
+    search = resolvers["search"]
     assert search["RequestTimeout"] == "800ms"  # http keeps it

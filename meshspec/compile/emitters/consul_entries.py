@@ -1,10 +1,17 @@
-"""``consul/config-entries/*.json``: the part of each policy Consul's own mesh can express.
+"""``consul/config-entries/<bucket>.json``: the part of each policy Consul's own mesh can express.
 
-- ``service-defaults-<caller>.json``: the caller's protocol, and per upstream the connection
-  limits (from ``concurrency_limit``) and passive health check (from ``outlier_detection``).
-- ``service-resolver-<upstream>.json``: request timeout and load-balancing policy. Consul
+- a ``service-defaults`` entry per service: its protocol, and per upstream the connection
+  limits (from ``concurrency_limit``) and passive health check (from ``outlier_detection``);
+- a ``service-resolver`` entry per upstream: request timeout and load-balancing policy. Consul
   configures these per upstream service, for every caller at once, while the spec sets them per
   edge: a resolver is written only when every caller of the upstream agrees on them.
+
+Entries are grouped as the Consul service definitions are: ``<n>.json`` is
+``{"entries": [...]}``, the entries whose service name hashes into n of ``mesh.indexes()``
+(``meshspec_runtime.layout.bucket_of``), every ``service-defaults`` first (in name order), then
+every ``service-resolver`` (in name order), the order they are written in. One file per entry
+made 25,000 files at 20,000 services, and creating them cost more than the whole compile
+besides; ``meshspec apply`` writes them through Consul's HTTP API, one entry at a time.
 
 What Consul cannot express (retries and their budgets, circuit breakers, adaptive throttling,
 peak_ewma, outlier max ejection time) stays in ``policy.json`` for the runtime; docs/bundle.md
@@ -15,14 +22,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshspec_runtime.layout import bucket_name, bucket_of
 from meshspec_runtime.policy.config import LoadBalancerConfig, Strategy, UpstreamPolicy
 
 from meshspec.compile.durations import go_duration
 from meshspec.compile.ir import ResolvedMesh, Service
 from meshspec.compile.jsonfile import dump_json
-from meshspec.compile.paths import file_name
 
 FOLDER = "consul/config-entries"
+ENTRIES = "entries"
+"""The key of a grouped file's list of entries."""
 
 # Envoy's policy names as Consul spells them; peak_ewma has no Consul equivalent.
 _CONSUL_LB: dict[Strategy, str] = {
@@ -39,23 +48,33 @@ CONSUL_DEFAULT_MAX_RING = 8192
 
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    for service in mesh.services:
-        files[f"{FOLDER}/service-defaults-{file_name(service.name)}.json"] = dump_json(
-            service_defaults(service)
-        )
+    count = mesh.indexes()
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for service in mesh.services:  # sorted by name
+        grouped.setdefault(bucket_of(service.name, count), []).append(service_defaults(service))
     callers_policies: dict[str, list[UpstreamPolicy]] = {}
     for service in mesh.services:
         for edge in service.edges:
             callers_policies.setdefault(edge.upstream, []).append(edge.policy)
     protocols = {service.name: service.protocol for service in mesh.services}
+    # The IR shares policy objects between edges, so many upstreams have callers holding the
+    # same few objects: each such set is compared and converted once.
+    made: dict[tuple[str, frozenset[int]], dict[str, Any] | None] = {}
     for upstream in sorted(callers_policies):
-        resolver = service_resolver(
-            upstream, callers_policies[upstream], protocols.get(upstream, "http")
-        )
+        policies = callers_policies[upstream]
+        protocol = protocols.get(upstream, "http")
+        key = (protocol, frozenset(map(id, policies)))
+        if key not in made:
+            made[key] = service_resolver(upstream, policies, protocol)
+        resolver = made[key]
         if resolver is not None:
-            files[f"{FOLDER}/service-resolver-{file_name(upstream)}.json"] = dump_json(resolver)
-    return files
+            resolver = {**resolver, "Name": upstream}
+            grouped.setdefault(bucket_of(upstream, count), []).append(resolver)
+    return {path_of(bucket): dump_json({ENTRIES: grouped[bucket]}) for bucket in sorted(grouped)}
+
+
+def path_of(bucket: int) -> str:
+    return f"{FOLDER}/{bucket_name(bucket)}.json"
 
 
 def service_defaults(service: Service) -> dict[str, Any]:

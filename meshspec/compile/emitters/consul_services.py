@@ -53,26 +53,29 @@ def path_of(mesh: ResolvedMesh, service: str) -> str:
 
 
 def definitions(mesh: ResolvedMesh, service: Service) -> list[dict[str, Any]]:
-    """``service``'s definitions: one per instance."""
+    """``service``'s definitions: one per instance. What every instance shares (meta, tags,
+    the check's settings) is built once per service."""
     meta = dict(service.meta)
     meta[VERSION_META] = stamp.VERSION
     meta[MESH_META] = mesh.name
-    return [_instance(service, endpoint, meta) for endpoint in service.endpoints]
-
-
-def _instance(service: Service, endpoint: Endpoint, meta: dict[str, str]) -> dict[str, Any]:
-    definition: dict[str, Any] = {
-        "ID": endpoint.id,
-        "Name": service.name,
-        "Address": endpoint.address,
-        "Port": endpoint.port,
-        "Tags": list(service.tags),
-        "Meta": meta,
-        "Weights": {"Passing": endpoint.weight, "Warning": WARNING_WEIGHT},
-    }
-    if service.health_check is not None:
-        definition["Checks"] = [_check(service, endpoint, service.health_check)]
-    return definition
+    tags = list(service.tags)
+    check = service.health_check
+    shared = None if check is None else _check_settings(check)
+    definitions: list[dict[str, Any]] = []
+    for endpoint in service.endpoints:
+        definition: dict[str, Any] = {
+            "ID": endpoint.id,
+            "Name": service.name,
+            "Address": endpoint.address,
+            "Port": endpoint.port,
+            "Tags": tags,
+            "Meta": meta,
+            "Weights": {"Passing": endpoint.weight, "Warning": WARNING_WEIGHT},
+        }
+        if check is not None and shared is not None:
+            definition["Checks"] = [_check(service, endpoint, check, shared)]
+        definitions.append(definition)
+    return definitions
 
 
 def host_port(address: str, port: int) -> str:
@@ -80,25 +83,36 @@ def host_port(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _check(service: Service, endpoint: Endpoint, check: HealthCheck) -> dict[str, Any]:
-    definition: dict[str, Any] = {"Name": f"{service.name} {check.kind} health ({endpoint.id})"}
-    target = host_port(endpoint.address, endpoint.port)
+def _check_settings(check: HealthCheck) -> dict[str, Any]:
+    """The part of a check that is the same for every instance of the service."""
+    settings: dict[str, Any] = {}
     if check.kind == "ttl":
-        definition["TTL"] = go_duration(check.interval)
+        settings["TTL"] = go_duration(check.interval)
     else:
+        if check.kind == "grpc":
+            settings[GRPC_USE_TLS] = False
+        settings["Interval"] = go_duration(check.interval)
+        settings["Timeout"] = go_duration(check.timeout)
+    if check.deregister_after is not None:
+        settings["DeregisterCriticalServiceAfter"] = go_duration(check.deregister_after)
+    if check.success_before_passing:
+        settings[SUCCESS_BEFORE_PASSING] = check.success_before_passing
+    if check.failures_before_critical:
+        settings[FAILURES_BEFORE_CRITICAL] = check.failures_before_critical
+    return settings
+
+
+def _check(
+    service: Service, endpoint: Endpoint, check: HealthCheck, settings: dict[str, Any]
+) -> dict[str, Any]:
+    definition: dict[str, Any] = {"Name": f"{service.name} {check.kind} health ({endpoint.id})"}
+    if check.kind != "ttl":
+        target = host_port(endpoint.address, endpoint.port)
         if check.kind == "http":
             definition["HTTP"] = f"http://{target}{check.target or '/'}"
         elif check.kind == "grpc":
             definition["GRPC"] = f"{target}/{check.target}" if check.target else target
-            definition[GRPC_USE_TLS] = False
         else:
             definition["TCP"] = target
-        definition["Interval"] = go_duration(check.interval)
-        definition["Timeout"] = go_duration(check.timeout)
-    if check.deregister_after is not None:
-        definition["DeregisterCriticalServiceAfter"] = go_duration(check.deregister_after)
-    if check.success_before_passing:
-        definition[SUCCESS_BEFORE_PASSING] = check.success_before_passing
-    if check.failures_before_critical:
-        definition[FAILURES_BEFORE_CRITICAL] = check.failures_before_critical
+    definition.update(settings)
     return definition

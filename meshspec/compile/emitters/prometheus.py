@@ -76,16 +76,6 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
-class ObjectiveSeries:
-    caller: str
-    """A YAML scalar, quoted (as are the others)."""
-    upstream: str
-    value: str
-    labels: str
-    """Further labels, as ``, name: "value"`` flow-mapping entries (or empty)."""
-
-
-@dataclass(frozen=True, slots=True)
 class Representative:
     """One edge standing for every edge with its (objective, alert_after) in the unit tests."""
 
@@ -101,7 +91,8 @@ def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
         empty = render("rules.yml.j2", mesh=yaml_string(mesh.name), objectives=(), alerts=())
         return {PATH: empty}
     quoted = {service.name: yaml_string(service.name) for service in mesh.services}
-    objectives = [objective_series(caller, edge, quoted) for caller, edge in edges]
+    record = yaml_string(OBJECTIVE)
+    objectives = "\n".join(objective_series(record, caller, edge, quoted) for caller, edge in edges)
     waits = sorted({edge.alert_after for _, edge in edges})
     has_breaker = any(edge.policy.circuit_breaker is not None for _, edge in edges)
     has_budget = any(edge.policy.retry.budget is not None for _, edge in edges)
@@ -115,7 +106,6 @@ def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
         mesh=yaml_string(mesh.name),
         objectives_group=yaml_string(f"meshspec:{mesh.name}:objectives"),
         alerts_group=yaml_string(f"meshspec:{mesh.name}:alerts"),
-        objective_record=yaml_string(OBJECTIVE),
         ratio_record=yaml_string(ERROR_RATIO),
         ratio_expr=yaml_string(error_ratio_expr()),
         objectives=objectives,
@@ -132,15 +122,19 @@ def error_ratio_expr() -> str:
     )
 
 
-def objective_series(caller: str, edge: Edge, quoted: dict[str, str]) -> ObjectiveSeries:
+def objective_series(record: str, caller: str, edge: Edge, quoted: dict[str, str]) -> str:
+    """The edge's objective series: one recording rule, one line of the rules file (built
+    here, not in the template: a large mesh has hundreds of thousands of edges). ``record``:
+    the quoted rule name; ``quoted``: service name -> its YAML scalar."""
     extra = ""
     if edge.alert_after != DEFAULT_ALERT_AFTER:
         extra = f", {ALERT_AFTER_LABEL}: {yaml_string(prometheus_duration(edge.alert_after))}"
-    return ObjectiveSeries(
-        quoted.get(caller) or yaml_string(caller),
-        quoted.get(edge.upstream) or yaml_string(edge.upstream),
-        yaml_string(number(edge.objective)),
-        extra,
+    source = quoted.get(caller) or yaml_string(caller)
+    target = quoted.get(edge.upstream) or yaml_string(edge.upstream)
+    value = yaml_string(number(edge.objective))
+    return (
+        f"  - {{record: {record}, expr: {value}, labels: {{{CALLER}: {source}, "
+        f"{UPSTREAM}: {target}{extra}}}}}"
     )
 
 

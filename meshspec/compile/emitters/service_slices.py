@@ -6,16 +6,17 @@ to the services whose name hashes into it: their entries (``services``), the ins
 service they call (``endpoints``) and every policy they use (``policies``), referenced as in
 ``policy.json``, plus the mesh, version (a placeholder, stamped like the others) and bucket
 number. Every bucket is written, an empty one too, so every name leads to a file. Buckets are
-read by the runtime only, so they are written compactly (no indentation).
+written compactly, as every JSON file of the bundle but the manifest is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from meshspec_runtime.bundle import BUNDLE_FORMAT
 from meshspec_runtime.layout import bucket_of, service_bucket_path
+
+from meshspec.compile.jsonfile import dump_json
 
 
 def buckets(document: dict[str, Any], count: int) -> dict[str, bytes]:
@@ -36,7 +37,5 @@ def buckets(document: dict[str, Any], count: int) -> dict[str, bytes]:
             "endpoints": {ref["service"]: endpoints[ref["service"]] for ref in refs},
             "policies": {ref["policy"]: policies[ref["policy"]] for ref in refs},
         }
-        files[service_bucket_path(bucket)] = orjson.dumps(
-            content, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-        )
+        files[service_bucket_path(bucket)] = dump_json(content)
     return files
