@@ -20,10 +20,17 @@ from meshspec_runtime.layout import MAX_BUCKETS
 from meshspec_runtime.policy.config import PolicyModel, UpstreamPolicy
 
 BUNDLE_FORMAT: Literal[4] = 4
-"""The bundle format this runtime reads and the compiler writes. Format 4: the manifest lists
-bucketed index files, which list every other file; service slices, Consul service definitions
-and Consul config entries are grouped by bucket. (Format 3 wrote a file per config entry;
-format 2 listed every file in the manifest and wrote a file per service for each.)"""
+"""The bundle format the compiler writes. Format 4: the manifest lists bucketed index files,
+which list every other file; service slices, Consul service definitions and Consul config
+entries are grouped by bucket. (Format 3 wrote a file per config entry; format 2 listed every
+file in the manifest and wrote a file per service for each.)"""
+
+READABLE_FORMATS: tuple[int, ...] = (3, 4)
+"""The formats this runtime reads: 3 and 4 differ only in the Consul config entries' files,
+which the runtime never reads, so a service upgraded before the compiler (readers first) and
+one pinned to a format 3 bundle both keep working."""
+
+Format = Literal[3, 4]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -86,7 +93,7 @@ class PolicyDocument(PolicyModel):
     each distinct resolved policy is stored once under a short content-derived id, and each
     service's upstreams reference both. ``service(name)`` assembles one service's view."""
 
-    format: Literal[4] = BUNDLE_FORMAT
+    format: Format = BUNDLE_FORMAT
     mesh: str
     version: str
     endpoints: dict[str, tuple[Endpoint, ...]]
@@ -152,7 +159,7 @@ class ServiceBucket(PolicyModel):
     another bundle is refused). ``load_service`` validates the header and what its own service
     uses only, and assembles its view as ``PolicyDocument.service(name)`` does."""
 
-    format: Literal[4] = BUNDLE_FORMAT
+    format: Format = BUNDLE_FORMAT
     mesh: str
     version: str
     bucket: Annotated[int, Field(ge=0)]
@@ -175,7 +182,7 @@ Buckets = Annotated[int, Field(ge=1, le=MAX_BUCKETS)]
 class BundleIndex(PolicyModel):
     """The content of ``index/<bucket>.json``: the files whose path hashes into the bucket."""
 
-    format: Literal[4] = BUNDLE_FORMAT
+    format: Format = BUNDLE_FORMAT
     mesh: str
     version: str
     bucket: Annotated[int, Field(ge=0)]

@@ -38,7 +38,7 @@ import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
 from meshspec_runtime.bundle import (
-    BUNDLE_FORMAT,
+    READABLE_FORMATS,
     BundleIndex,
     Endpoint,
     FileEntry,
@@ -400,12 +400,12 @@ def _read_manifest(pinned: Pinned, folders: Folders) -> tuple[bytes, Manifest]:
         raise BundleError(
             pinned.path, MANIFEST, f"not a valid manifest: {_problems(error)}"
         ) from None
-    if manifest.format != BUNDLE_FORMAT:
+    if manifest.format not in READABLE_FORMATS:
         raise BundleError(
             pinned.path,
             MANIFEST,
             f"bundle format {manifest.format} is not one this runtime reads "
-            f"(format {BUNDLE_FORMAT}); upgrade meshspec-runtime or recompile",
+            f"({_formats()}); upgrade meshspec-runtime or recompile",
         )
     return raw, manifest
 
@@ -454,3 +454,8 @@ def _refuse_unlisted(pinned: Pinned, folders: Folders, listed: AbstractSet[str])
                 pending.append(relative)
             elif relative != MANIFEST and relative not in listed:
                 raise BundleError(pinned.path, relative, "not listed in any index")
+
+
+def _formats() -> str:
+    *earlier, last = READABLE_FORMATS
+    return f"formats {', '.join(map(str, earlier))} and {last}" if earlier else f"format {last}"

@@ -73,7 +73,7 @@ def test_an_unlisted_file_is_refused(bundle: Path) -> None:
     assert error.value.file == "consul/services/intruder.json"
 
 
-@pytest.mark.parametrize("old", [1, BUNDLE_FORMAT - 1])
+@pytest.mark.parametrize("old", [1, 2, BUNDLE_FORMAT + 1])
 def test_an_unknown_format_is_refused(bundle: Path, old: int) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["format"] = old
@@ -81,10 +81,18 @@ def test_an_unknown_format_is_refused(bundle: Path, old: int) -> None:
     with pytest.raises(BundleError) as error:
         load_bundle(bundle)
     assert str(error.value).endswith(
-        f"bundle format {old} is not one this runtime reads (format {BUNDLE_FORMAT}); "
+        f"bundle format {old} is not one this runtime reads (formats 3 and 4); "
         "upgrade meshspec-runtime or recompile"
     )
     assert error.value.file == "manifest.json"
+
+
+def test_a_format_3_bundle_is_still_read(bundle: Path) -> None:
+    # format 4 changed only the Consul config entries' files, which the runtime never reads
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["format"] = 3
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert load_bundle(bundle).policy.services
 
 
 def test_an_index_listing_paths_outside_the_bundle_is_refused(bundle: Path) -> None:
