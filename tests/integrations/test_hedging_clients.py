@@ -5,10 +5,12 @@ by the fast one within the hedge delay plus its answer, though half of them begi
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from http_servers import serving
 from mesh_kit import compile_mesh
 from meshspec_runtime import Mesh
@@ -104,3 +106,41 @@ def test_hedges_are_exported_per_edge(tmp_path: Path) -> None:
             assert registry.get_sample_value(
                 "meshspec_upstream_requests_total", {**edge, "outcome": "success"}
             ) == float(CALLS)
+
+
+class _OverlapCheck(httpx.BaseTransport):
+    """A real transport that holds the first attempt until the hedge has been handed over, then
+    reports whether the first attempt's request still names the port it came with."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport(retries=0)
+        self.hedge_sent = threading.Event()
+        self.ports: list[tuple[int | None, int | None]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        port = request.url.port
+        if not self.ports and not self.hedge_sent.is_set():
+            self.ports.append((port, None))
+            self.hedge_sent.wait(5.0)  # the hedge goes out while this attempt is in flight
+            self.ports[0] = (port, request.url.port)
+        else:
+            self.hedge_sent.set()
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_overlapping_httpx_attempts_each_keep_their_own_endpoint(tmp_path: Path) -> None:
+    check = _OverlapCheck()
+    with (
+        serving("ok", "ok") as (one, two),
+        open_mesh(tmp_path, [one.port, two.port]) as mesh,
+    ):
+        client = mesh.httpx_client("payments", transport=check)
+        assert client.get("/").text == "ok"
+        client.close()
+    assert check.hedge_sent.is_set()
+    [(before, after)] = check.ports
+    assert before in (one.port, two.port)
+    assert after == before  # the hedge's endpoint did not leak into the first attempt

@@ -63,7 +63,7 @@ class MeshTransport(httpx.BaseTransport):
         handle, key = _route(self._mesh, request, closed=self._closed)
         request.read()  # buffered once: every attempt resends the same bytes
         inner = self._inner
-        as_sent = _AsSent(request)
+        as_sent = _AsSent(request, handle.policies.hedge is not None)
 
         def attempt(endpoint: Endpoint, timeout: float) -> httpx.Response:
             return inner.handle_request(as_sent.to(endpoint, timeout))
@@ -94,7 +94,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         handle, key = _route(self._mesh, request, closed=self._closed)
         await request.aread()  # buffered once: every attempt resends the same bytes
         inner = self._inner
-        as_sent = _AsSent(request)
+        as_sent = _AsSent(request, handle.policies.hedge is not None)
 
         async def attempt(endpoint: Endpoint, timeout: float) -> httpx.Response:
             return await inner.handle_async_request(as_sent.to(endpoint, timeout))
@@ -158,25 +158,35 @@ def _route(mesh: Mesh, request: httpx.Request, *, closed: bool) -> tuple[MeshUps
 
 class _AsSent:
     """The user's request, pointed at each attempt's endpoint in place (attempts run one
-    after the other; a copy would cost more than the rest of the call) and given back its URL
+    after the other; a copy would cost more than the rest of the call; on a hedged edge, whose
+    attempts overlap, each attempt gets a copy instead) and given back its URL
     and extensions when the call ends: ``response.request``, redirects and auth flows see the
     URL the user wrote."""
 
-    __slots__ = ("extensions", "request", "url")
+    __slots__ = ("extensions", "hedged", "request", "url")
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: httpx.Request, hedged: bool) -> None:
         self.request = request
         self.url = request.url
         self.extensions = request.extensions
+        self.hedged = hedged
 
     def to(self, endpoint: Endpoint, timeout: float) -> httpx.Request:
         request = self.request
-        request.url = _endpoint_url(self.url, endpoint)
-        request.headers[TIMEOUT_HEADER] = format_timeout_header(timeout)
         extensions = dict(self.extensions)
         extensions["timeout"] = _timeouts(extensions.get("timeout"), timeout)
         if self.url.scheme == "https":
             extensions.setdefault("sni_hostname", self.url.host)  # verify the name, not the IP
+        url = _endpoint_url(self.url, endpoint)
+        header = format_timeout_header(timeout)
+        if self.hedged:  # attempts in flight together: each sends a request of its own
+            headers = request.headers.copy()
+            headers[TIMEOUT_HEADER] = header
+            return httpx.Request(
+                request.method, url, headers=headers, stream=request.stream, extensions=extensions
+            )
+        request.url = url
+        request.headers[TIMEOUT_HEADER] = header
         request.extensions = extensions
         return request
 
