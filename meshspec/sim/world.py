@@ -62,6 +62,55 @@ def _expire(timeout: Event) -> None:
         reply.succeed(Outcome(OutcomeKind.TIMEOUT, timeout._delay))  # type: ignore[attr-defined]
 
 
+class Task:
+    """Runs a generator of SimPy events as a SimPy process does, minus what a request never
+    uses: it starts at once (no ``Initialize`` event), nobody waits for its end (no event when
+    it returns), and it is never interrupted: two heap entries fewer per request and per hop.
+
+    Events hold the bound ``resume``, not the other way round: a finished task is freed at
+    once, with no reference cycle for the garbage collector to find.
+    """
+
+    __slots__ = ("generator",)
+
+    def __init__(self, generator: Process) -> None:
+        self.generator = generator
+        try:
+            event = next(generator)
+        except StopIteration:
+            return
+        callbacks = event.callbacks
+        if callbacks is None:  # already processed: go on with its value
+            self.resume(event)
+        else:
+            callbacks.append(self.resume)
+
+    def resume(self, event: Event) -> None:
+        generator = self.generator
+        while True:
+            value = event._value
+            try:
+                event = generator.send(value) if event._ok else generator.throw(value)
+            except StopIteration:
+                return
+            callbacks = event.callbacks
+            if callbacks is not None:  # else: already processed, go on with its value
+                callbacks.append(self.resume)
+                return
+
+
+def deliver(reply: Event, value: Any) -> None:
+    """Answer ``reply`` and resume its waiter now, not at a later step of the same instant:
+    ``reply.succeed`` without the heap entry and the loop turn."""
+    reply._ok = True
+    reply._value = value
+    callbacks = reply.callbacks
+    reply.callbacks = None  # type: ignore[assignment]  # processed, as SimPy marks it
+    if callbacks:
+        for callback in callbacks:
+            callback(reply)
+
+
 class Deadlines:
     """The timers of attempts that share one timeout length, kept in arrival order.
 
@@ -469,7 +518,7 @@ class World:
             return
         varying = bool(traffic.ramps or traffic.spikes)
         constant = traffic.arrival == "constant"
-        call, process = self._call, env.process
+        call = self._call
         yield Timeout(env, traffic.start)
         while True:
             if constant:
@@ -485,7 +534,7 @@ class World:
                     continue
             elif varying and rng.random() * peak >= traffic.rate_at(env.now):
                 continue  # thinning: a Poisson process whose rate changes over time
-            process(call(policies, edge))
+            Task(call(policies, edge))
 
     def _closed_loop(self, traffic: Traffic, policies: UpstreamPolicies, edge: Edge) -> Process:
         env = self.env
@@ -565,7 +614,7 @@ class World:
                         call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 else:
                     reply = Event(env)
-                    env.process(self._serve(instance, reply))
+                    Task(self._serve(instance, reply))
                     timers = deadlines.get(timeout)
                     if timers is not None:
                         timers.add(reply)
@@ -608,7 +657,7 @@ class World:
         network = edge.network
         assert network is not None
         sent = env.now
-        env.process(self._travel(instance, edge, reply, network(), network()))
+        Task(self._travel(instance, edge, reply, network(), network()))
         answer: Outcome | float = yield reply
         # a plain success: the caller saw the round trip, not just the server's time
         return env.now - sent if isinstance(answer, float) else answer
@@ -624,11 +673,11 @@ class World:
             answer: Outcome | float = REFUSED
         else:
             served = Event(env)
-            env.process(self._serve(instance, served))
+            Task(self._serve(instance, served))
             answer = yield served
         yield Timeout(env, back)
         if not reply.triggered:
-            reply.succeed(answer)
+            deliver(reply, answer)
 
     def _succeeded(self, call: Call, counters: EdgeCounters, start: float) -> bool:
         """The call machine said the last attempt's answer ended the call successfully."""
@@ -750,7 +799,7 @@ class World:
             latency = env.now - arrived
             answer = self._answer(instance, ok, latency)
             # The caller gets the latency alone for a plain success, else the outcome.
-            reply.succeed(latency if answer is None else answer)
+            deliver(reply, latency if answer is None else answer)
 
     def _reset(self, reply: Event, arrived: float) -> None:
         if not reply.triggered:
