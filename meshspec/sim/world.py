@@ -9,6 +9,7 @@ the servers do (answer, refuse, hang, queue, take time); every decision a caller
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from collections import deque
@@ -484,7 +485,13 @@ class World:
         env.process(self._sample_policies())
         if self._progress is not None:
             env.process(self._report_progress(self._progress))
-        env.run(until=self.duration + self.drain)
+        # The world, the mesh and the loaded spec live as long as the run: frozen, the
+        # collector's full passes do not walk them again and again as the requests come and go.
+        gc.freeze()
+        try:
+            env.run(until=self.duration + self.drain)
+        finally:
+            gc.unfreeze()
         for edge in self.caller_edges:
             # the detectors' own count: ejections shorter than the 1 s sampling step count too
             edge.counters.ejections = sum(
