@@ -403,13 +403,22 @@ def timeline(rec: Recorder) -> list[dict[str, Any]]:
 
 def rounded(value: Any, digits: int = 6) -> Any:
     """``value`` with every float rounded to ``digits`` significant digits (stable, short JSON);
-    non-finite floats become None."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return float(f"{value:.{digits}g}")
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [rounded(v, digits) for v in value]
-    return value
+    non-finite floats become None. Dicts (their subclasses too) come back as dicts, lists and
+    tuples as lists; anything else as it is."""
+    spec = f".{digits}g"
+    finite = math.isfinite
+
+    def walk(item: Any) -> Any:
+        kind = type(item)
+        if kind is int or kind is str or item is None:
+            return item
+        if kind is float or isinstance(item, float):
+            return float(format(item, spec)) if finite(item) else None
+        if kind is dict or isinstance(item, dict):
+            return {key: walk(element) for key, element in item.items()}
+        if kind is list or isinstance(item, list | tuple):
+            # series are mostly counts: no call for an int
+            return [element if type(element) is int else walk(element) for element in item]
+        return item
+
+    return walk(value)
