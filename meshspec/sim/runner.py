@@ -41,6 +41,11 @@ class Source:
     overrides: tuple[str, ...] = ()
 
     def load(self) -> tuple[LoadedScenario, MeshModel]:
+        # The spec, the mesh model and the scenario: long-lived objects, none garbage.
+        with collector_paused():
+            return self._load()
+
+    def _load(self) -> tuple[LoadedScenario, MeshModel]:
         scenario, _ = read_scenario(self.scenario)
         spec = self.spec_path(scenario)
         if spec is None:

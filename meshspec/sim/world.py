@@ -34,6 +34,7 @@ from meshspec_runtime.shared.exchange import BudgetExchange, Sleep
 from meshspec_runtime.shared.protocol import MemoryStore
 from simpy.events import PENDING, Event, Timeout
 
+from meshspec.gcpause import collector_paused
 from meshspec.sim.behaviour import DEFAULT_KEY, ServiceBehaviour, resolve_behaviour
 from meshspec.sim.caps import DRAIN_CAP
 from meshspec.sim.distributions import Sampler, sampler
@@ -360,7 +361,8 @@ class World:
         self.exchanges: list[BudgetExchange] = []
         self.running = False
         """The run has started: a caller built from now on subscribes to discovery at once."""
-        self._build()
+        with collector_paused():  # tens of thousands of long-lived objects, none garbage
+            self._build()
         self.faults = FaultSchedule(self)
 
     # --- construction ------------------------------------------------------------------------
