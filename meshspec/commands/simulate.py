@@ -7,6 +7,8 @@ evaluated (no promtool, or promtool failed).
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,12 @@ from meshspec.sim.runner import Source, build_report, compare_runs, run_seeds, v
 from meshspec.spec.diagnostics import SpecError
 
 PathArg = click.Path(exists=False, dir_okay=False, path_type=Path)
+
+# When the process exits, the interpreter's collections would walk everything still alive
+# (the mesh, the world, the report): a sixth of the CPU of a 1,000-service run, for nothing.
+# Frozen, they are skipped. (An exit handler: a test that invokes the command in process is
+# not affected until its own process exits.)
+atexit.register(gc.freeze)
 
 
 @click.command("simulate")
