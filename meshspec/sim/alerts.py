@@ -34,9 +34,6 @@ from meshspec_runtime.observe import names
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.config import UpstreamPolicy
 
-from meshspec.compile.emitters.prometheus import PATH as RULES_PATH
-from meshspec.compile.emitters.prometheus import prometheus_duration
-from meshspec.compile.templating import promql_string
 from meshspec.sim.expect import AlertExpectation
 from meshspec.sim.mesh import MeshModel
 from meshspec.sim.metrics import SUCCESS
@@ -91,8 +88,9 @@ def find_promtool() -> Path:
 def compile_rules(spec: Path, env: str | None, overrides: Sequence[str]) -> bytes:
     """The alert rules of the bundle ``spec`` compiles to (in memory; SpecError if invalid)."""
     from meshspec.compile.api import compile_spec_in_memory
+    from meshspec.compile.emitters.prometheus import PATH
 
-    return compile_spec_in_memory(spec, env=env, overrides=overrides).files[RULES_PATH]
+    return compile_spec_in_memory(spec, env=env, overrides=overrides).files[PATH]
 
 
 def evaluation_step(duration: float) -> int:
@@ -112,6 +110,8 @@ class Series:
 
     @property
     def selector(self) -> str:
+        from meshspec.compile.templating import promql_string
+
         inner = ",".join(f"{name}={promql_string(value)}" for name, value in self.labels)
         return f"{self.metric}{{{inner}}}"
 
@@ -202,6 +202,8 @@ class Group:
 def test_document(groups: Sequence[Group], step: int, evaluations: int) -> dict[str, Any]:
     """The ``promtool test rules`` file: per group and alert, one check per evaluation time,
     each expecting no alert (a failed check is a time the alert was firing)."""
+    from meshspec.compile.emitters.prometheus import prometheus_duration
+
     interval = prometheus_duration(step)
     times = [prometheus_duration(k * step) for k in range(evaluations)]
     return {

@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 
 from pydantic_core import PydanticCustomError
 
-from meshspec.compile.emitters import prometheus
 from meshspec.sim.units import parse_offset
 
 
@@ -102,8 +101,16 @@ _UNITS: dict[str, tuple[Kind, float]] = {
 }
 
 
-ALERTS = (prometheus.ERROR_RATIO_ALERT, prometheus.BREAKER_ALERT, prometheus.BUDGET_ALERT)
-"""Every alert the compiled rules may define (docs/metrics.md)."""
+def known_alerts() -> tuple[str, ...]:
+    """Every alert the compiled rules may define (docs/metrics.md).
+
+    The compiler is imported here, when an alert expectation is read, not with this module:
+    a run without alert expectations does not pay for it."""
+    from meshspec.compile.emitters import prometheus
+
+    return (prometheus.ERROR_RATIO_ALERT, prometheus.BREAKER_ALERT, prometheus.BUDGET_ALERT)
+
+
 _ALERT = re.compile(
     rf"^\s*alert\s*\(\s*(?P<alert>[A-Za-z_:][A-Za-z0-9_:]*)\s*,\s*(?P<caller>{_NAME})\s*->\s*"
     rf"(?P<upstream>{_NAME})\s*\)\s*(?:fires\s+within\s+(?P<within>\S+)|(?P<quiet>does\s+not\s+fire))"
@@ -181,10 +188,11 @@ def parse_alert(text: str) -> AlertExpectation:
             f"'alert(ALERTNAME, caller->upstream) does not fire', found {text!r}"
         )
     alert = match["alert"]
-    if alert not in ALERTS:
-        known = ", ".join(ALERTS)
+    alerts = known_alerts()
+    if alert not in alerts:
+        known = ", ".join(alerts)
         raise ExpectationError(
-            f"unknown alert {alert!r}{did_you_mean(alert, ALERTS)} (alerts: {known})"
+            f"unknown alert {alert!r}{did_you_mean(alert, alerts)} (alerts: {known})"
         )
     within = None
     if match["within"] is not None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshspec.compile.emitters import prometheus
 from meshspec.sim.behaviour import DEFAULT_KEY
 from meshspec.sim.disturbance import disturbances
 from meshspec.sim.estimate import E_TOO_BIG, check_caps
@@ -274,6 +273,8 @@ def alert_problem(exp: AlertExpectation, mesh: MeshModel) -> tuple[str, str] | N
             f"{exp.caller} does not call {exp.upstream} in the mesh{hint} ({exp.caller} calls: "
             f"{calls})",
         )
+    from meshspec.compile.emitters import prometheus  # only with alert expectations
+
     if exp.alert == prometheus.BREAKER_ALERT and policy.circuit_breaker is None:
         return E_EXPECTATION, f"{exp.subject} has no circuit breaker: {exp.alert} cannot fire on it"
     if exp.alert == prometheus.BUDGET_ALERT and policy.retry.budget is None:

@@ -199,18 +199,21 @@ def _percentiles(values: np.ndarray[Any, Any]) -> dict[str, float | None]:
 
 
 def _series_percentiles(
-    latency: np.ndarray[Any, Any], second: np.ndarray[Any, Any], seconds: int, q: float
-) -> list[float | None]:
-    out: list[float | None] = [None] * seconds
+    latency: np.ndarray[Any, Any], second: np.ndarray[Any, Any], seconds: int, qs: list[float]
+) -> list[list[float | None]]:
+    """Per quantile of ``qs``: its value in each second (None: no latency that second). One
+    sort serves every quantile."""
+    out: list[list[float | None]] = [[None] * seconds for _ in qs]
     if latency.size == 0:
         return out
     order = np.lexsort((latency, second))
     lat, sec = latency[order], second[order]
-    bounds = np.searchsorted(sec, np.arange(seconds + 1))
+    bounds = np.searchsorted(sec, np.arange(seconds + 1)).tolist()
     for s in range(seconds):
         lo, hi = bounds[s], bounds[s + 1]
         if hi > lo:
-            out[s] = float(lat[lo + min(hi - lo - 1, int(q * (hi - lo)))])
+            for series, q in zip(out, qs, strict=True):
+                series[s] = float(lat[lo + min(hi - lo - 1, int(q * (hi - lo)))])
     return out
 
 
@@ -357,6 +360,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "failures": dict(sorted(failures.items())),
             **_percentiles(lat),
         }
+        p50_s, p99_s = _series_percentiles(lat, sec, n, [0.5, 0.99])
         service_series[name] = {
             "requests": calls_s[:n],
             "success_rate": _success_series(calls_s[:n], ok_s[:n]),
@@ -364,8 +368,8 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "offered": att_s[:n],
             "received": s.received[:n],
             "served": s.served[:n],
-            "latency_p50": _series_percentiles(lat, sec, n, 0.5),
-            "latency_p99": _series_percentiles(lat, sec, n, 0.99),
+            "latency_p50": p50_s,
+            "latency_p99": p99_s,
             "breaker_open": open_s,
             **{
                 kind: [sum(c) for c in zip(*(getattr(e, kind)[:n] for e in inbound), strict=True)]
@@ -403,13 +407,22 @@ def timeline(rec: Recorder) -> list[dict[str, Any]]:
 
 def rounded(value: Any, digits: int = 6) -> Any:
     """``value`` with every float rounded to ``digits`` significant digits (stable, short JSON);
-    non-finite floats become None."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return float(f"{value:.{digits}g}")
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [rounded(v, digits) for v in value]
-    return value
+    non-finite floats become None. Dicts (their subclasses too) come back as dicts, lists and
+    tuples as lists; anything else as it is."""
+    spec = f".{digits}g"
+    finite = math.isfinite
+
+    def walk(item: Any) -> Any:
+        kind = type(item)
+        if kind is int or kind is str or item is None:
+            return item
+        if kind is float or isinstance(item, float):
+            return float(format(item, spec)) if finite(item) else None
+        if kind is dict or isinstance(item, dict):
+            return {key: walk(element) for key, element in item.items()}
+        if kind is list or isinstance(item, list | tuple):
+            # series are mostly counts: no call for an int
+            return [element if type(element) is int else walk(element) for element in item]
+        return item
+
+    return walk(value)

@@ -9,6 +9,7 @@ the servers do (answer, refuse, hang, queue, take time); every decision a caller
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from collections import deque
@@ -32,8 +33,9 @@ from meshspec_runtime.policy.upstream import UpstreamPolicies
 from meshspec_runtime.shared.budget import shared_budget_for
 from meshspec_runtime.shared.exchange import BudgetExchange, Sleep
 from meshspec_runtime.shared.protocol import MemoryStore
-from simpy.events import Event, Timeout
+from simpy.events import PENDING, Event, Timeout
 
+from meshspec.gcpause import collector_paused
 from meshspec.sim.behaviour import DEFAULT_KEY, ServiceBehaviour, resolve_behaviour
 from meshspec.sim.caps import DRAIN_CAP
 from meshspec.sim.distributions import Sampler, sampler
@@ -45,6 +47,8 @@ from meshspec.sim.metrics import ENTRY, EdgeCounters, Recorder, ServiceCounters
 from meshspec.sim.scenario import DiscoveryOutage, DiscoveryStale, Scenario, Traffic
 
 Process = Generator[Event, Any, Any]
+# The clock is read as ``env._now``: SimPy's ``now`` is a property, a function call per read,
+# and the hot path reads it several times per attempt.
 
 REFUSED = Outcome(OutcomeKind.CONNECT_FAILURE)
 _SUCCESS = OutcomeKind.ANSWER
@@ -64,6 +68,55 @@ def _expire(timeout: Event) -> None:
         reply.succeed(Outcome(OutcomeKind.TIMEOUT, timeout._delay))  # type: ignore[attr-defined]
 
 
+class Task:
+    """Runs a generator of SimPy events as a SimPy process does, minus what a request never
+    uses: it starts at once (no ``Initialize`` event), nobody waits for its end (no event when
+    it returns), and it is never interrupted: two heap entries fewer per request and per hop.
+
+    Events hold the bound ``resume``, not the other way round: a finished task is freed at
+    once, with no reference cycle for the garbage collector to find.
+    """
+
+    __slots__ = ("generator",)
+
+    def __init__(self, generator: Process) -> None:
+        self.generator = generator
+        try:
+            event = next(generator)
+        except StopIteration:
+            return
+        callbacks = event.callbacks
+        if callbacks is None:  # already processed: go on with its value
+            self.resume(event)
+        else:
+            callbacks.append(self.resume)
+
+    def resume(self, event: Event) -> None:
+        generator = self.generator
+        while True:
+            value = event._value
+            try:
+                event = generator.send(value) if event._ok else generator.throw(value)
+            except StopIteration:
+                return
+            callbacks = event.callbacks
+            if callbacks is not None:  # else: already processed, go on with its value
+                callbacks.append(self.resume)
+                return
+
+
+def deliver(reply: Event, value: Any) -> None:
+    """Answer ``reply`` and resume its waiter now, not at a later step of the same instant:
+    ``reply.succeed`` without the heap entry and the loop turn."""
+    reply._ok = True
+    reply._value = value
+    callbacks = reply.callbacks
+    reply.callbacks = None  # type: ignore[assignment]  # processed, as SimPy marks it
+    if callbacks:
+        for callback in callbacks:
+            callback(reply)
+
+
 class Deadlines:
     """The timers of attempts that share one timeout length, kept in arrival order.
 
@@ -81,7 +134,7 @@ class Deadlines:
         self.timeout = Outcome(OutcomeKind.TIMEOUT, length)
 
     def add(self, reply: Event) -> None:
-        self.pending.append((self.env.now + self.length, reply))
+        self.pending.append((self.env._now + self.length, reply))
         if not self.armed:
             self._arm()
 
@@ -91,13 +144,13 @@ class Deadlines:
             pending.popleft()
         if pending:
             self.armed = True
-            delay = max(0.0, pending[0][0] - self.env.now)
+            delay = max(0.0, pending[0][0] - self.env._now)
             Timeout(self.env, delay).callbacks.append(self._fire)
         else:
             self.armed = False
 
     def _fire(self, _: Event) -> None:
-        horizon = self.env.now + 1e-9  # tolerate rounding in now + (deadline - now)
+        horizon = self.env._now + 1e-9  # tolerate rounding in now + (deadline - now)
         pending = self.pending
         while pending and pending[0][0] <= horizon:
             reply = pending.popleft()[1]
@@ -209,6 +262,7 @@ class SimService:
         "model",
         "name",
         "sample",
+        "slope",
         "unavailable",
     )
 
@@ -223,6 +277,8 @@ class SimService:
         self.instances = [Instance(self, e) for e in model.endpoints]
         self.by_id = {i.endpoint.id: i for i in self.instances}
         self.sample: Callable[[], float] = lambda: 0.0
+        self.slope = behaviour.latency.slope
+        """Added service time per request in service (load-dependent latency)."""
         grpc = model.protocol == "grpc"
         self.unavailable = Outcome(OutcomeKind.ANSWER, 0.0, 503, "UNAVAILABLE" if grpc else None)
         self.error_outcomes = _GRPC_ERRORS if grpc else _HTTP_ERRORS
@@ -307,7 +363,8 @@ class World:
         self.exchanges: list[BudgetExchange] = []
         self.running = False
         """The run has started: a caller built from now on subscribes to discovery at once."""
-        self._build()
+        with collector_paused():  # tens of thousands of long-lived objects, none garbage
+            self._build()
         self.faults = FaultSchedule(self)
 
     # --- construction ------------------------------------------------------------------------
@@ -437,7 +494,13 @@ class World:
         env.process(self._sample_policies())
         if self._progress is not None:
             env.process(self._report_progress(self._progress))
-        env.run(until=self.duration + self.drain)
+        # The world, the mesh and the loaded spec live as long as the run: frozen, the
+        # collector's full passes do not walk them again and again as the requests come and go.
+        gc.freeze()
+        try:
+            env.run(until=self.duration + self.drain)
+        finally:
+            gc.unfreeze()
         for edge in self.caller_edges:
             # the detectors' own count: ejections shorter than the 1 s sampling step count too
             edge.counters.ejections = sum(
@@ -471,34 +534,34 @@ class World:
             return
         varying = bool(traffic.ramps or traffic.spikes)
         constant = traffic.arrival == "constant"
-        call, process = self._call, env.process
+        call = self._call
         yield Timeout(env, traffic.start)
         while True:
             if constant:
-                rate = traffic.rate_at(env.now) if varying else peak
+                rate = traffic.rate_at(env._now) if varying else peak
                 delay = 1.0 / rate if rate > 0 else 0.01
             else:
                 delay = rng.expovariate(peak)
-            if env.now + delay >= stop:
+            if env._now + delay >= stop:
                 return
             yield Timeout(env, delay)
             if constant:
-                if varying and traffic.rate_at(env.now) <= 0:
+                if varying and traffic.rate_at(env._now) <= 0:
                     continue
-            elif varying and rng.random() * peak >= traffic.rate_at(env.now):
+            elif varying and rng.random() * peak >= traffic.rate_at(env._now):
                 continue  # thinning: a Poisson process whose rate changes over time
-            process(call(policies, edge))
+            Task(call(policies, edge))
 
     def _closed_loop(self, traffic: Traffic, policies: UpstreamPolicies, edge: Edge) -> Process:
         env = self.env
         stop = min(self.duration, traffic.stop if traffic.stop is not None else math.inf)
         yield Timeout(env, traffic.start)
-        while env.now < stop:
-            sent = env.now
+        while env._now < stop:
+            sent = env._now
             yield from self._call(policies, edge)
             if traffic.think > 0:
                 yield Timeout(env, traffic.think)
-            elif env.now == sent:
+            elif env._now == sent:
                 # an answer in no time (a refused connection, an open breaker, no endpoint):
                 # without a pause the client would loop forever at one instant of the clock
                 yield Timeout(env, INSTANT_RETRY_PAUSE)
@@ -514,10 +577,10 @@ class World:
         upstream = edge.upstream
         leaf = not upstream.edges
         deadlines = self.deadlines
-        start = env.now
+        start = env._now
         call: Call = policies.start(start)
         while True:
-            now = env.now
+            now = env._now
             step = call.next(now)
             kind = type(step)
             if kind is Attempt:
@@ -528,16 +591,16 @@ class World:
                     travelled = yield from self._over_network(instance, edge, timeout)
                     if not isinstance(travelled, float):
                         if travelled.kind is _TIMEOUT:
-                            counters.timeouts[int(env.now)] += 1
-                        call.record(env.now, travelled)
-                    elif call.record_success(env.now, travelled):
+                            counters.timeouts[int(env._now)] += 1
+                        call.record(env._now, travelled)
+                    elif call.record_success(env._now, travelled):
                         return self._succeeded(call, counters, start)
                 elif not instance.up:
                     call.record(now, REFUSED)
                 elif (instance.hung and self._hangs(instance)) or edge.partitioned:
                     yield Timeout(env, timeout)
-                    counters.timeouts[int(env.now)] += 1
-                    call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
+                    counters.timeouts[int(env._now)] += 1
+                    call.record(env._now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 elif (
                     leaf
                     and instance.inflight < instance.limit
@@ -552,24 +615,33 @@ class World:
                         epoch = instance.epoch
                         yield Timeout(env, work)
                         if instance.epoch != epoch:
-                            call.record(env.now, Outcome(OutcomeKind.RESET, work))
+                            call.record(env._now, Outcome(OutcomeKind.RESET, work))
                             continue
-                        self._release(instance)
-                        answer = self._answer(instance, True, work)
-                        if answer is not None:
-                            call.record(env.now, answer)
-                        elif call.record_success(env.now, work):
+                        now = env._now
+                        queue = instance.queue
+                        if queue and instance.inflight <= instance.limit:
+                            queue.popleft().succeed()  # _release, inlined
+                        else:
+                            instance.inflight -= 1
+                        if instance.error_rate:
+                            answer = self._answer(instance, True, work)
+                            if answer is not None:
+                                call.record(now, answer)
+                                continue
+                        else:  # _answer's plain success, inlined
+                            upstream.counters.served[int(now)] += 1
+                        if call.record_success(now, work):
                             return self._succeeded(call, counters, start)
                     else:
                         Timeout(env, work, (instance, instance.epoch)).callbacks.append(
                             self._finish_abandoned
                         )
                         yield Timeout(env, timeout)
-                        counters.timeouts[int(env.now)] += 1
-                        call.record(env.now, Outcome(OutcomeKind.TIMEOUT, timeout))
+                        counters.timeouts[int(env._now)] += 1
+                        call.record(env._now, Outcome(OutcomeKind.TIMEOUT, timeout))
                 else:
                     reply = Event(env)
-                    env.process(self._serve(instance, reply))
+                    Task(self._serve(instance, reply))
                     timers = deadlines.get(timeout)
                     if timers is not None:
                         timers.add(reply)
@@ -581,9 +653,9 @@ class World:
                     answer = yield reply
                     if answer.__class__ is not float:
                         if answer.kind is _TIMEOUT:
-                            counters.timeouts[int(env.now)] += 1
-                        call.record(env.now, answer)
-                    elif call.record_success(env.now, answer):
+                            counters.timeouts[int(env._now)] += 1
+                        call.record(env._now, answer)
+                    elif call.record_success(env._now, answer):
                         return self._succeeded(call, counters, start)
             elif kind is Wait:
                 yield Timeout(env, step.delay)  # type: ignore[union-attr]
@@ -611,11 +683,11 @@ class World:
             Timeout(env, timeout, reply).callbacks.append(_expire)
         network = edge.network
         assert network is not None
-        sent = env.now
-        env.process(self._travel(instance, edge, reply, network(), network()))
+        sent = env._now
+        Task(self._travel(instance, edge, reply, network(), network()))
         answer: Outcome | float = yield reply
         # a plain success: the caller saw the round trip, not just the server's time
-        return env.now - sent if isinstance(answer, float) else answer
+        return env._now - sent if isinstance(answer, float) else answer
 
     def _travel(
         self, instance: Instance, edge: Edge, reply: Event, there: float, back: float
@@ -628,15 +700,15 @@ class World:
             answer: Outcome | float = REFUSED
         else:
             served = Event(env)
-            env.process(self._serve(instance, served))
+            Task(self._serve(instance, served))
             answer = yield served
         yield Timeout(env, back)
         if not reply.triggered:
-            reply.succeed(answer)
+            deliver(reply, answer)
 
     def _succeeded(self, call: Call, counters: EdgeCounters, start: float) -> bool:
         """The call machine said the last attempt's answer ended the call successfully."""
-        now = self.env.now
+        now = self.env._now
         second = int(now)
         counters.calls[second] += 1
         counters.ok[second] += 1
@@ -662,7 +734,7 @@ class World:
         start: float,
         failure_on: ConditionSet,
     ) -> bool:
-        now = self.env.now
+        now = self.env._now
         second = int(now)
         counters.calls[second] += 1
         counters.completed_attempts += call.attempts
@@ -689,7 +761,7 @@ class World:
         """Service time of a request starting now at ``instance`` (load and faults included)."""
         service = instance.service
         work = service.sample() + instance.added_latency
-        slope = service.behaviour.latency.slope
+        slope = service.slope
         if slope:
             work += slope * instance.inflight
         if instance.capacity < 1.0 and instance.limit == math.inf:
@@ -704,7 +776,7 @@ class World:
             status, grpc = service.error_outcomes[instance.error_status]
             return Outcome(OutcomeKind.ANSWER, latency, status, grpc)
         if ok:
-            service.counters.served[int(self.env.now)] += 1
+            service.counters.served[int(self.env._now)] += 1
             return None
         status, grpc = service.error_outcomes[503]
         return Outcome(OutcomeKind.ANSWER, latency, status, grpc)
@@ -713,7 +785,7 @@ class World:
         """One attempt at one instance: queue, work, call the upstreams, answer."""
         env = self.env
         service = instance.service
-        arrived = env.now
+        arrived = env._now
         counters = service.counters
         counters.received[int(arrived)] += 1
         epoch = instance.epoch
@@ -749,16 +821,24 @@ class World:
         if instance.epoch != epoch:
             return self._reset(reply, arrived)  # already answered by the crash
         del serving[reply]
-        self._release(instance)
-        if not reply.triggered:
-            latency = env.now - arrived
-            answer = self._answer(instance, ok, latency)
-            # The caller gets the latency alone for a plain success, else the outcome.
-            reply.succeed(latency if answer is None else answer)
+        queue = instance.queue
+        if queue and instance.inflight <= instance.limit:
+            queue.popleft().succeed()  # _release, inlined
+        else:
+            instance.inflight -= 1
+        if reply._value is PENDING:  # not answered yet (by its timer)
+            now = env._now
+            latency = now - arrived
+            if ok and not instance.error_rate:  # _answer's plain success, inlined
+                counters.served[int(now)] += 1
+                deliver(reply, latency)  # a plain success: the latency alone
+            else:
+                answer = self._answer(instance, ok, latency)
+                deliver(reply, latency if answer is None else answer)
 
     def _reset(self, reply: Event, arrived: float) -> None:
         if not reply.triggered:
-            reply.succeed(Outcome(OutcomeKind.RESET, self.env.now - arrived))
+            reply.succeed(Outcome(OutcomeKind.RESET, self.env._now - arrived))
 
     @staticmethod
     def _release(instance: Instance) -> None:
@@ -784,20 +864,20 @@ class World:
         half = settings.latency / 2
         end = self.duration + self.drain
         while True:
-            step = exchange.next(env.now)
+            step = exchange.next(env._now)
             if isinstance(step, Sleep):
                 if step.until >= end:
                     return
-                yield Timeout(env, step.until - env.now)
+                yield Timeout(env, step.until - env._now)
                 continue
             if self.store_outages:
                 yield Timeout(env, settings.timeout)
-                exchange.receive(env.now, None)
+                exchange.receive(env._now, None)
                 continue
             yield Timeout(env, half)
-            reply = None if self.store_outages else store.exchange(step.request, env.now)
+            reply = None if self.store_outages else store.exchange(step.request, env._now)
             yield Timeout(env, half)
-            exchange.receive(env.now, reply)
+            exchange.receive(env._now, reply)
 
     # --- sampling ------------------------------------------------------------------------------
 
@@ -807,7 +887,7 @@ class World:
         env = self.env
         seconds = self.recorder.seconds
         while True:
-            now = env.now
+            now = env._now
             second = int(now)
             if second >= seconds:
                 return
@@ -832,5 +912,5 @@ class World:
 
     def _report_progress(self, progress: Callable[[float], None]) -> Process:
         while True:
-            progress(min(self.env.now, self.duration))
+            progress(min(self.env._now, self.duration))
             yield Timeout(self.env, 1.0)
