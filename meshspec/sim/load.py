@@ -170,6 +170,15 @@ def check(
                     key=True,
                 )
             )
+    if scenario.warmup >= scenario.duration:
+        problems.append(
+            provenance.diagnostic(
+                ("warmup",),
+                E_OUTSIDE_RUN,
+                f"the warm-up ({scenario.warmup:g}s) lasts the whole run ({scenario.duration:g}s):"
+                " no request would count in the latency totals",
+            )
+        )
     for i, fault in enumerate(scenario.faults):
         if fault.at >= scenario.duration:
             problems.append(

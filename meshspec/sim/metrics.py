@@ -157,6 +157,8 @@ class Recorder:
     """Length of the time series: the run's whole seconds."""
     slots: int
     """Length of the counter arrays: the run plus the drain after traffic stops."""
+    warmup: int = 0
+    """Whole seconds at the start whose requests the latency totals leave out."""
     services: dict[str, ServiceCounters] = field(default_factory=dict)
     edges: dict[str, EdgeCounters] = field(default_factory=dict)
     faults: list[FaultWindow] = field(default_factory=list)
@@ -196,6 +198,13 @@ def _percentiles(values: np.ndarray[Any, Any]) -> dict[str, float | None]:
         "latency_p99": float(p99),
         "latency_p999": float(p999),
     }
+
+
+def _after_warmup(
+    latency: np.ndarray[Any, Any], second: np.ndarray[Any, Any], warmup: int
+) -> np.ndarray[Any, Any]:
+    """The latencies of the requests that ended at or after ``warmup`` (whole seconds)."""
+    return latency[second >= warmup] if warmup else latency
 
 
 def _series_percentiles(
@@ -286,6 +295,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
         into.setdefault(e.upstream, []).append(e)
         calls, ok, attempts = sum(e.calls), sum(e.ok), sum(e.attempts)
         lat = np.frombuffer(e.latency, dtype=np.float64)
+        ended = np.frombuffer(e.latency_second, dtype=np.int64)
         edges[name] = {
             "requests": calls,
             "success_rate": _ratio(ok, calls),
@@ -297,7 +307,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "breaker_trips": e.trips,
             "ejections": e.ejections,
             "failures": dict(sorted(e.failures.items())),
-            **_percentiles(lat),
+            **_percentiles(_after_warmup(lat, ended, rec.warmup)),
         }
         edge_series[name] = {
             "requests": e.calls[:n],
@@ -358,7 +368,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "recovery_time": worst_recovery(recovery),
             "recovery": recovery,
             "failures": dict(sorted(failures.items())),
-            **_percentiles(lat),
+            **_percentiles(_after_warmup(lat, sec, rec.warmup)),
         }
         p50_s, p99_s = _series_percentiles(lat, sec, n, [0.5, 0.99])
         service_series[name] = {

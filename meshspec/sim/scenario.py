@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from meshspec_runtime.discovery.cache import DiscoverySettings
 from meshspec_runtime.policy.limits import MAX_COUNT
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from meshspec.sim.caps import MAX_CLIENTS, MAX_RATE, MAX_RUN_SECONDS, MAX_SEED
 from meshspec.sim.units import Offset, Percent, PositiveDuration
@@ -443,6 +443,10 @@ class Scenario(ScenarioModel):
     """Path of the mesh spec, relative to the scenario file (the command line may give one)."""
     env: str | None = None
     duration: RunLength
+    warmup: Offset = 0.0
+    """The latency totals (mean and percentiles) leave out requests that end before it: a
+    queue filling from empty would otherwise pull them down. Whole seconds (metrics are kept
+    per second); counts, rates and series cover the whole run."""
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     traffic: Annotated[tuple[Traffic, ...], Field(min_length=1)]
     behaviour: dict[str, Behaviour] = Field(default_factory=dict)
@@ -458,3 +462,13 @@ class Scenario(ScenarioModel):
     expect: tuple[str, ...] = ()
     environments: dict[str, Environment] = Field(default_factory=dict)
     """Per environment of the spec: expectations that replace ``expect`` under it."""
+
+    @field_validator("warmup")
+    @classmethod
+    def _whole_seconds(cls, warmup: float) -> float:
+        if warmup != math.floor(warmup):
+            whole = math.ceil(warmup)
+            raise ValueError(
+                f"{warmup:g}s: give whole seconds (metrics are kept per second), e.g. {whole}s"
+            )
+        return warmup

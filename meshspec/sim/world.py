@@ -327,7 +327,9 @@ class World:
         # array and keep the clock (health checks, progress) ticking for hours of sim time.
         self.drain = min(max(t.timeout for t in scenario.traffic), max(self.duration, MAX_DRAIN))
         slots = seconds + math.ceil(self.drain) + 1
-        self.recorder = Recorder(duration=scenario.duration, seconds=seconds, slots=slots)
+        self.recorder = Recorder(
+            duration=scenario.duration, seconds=seconds, slots=slots, warmup=int(scenario.warmup)
+        )
         # Faults, spikes and ramps: shaded in plots, recovery is measured from each.
         self.recorder.faults.extend(disturbances(scenario))
         self._progress = progress

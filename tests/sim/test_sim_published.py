@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from statistics import NormalDist
 from typing import Any
 
@@ -133,14 +134,17 @@ def test_balancing_around_one_slow_server(env: str | None, low: float, high: flo
     assert low <= edge["success_rate"] <= high
 
 
-def _supermarket_mean(path: str, env: str | None) -> float:
-    edge = run(PUBLISHED / path, env=env)["edges"]["dispatcher->server"]
+def _supermarket_mean(path: str, env: str | None, **edits: Any) -> float:
+    edge = run(PUBLISHED / path, env=env, **edits)["edges"]["dispatcher->server"]
     return float(edge["latency_mean"])
 
 
 def _supermarket_model(load: float, d: int) -> float:
     """Mitzenmacher's limit (n -> infinity): sum over i >= 1 of load^((d^i - d) / (d - 1))."""
     return sum(load ** ((d**i - d) / (d - 1)) for i in range(1, 40))
+
+
+LONG_TESTS = os.environ.get("MESHSPEC_LONG_TESTS") == "1"
 
 
 @pytest.mark.slow
@@ -156,13 +160,27 @@ def test_supermarket_one_choice_is_an_mm1_queue() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not LONG_TESTS,
+    reason="3M requests per choice at load 0.99 (minutes): set MESHSPEC_LONG_TESTS=1",
+)
+@pytest.mark.parametrize(("env", "d"), [("d2", 2), ("d3", 3)])
+def test_supermarket_at_load_0_99_within_5_percent_of_the_model(env: str, d: int) -> None:
+    # 1,000 servers, 3,000 s after a 600 s warm-up: the run's own standard error is about 1.7%
+    # (a shorter run cannot tell 5% apart from noise at this load; see the README).
+    mean = _supermarket_mean("supermarket-099.yaml", env)
+    assert mean == pytest.approx(_supermarket_model(0.99, d), rel=0.05)
+
+
+@pytest.mark.slow
 def test_supermarket_at_load_0_99_more_choices_wait_less() -> None:
-    # 100 servers at load 0.99: above the n -> infinity limit (see the README), in order.
-    d2 = _supermarket_mean("supermarket-099.yaml", "d2")
-    d3 = _supermarket_mean("supermarket-099.yaml", "d3")
-    assert _supermarket_model(0.99, 3) * 0.95 <= d3 < d2
-    assert d2 <= _supermarket_model(0.99, 2) * 1.15
-    assert d3 <= _supermarket_model(0.99, 3) * 1.2
+    # 60 s of the 1,000-server scenario after 60 s of filling: far from the steady state
+    # (the test above checks that), but the order shows by a wide margin.
+    short = {"duration": "120s", "warmup": "60s"}
+    d1, d2, d3 = (
+        _supermarket_mean("supermarket-099.yaml", env, **short) for env in (None, "d2", "d3")
+    )
+    assert d3 < d2 < d1
 
 
 def test_metastable_ramp_is_not_recovered_and_its_expectation_fails() -> None:

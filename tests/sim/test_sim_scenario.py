@@ -76,6 +76,8 @@ def _position(text: str, marker: str) -> tuple[int, int]:
         ("front.success_rate >= 99%", "front->nope.success_rate >= 1%", "front->", "E0501", "nope"),
         ("{at: 5s, for: 5s", "{at: 50s, for: 5s", "50s", "E0504", "after the end"),
         ("seed: 3", "seed: 3\nextra: 1", "extra", "E0100", "unknown field"),
+        ("seed: 3", "seed: 3\nwarmup: 25s", "25s", "E0504", "whole run"),
+        ("seed: 3", "seed: 3\nwarmup: 2500ms", "2500ms", "E0114", "whole seconds"),
         # capacity 0 divided service times by zero mid-run (a traceback)
         ("instances: 50%, fault: crash", "fault: capacity, to: 0%", "0%", "E0103", "above 0"),
         # lognormal draws overflowing a float raised OverflowError mid-run
