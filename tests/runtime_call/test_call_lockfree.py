@@ -11,7 +11,7 @@ import random
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from meshspec_runtime.bundle import Endpoint
@@ -21,39 +21,15 @@ from meshspec_runtime.policy.config import AdaptiveThrottleConfig, RetryConfig, 
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 from runtime_call_kit import endpoints
+from thread_kit import THREADS, frequent_thread_switches, hammer
 
-THREADS = 8
 CALLS = 6_000
 
 
 @pytest.fixture(autouse=True)
-def frequent_thread_switches() -> Iterator[None]:
-    """Switch threads every microsecond instead of every 5 ms, so interleavings happen."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(previous)
-
-
-def hammer(work: Callable[[int], None]) -> None:
-    """Run ``work(thread_index)`` on 8 threads released together; re-raise any failure."""
-    start = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            work(index)
-        except BaseException as error:  # surfaced in the main thread below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    assert not errors, errors
+def _switch_often() -> Iterator[None]:
+    with frequent_thread_switches():
+        yield
 
 
 def test_bulkhead_never_admits_more_calls_than_its_limit() -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import itertools
 import random
-import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from meshspec_runtime.policy.breaker import REJECTED, BreakerState, CircuitBreaker
@@ -26,40 +25,16 @@ from meshspec_runtime.policy.config import (
 )
 from meshspec_runtime.policy.outlier import OutlierDetector
 from meshspec_runtime.policy.throttle import AdaptiveThrottle
+from thread_kit import THREADS, frequent_thread_switches, hammer
 
-THREADS = 8
 OPERATIONS = 100_000
 PER_THREAD = OPERATIONS // THREADS
 
 
 @pytest.fixture(autouse=True)
-def frequent_thread_switches() -> Iterator[None]:
-    """Switch threads every few microseconds instead of 5 ms, so interleavings really happen."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(previous)
-
-
-def hammer(work: Callable[[int], None]) -> None:
-    """Run ``work(thread_index)`` on 8 threads released together; re-raise any failure."""
-    start = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            work(index)
-        except BaseException as error:  # surfaced in the main thread below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    assert not errors, errors
+def _switch_often() -> Iterator[None]:
+    with frequent_thread_switches():
+        yield
 
 
 def test_breaker_counts_add_up_and_half_open_never_overflows() -> None:
