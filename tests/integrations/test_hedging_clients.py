@@ -8,24 +8,13 @@ import asyncio
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
+from hedging_kit import CALLS, FAST_ENOUGH, POLICY, SLOW
 from http_servers import serving
 from mesh_kit import compile_mesh
 from meshspec_runtime import Mesh
 from prometheus_client import CollectorRegistry
-
-SLOW = 1.5
-CALLS = 4
-POLICY: dict[str, Any] = {
-    "timeout": "3s",
-    "retry": {"attempts": 1, "per_try_timeout": "2500ms"},
-    "load_balancer": {"strategy": "round_robin"},
-    "hedge": {"delay": "100ms", "max_attempts": 2},
-}
-FAST_ENOUGH = SLOW / 2
-"""Every call ends well before the slow instance answers."""
 
 
 def open_mesh(tmp_path: Path, ports: list[int]) -> Mesh:

@@ -12,20 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from grpc_servers import hang, ok, serving, slow
+from hedging_kit import CALLS, FAST_ENOUGH, POLICY, SLOW
 from mesh_kit import compile_mesh
 from meshspec_runtime import Mesh
 from prometheus_client import CollectorRegistry
 
-SLOW = 1.5
-CALLS = 4
-POLICY: dict[str, Any] = {
-    "timeout": "3s",
-    "retry": {"attempts": 1, "per_try_timeout": "2500ms"},
-    "load_balancer": {"strategy": "round_robin"},
-    "hedge": {"delay": "100ms", "max_attempts": 2},
-}
-FAST_ENOUGH = SLOW / 2
-"""Every call ends well before the slow instance answers."""
 METHOD = "/shop.Payments/Charge"
 EDGE = {"caller": "checkout", "upstream": "payments"}
 
