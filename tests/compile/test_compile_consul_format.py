@@ -9,12 +9,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import pytest
 from compile_support import ir_mesh, wide_mesh
 from meshspec_runtime.layout import SERVICES_PER_INDEX, bucket_name, bucket_of
 
 from meshspec.compile.durations import go_duration
-from meshspec.compile.emitters.consul_services import path_of
+from meshspec.compile.emitters.consul_services import definitions, encoded, path_of
+from meshspec.compile.ir import HealthCheck
 from meshspec.compile.pipeline import BuiltBundle, build_bundle
 
 # From Consul's service definition and health check configuration references.
@@ -225,3 +227,31 @@ def test_a_resolver_is_left_out_when_callers_disagree() -> None:
     entries = config_entries(build_bundle(mesh, "0" * 64).files)
     assert "service-resolver-payments" not in entries
     assert "service-resolver-inventory" in entries
+
+
+def test_encoded_definitions_are_the_definitions_as_json() -> None:
+    """The per-service template the emitter fills in gives exactly the definitions' JSON:
+    for every kind of check, none, IPv6, a '%' in meta, and a placeholder-like NUL in meta
+    (which takes the dict path)."""
+    mesh = ir_mesh()
+    ttl = HealthCheck(kind="ttl", target=None, interval=30.0, timeout=2.0, deregister_after=None)
+    variants = [
+        *mesh.services,
+        *(
+            dataclasses.replace(service, health_check=check)
+            for service in mesh.services
+            for check in (None, ttl)
+        ),
+        *(
+            dataclasses.replace(service, meta=(("note", note),))
+            for service in mesh.services
+            for note in ("100%s %d", "100% \0id\0 ok")
+        ),
+    ]
+    kinds = {s.health_check.kind if s.health_check else None for s in variants}
+    assert kinds == {"http", "grpc", "tcp", "ttl", None}
+    for service in variants:
+        expected = [
+            orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in definitions(mesh, service)
+        ]
+        assert encoded(mesh, service) == expected, service.name

@@ -11,8 +11,10 @@ from meshspec_runtime.loader import load_bundle
 from support import REPO
 
 from meshspec.compile import compile_spec, compile_spec_in_memory
-from meshspec.compile.emitters import EMITTERS
+from meshspec.compile.emitters import EMITTERS, policy
+from meshspec.compile.emitters.service_slices import buckets
 from meshspec.compile.ir import ResolvedMesh
+from meshspec.compile.jsonfile import dump_json
 from meshspec.compile.manifest import Previous, next_serial
 from meshspec.compile.pipeline import build_bundle, write_bundle
 
@@ -75,3 +77,13 @@ def test_an_unreadable_previous_manifest_restarts_the_serial(tmp_path: Path) -> 
     compile_spec(SHOP, out)
     (out / "current" / "manifest.json").write_text("{broken")
     assert compile_spec(SHOP, out, env="prod").serial == 1
+
+
+def test_policy_files_hold_the_policy_document_as_json() -> None:
+    """policy.json and the service buckets (endpoints encoded once per service) are exactly
+    the plain PolicyDocument data written with dump_json (IPv6 addresses included)."""
+    mesh = ir_mesh()
+    data = policy.document(mesh)
+    assert any(":" in e["address"] for endpoints in data["endpoints"].values() for e in endpoints)
+    expected = {policy.PATH: dump_json(data), **buckets(data, mesh.buckets())}
+    assert policy.emit(mesh) == expected

@@ -50,8 +50,10 @@ CONSUL_DEFAULT_MAX_RING = 8192
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     count = mesh.indexes()
     grouped: dict[int, list[dict[str, Any]]] = {}
+    settings: dict[int, dict[str, Any]] = {}  # id() of a shared policy object -> its override
     for service in mesh.services:  # sorted by name
-        grouped.setdefault(bucket_of(service.name, count), []).append(service_defaults(service))
+        entry = service_defaults(service, settings)
+        grouped.setdefault(bucket_of(service.name, count), []).append(entry)
     callers_policies: dict[str, list[UpstreamPolicy]] = {}
     for service in mesh.services:
         for edge in service.edges:
@@ -77,34 +79,46 @@ def path_of(bucket: int) -> str:
     return f"{FOLDER}/{bucket_name(bucket)}.json"
 
 
-def service_defaults(service: Service) -> dict[str, Any]:
+def service_defaults(
+    service: Service, settings: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """``service``'s service-defaults entry. ``settings`` keeps each policy object's override
+    settings between calls (the IR shares a few policy objects between many edges)."""
     entry: dict[str, Any] = {
         "Kind": "service-defaults",
         "Name": service.name,
         "Protocol": _CONSUL_PROTOCOL[service.protocol],
     }
+    made = {} if settings is None else settings
     overrides = []
     for edge in service.edges:
-        override: dict[str, Any] = {"Name": edge.upstream}
-        policy = edge.policy
-        if policy.concurrency_limit is not None:
-            override["Limits"] = {
-                "MaxConnections": policy.concurrency_limit,
-                "MaxConcurrentRequests": policy.concurrency_limit,
-            }
-        outlier = policy.outlier_detection
-        if outlier is not None:
-            override["PassiveHealthCheck"] = {
-                "MaxFailures": outlier.consecutive_failures,
-                "EnforcingConsecutive5xx": 100,
-                "MaxEjectionPercent": round(outlier.max_ejected * 100),
-                "BaseEjectionTime": go_duration(outlier.base_ejection),
-            }
-        if len(override) > 1:
-            overrides.append(override)
+        found = made.get(id(edge.policy))
+        if found is None:
+            found = made[id(edge.policy)] = _override_settings(edge.policy)
+        if found:
+            overrides.append({"Name": edge.upstream, **found})
     if overrides:
         entry["UpstreamConfig"] = {"Overrides": overrides}
     return entry
+
+
+def _override_settings(policy: UpstreamPolicy) -> dict[str, Any]:
+    """An upstream override's settings (without its name): empty when nothing maps."""
+    settings: dict[str, Any] = {}
+    if policy.concurrency_limit is not None:
+        settings["Limits"] = {
+            "MaxConnections": policy.concurrency_limit,
+            "MaxConcurrentRequests": policy.concurrency_limit,
+        }
+    outlier = policy.outlier_detection
+    if outlier is not None:
+        settings["PassiveHealthCheck"] = {
+            "MaxFailures": outlier.consecutive_failures,
+            "EnforcingConsecutive5xx": 100,
+            "MaxEjectionPercent": round(outlier.max_ejected * 100),
+            "BaseEjectionTime": go_duration(outlier.base_ejection),
+        }
+    return settings
 
 
 def service_resolver(

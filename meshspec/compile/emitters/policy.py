@@ -12,6 +12,7 @@ own.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from meshspec_runtime.policy.config import UpstreamPolicy
 
 from meshspec.compile import stamp
 from meshspec.compile.emitters.service_slices import buckets
-from meshspec.compile.ir import ResolvedMesh
+from meshspec.compile.ir import ResolvedMesh, Service
 from meshspec.compile.jsonfile import dump_json
 
 PATH = "policy.json"
@@ -30,7 +31,9 @@ POLICY_ID_LENGTH = 12
 
 def emit(mesh: ResolvedMesh) -> dict[str, bytes]:
     """``policy.json``, and each service's view of it, by bucket (``service_slices``)."""
-    data = document(mesh)
+    # each service's endpoints are encoded once, not built as dicts and sorted for
+    # policy.json and again for each bucket of a caller
+    data = _document(mesh, _encoded_endpoints)
     return {PATH: dump_json(data), **buckets(data, mesh.buckets())}
 
 
@@ -47,6 +50,10 @@ def document(mesh: ResolvedMesh) -> dict[str, Any]:
     The IR shares equal policy objects between edges, so each object is dumped and hashed once;
     equal policies held by distinct objects get the same id and are stored once.
     """
+    return _document(mesh, lambda service: [_endpoint(e) for e in service.endpoints])
+
+
+def _document(mesh: ResolvedMesh, endpoints: Callable[[Service], Any]) -> dict[str, Any]:
     ids: dict[int, str] = {}  # id() of a policy object -> its content id
     policies: dict[str, dict[str, Any]] = {}
     services: dict[str, Any] = {}
@@ -67,10 +74,7 @@ def document(mesh: ResolvedMesh) -> dict[str, Any]:
         "format": BUNDLE_FORMAT,
         "mesh": mesh.name,
         "version": stamp.VERSION,
-        "endpoints": {
-            service.name: [_endpoint(endpoint) for endpoint in service.endpoints]
-            for service in mesh.services
-        },
+        "endpoints": {service.name: endpoints(service) for service in mesh.services},
         "policies": policies,
         "services": services,
     }
@@ -83,6 +87,20 @@ def _store(policy: UpstreamPolicy, policies: dict[str, dict[str, Any]]) -> str:
     if stored != dumped:  # 48 bits: not expected in the life of the universe, yet never silent
         raise RuntimeError(f"two distinct policies share the id {key}; lengthen POLICY_ID_LENGTH")
     return key
+
+
+def _encoded_endpoints(service: Service) -> orjson.Fragment:
+    """``service``'s endpoints as ``dump_json`` writes them (keys sorted, compact)."""
+    dumps = orjson.dumps
+    return orjson.Fragment(
+        b"["
+        + b",".join(
+            b'{"address":%s,"id":%s,"port":%d,"weight":%d}'
+            % (dumps(e.address), dumps(e.id), e.port, e.weight)
+            for e in service.endpoints
+        )
+        + b"]"
+    )
 
 
 def _endpoint(endpoint: Endpoint) -> dict[str, Any]:
