@@ -18,8 +18,7 @@ from typing import Any
 
 import simpy
 from meshspec_runtime.bundle import Endpoint
-from meshspec_runtime.mesh import REFUSALS
-from meshspec_runtime.policy.call import Attempt, Call, Done, Wait
+from meshspec_runtime.policy.call import REFUSALS, Attempt, Call, Done, Wait
 from meshspec_runtime.policy.config import (
     BudgetScope,
     LoadBalancerConfig,
