@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +124,8 @@ def run_seeds(
             if on_done is not None:
                 on_done()
         return out
+    from concurrent.futures import ProcessPoolExecutor  # only here: multiprocessing, pickle
+
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(seeds)), initializer=_receive, initargs=(scenario, mesh)
     ) as pool:
