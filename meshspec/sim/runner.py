@@ -41,7 +41,7 @@ class Source:
 
     def load(self) -> tuple[LoadedScenario, MeshModel]:
         # The spec, the mesh model and the scenario: long-lived objects, none garbage.
-        with collector_paused():
+        with collector_paused(freeze=True):
             return self._load()
 
     def _load(self) -> tuple[LoadedScenario, MeshModel]:
@@ -82,7 +82,7 @@ def run_once(
     recovery = loaded.scenario.recovery
     # The summary is a tree of fresh, acyclic dicts and lists (hundreds of thousands for a
     # large mesh): nothing for the collector to find, but its passes would walk everything.
-    with collector_paused():
+    with collector_paused(freeze=True):
         summary = summarise(recorder, recovery.ratio, recovery.success_rate)
         out: dict[str, Any] = rounded(summary)
     return out

@@ -370,7 +370,7 @@ class World:
         self.exchanges: list[BudgetExchange] = []
         self.running = False
         """The run has started: a caller built from now on subscribes to discovery at once."""
-        with collector_paused():  # tens of thousands of long-lived objects, none garbage
+        with collector_paused(freeze=True):  # tens of thousands of long-lived objects
             self._build()
         self.faults = FaultSchedule(self)
 
