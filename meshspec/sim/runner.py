@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ class Source:
 
     def load(self) -> tuple[LoadedScenario, MeshModel]:
         # The spec, the mesh model and the scenario: long-lived objects, none garbage.
-        with collector_paused():
+        with collector_paused(freeze=True):
             return self._load()
 
     def _load(self) -> tuple[LoadedScenario, MeshModel]:
@@ -83,7 +82,7 @@ def run_once(
     recovery = loaded.scenario.recovery
     # The summary is a tree of fresh, acyclic dicts and lists (hundreds of thousands for a
     # large mesh): nothing for the collector to find, but its passes would walk everything.
-    with collector_paused():
+    with collector_paused(freeze=True):
         summary = summarise(recorder, recovery.ratio, recovery.success_rate)
         out: dict[str, Any] = rounded(summary)
     return out
@@ -125,6 +124,8 @@ def run_seeds(
             if on_done is not None:
                 on_done()
         return out
+    from concurrent.futures import ProcessPoolExecutor  # only here: multiprocessing, pickle
+
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(seeds)), initializer=_receive, initargs=(scenario, mesh)
     ) as pool:

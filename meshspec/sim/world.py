@@ -18,8 +18,7 @@ from typing import Any
 
 import simpy
 from meshspec_runtime.bundle import Endpoint
-from meshspec_runtime.mesh import REFUSALS
-from meshspec_runtime.policy.call import Attempt, Call, Done, Wait
+from meshspec_runtime.policy.call import REFUSALS, Attempt, Call, Done, Wait
 from meshspec_runtime.policy.config import (
     BudgetScope,
     LoadBalancerConfig,
@@ -134,7 +133,13 @@ class Deadlines:
         self.timeout = Outcome(OutcomeKind.TIMEOUT, length)
 
     def add(self, reply: Event) -> None:
-        self.pending.append((self.env._now + self.length, reply))
+        pending = self.pending
+        # Drop the answered attempts at the head now, not when the timer next fires: with a
+        # long timeout (an outside client's 30 s) tens of thousands would wait there, for the
+        # collector's full passes to walk again and again. The timer stays armed as it was.
+        while pending and pending[0][1]._value is not PENDING:
+            pending.popleft()
+        pending.append((self.env._now + self.length, reply))
         if not self.armed:
             self._arm()
 
@@ -365,7 +370,7 @@ class World:
         self.exchanges: list[BudgetExchange] = []
         self.running = False
         """The run has started: a caller built from now on subscribes to discovery at once."""
-        with collector_paused():  # tens of thousands of long-lived objects, none garbage
+        with collector_paused(freeze=True):  # tens of thousands of long-lived objects
             self._build()
         self.faults = FaultSchedule(self)
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshspec_runtime.bundle import Endpoint, ServicePolicies
 from meshspec_runtime.drivers.aio import call_async
@@ -50,7 +50,7 @@ from meshspec_runtime.events import (
 )
 from meshspec_runtime.loader import BundleError, ServiceBundle, load_service
 from meshspec_runtime.policy.breaker import BreakerState
-from meshspec_runtime.policy.call import FailReason
+from meshspec_runtime.policy.call import REFUSALS as REFUSALS  # re-exported: its former home
 from meshspec_runtime.policy.config import BudgetScope
 from meshspec_runtime.policy.outcome import OutcomePredicate
 from meshspec_runtime.policy.upstream import UpstreamPolicies
@@ -73,19 +73,6 @@ if TYPE_CHECKING:
     from meshspec_runtime.shared.exchange import BudgetStore, SharingState
 
 T = TypeVar("T")
-
-REFUSALS: Final = frozenset(
-    {
-        FailReason.BREAKER_OPEN,
-        FailReason.THROTTLED,
-        FailReason.CONCURRENCY_LIMIT,
-        FailReason.NO_ENDPOINT,
-        FailReason.BUDGET_EXHAUSTED,
-        FailReason.RETRIES_STOPPED,
-        FailReason.DEADLINE_EXCEEDED,
-    }
-)
-"""Reasons a call ended that are the policies' own decision (reported as ``CallRefused``)."""
 
 
 class MeshError(Exception):

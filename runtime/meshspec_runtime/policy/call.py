@@ -86,6 +86,20 @@ class FailReason(StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
+REFUSALS: Final = frozenset(
+    {
+        FailReason.BREAKER_OPEN,
+        FailReason.THROTTLED,
+        FailReason.CONCURRENCY_LIMIT,
+        FailReason.NO_ENDPOINT,
+        FailReason.BUDGET_EXHAUSTED,
+        FailReason.RETRIES_STOPPED,
+        FailReason.DEADLINE_EXCEEDED,
+    }
+)
+"""Reasons a call ended that are the policies' own decision (reported as ``CallRefused``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """Perform one try on ``endpoint`` within ``timeout`` seconds, then ``record`` it."""
