@@ -7,9 +7,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+import requests
+import requests.adapters
 from hedging_kit import CALLS, FAST_ENOUGH, POLICY, SLOW
 from http_servers import serving
 from mesh_kit import compile_mesh
@@ -131,5 +136,36 @@ def test_overlapping_httpx_attempts_each_keep_their_own_endpoint(tmp_path: Path)
         client.close()
     assert check.hedge_sent.is_set()
     [(before, after)] = check.ports
+    assert before in (one.port, two.port)
+    assert after == before  # the hedge's endpoint did not leak into the first attempt
+
+
+def test_overlapping_requests_attempts_each_keep_their_own_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_send = requests.adapters.HTTPAdapter.send
+    hedge_sent = threading.Event()
+    ports: list[tuple[int | None, int | None]] = []
+
+    def held_send(
+        adapter: requests.adapters.HTTPAdapter, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        port = urllib.parse.urlsplit(request.url or "").port
+        if not ports and not hedge_sent.is_set():
+            ports.append((port, None))
+            hedge_sent.wait(5.0)  # the hedge goes out while this attempt is in flight
+            ports[0] = (port, urllib.parse.urlsplit(request.url or "").port)
+        else:
+            hedge_sent.set()
+        return real_send(adapter, request, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", held_send)
+    with (
+        serving("ok", "ok") as (one, two),
+        open_mesh(tmp_path, [one.port, two.port]) as mesh,
+    ):
+        assert mesh.requests_session("payments").get("http://payments/").text == "ok"
+    assert hedge_sent.is_set()
+    [(before, after)] = ports
     assert before in (one.port, two.port)
     assert after == before  # the hedge's endpoint did not leak into the first attempt

@@ -94,12 +94,16 @@ class MeshAdapter(requests.adapters.HTTPAdapter):
             headers["Host"] = target.host_header
         connect, read = _user_timeouts(timeout)
         send = super().send
+        # a hedged edge's attempts overlap: each sends a copy (else the request is pointed at
+        # each attempt's endpoint in place, attempts running one after the other)
+        hedged = handle.policies.hedge is not None
 
         def attempt(endpoint: Endpoint, attempt_timeout: float) -> requests.Response:
-            request.url = target.at(endpoint)
-            headers[TIMEOUT_HEADER] = format_timeout_header(attempt_timeout)
+            sent = request.copy() if hedged else request
+            sent.url = target.at(endpoint)
+            sent.headers[TIMEOUT_HEADER] = format_timeout_header(attempt_timeout)
             return send(
-                request,
+                sent,
                 stream=stream,
                 timeout=(
                     attempt_timeout if connect is None or connect > attempt_timeout else connect,
