@@ -162,7 +162,7 @@ def test_supermarket_one_choice_is_an_mm1_queue() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(
     not LONG_TESTS,
-    reason="3M requests per choice at load 0.99 (minutes): set MESHSPEC_LONG_TESTS=1",
+    reason="3.5M requests per choice at load 0.99 (~5 CPU minutes each): set MESHSPEC_LONG_TESTS=1",
 )
 @pytest.mark.parametrize(("env", "d"), [("d2", 2), ("d3", 3)])
 def test_supermarket_at_load_0_99_within_5_percent_of_the_model(env: str, d: int) -> None:
