@@ -48,3 +48,27 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# NSD serving one zone on loopback, as the zone and discovery tests run it (``str.format``).
+NSD_CONF = """\
+server:
+    ip-address: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    zonesdir: "{root}"
+    pidfile: "{root}/nsd.pid"
+    xfrdfile: "{root}/xfrd.state"
+    zonelistfile: "{root}/zone.list"
+    database: ""
+    logfile: "{root}/nsd.log"
+    username: ""
+    chroot: ""
+    server-count: 1
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: "{zone}"
+    zonefile: "{zonefile}"
+"""

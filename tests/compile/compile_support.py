@@ -28,7 +28,7 @@ from meshspec_runtime.policy.config import (
     Strategy,
     UpstreamPolicy,
 )
-from support import free_port, require_binary
+from support import NSD_CONF, free_port, require_binary
 
 from meshspec.compile.ir import Edge, HealthCheck, ResolvedMesh, Service
 
@@ -100,28 +100,6 @@ def ir_mesh(retry_attempts: int = 3) -> ResolvedMesh:
 
 TOOLS_DIRS = [Path.home() / ".cache" / "meshspec-tools" / "bin"]  # promtool, consul
 SBIN_DIRS = [Path("/usr/sbin")]
-
-NSD_CONF = """\
-server:
-    ip-address: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    zonesdir: "{root}"
-    pidfile: "{root}/nsd.pid"
-    xfrdfile: "{root}/xfrd.state"
-    zonelistfile: "{root}/zone.list"
-    database: ""
-    logfile: "{root}/nsd.log"
-    username: ""
-    chroot: ""
-    server-count: 1
-    verbosity: 1
-remote-control:
-    control-enable: no
-zone:
-    name: "{zone}"
-    zonefile: "{zonefile}"
-"""
 
 
 def _wait_until_served(

@@ -18,33 +18,12 @@ import pytest
 from discovery_kit import Instance, publish, shop_spec
 from meshspec_runtime import Mesh
 from meshspec_runtime.discovery import DiscoverySettings, DnsDiscovery
-from support import free_port, require_binary
+from support import NSD_CONF, free_port, require_binary
 
 ZONE = "shop.test"
 TTL = 2.0
 READ_MARGIN = 0.5
 """One SRV and one address lookup on loopback, and the publish after them."""
-NSD_CONF = """\
-server:
-    ip-address: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    zonesdir: "{root}"
-    pidfile: "{root}/nsd.pid"
-    xfrdfile: "{root}/xfrd.state"
-    zonelistfile: "{root}/zone.list"
-    database: ""
-    logfile: "{root}/nsd.log"
-    username: ""
-    chroot: ""
-    server-count: 1
-    verbosity: 1
-remote-control:
-    control-enable: no
-zone:
-    name: "{zone}"
-    zonefile: "zone"
-"""
 
 
 class Nsd:
@@ -81,7 +60,9 @@ class Nsd:
             return
         conf = self.root / "nsd.conf"
         for _ in range(5):  # a port free a moment ago may be taken before NSD binds it
-            conf.write_text(NSD_CONF.format(port=self.port, root=self.root, zone=ZONE))
+            conf.write_text(
+                NSD_CONF.format(port=self.port, root=self.root, zone=ZONE, zonefile="zone")
+            )
             self.process = subprocess.Popen(
                 [str(self.binary), "-d", "-c", str(conf)],
                 stdout=subprocess.DEVNULL,
