@@ -80,18 +80,19 @@ if TYPE_CHECKING:
         ReloadResult,
         UnknownUpstreamError,
     )
+    from meshspec_runtime.native import is_compiled
     from meshspec_runtime.policy.balancer import Balancer, Host, balancer_for
     from meshspec_runtime.policy.breaker import BreakerListener, BreakerState, CircuitBreaker
     from meshspec_runtime.policy.call import (
         Attempt,
         Call,
-        CallStateError,
         Done,
         Fail,
         FailReason,
         Step,
         Wait,
     )
+    from meshspec_runtime.policy.call_state_error import CallStateError
     from meshspec_runtime.policy.config import UpstreamPolicy
     from meshspec_runtime.policy.outcome import ConditionSet, Outcome, OutcomeKind
     from meshspec_runtime.policy.upstream import UpstreamPolicies, policies_for
@@ -168,6 +169,7 @@ __all__ = [
     "classify_error",
     "current_deadline",
     "deadline_scope",
+    "is_compiled",
     "load_bundle",
     "load_service",
     "policies_for",
@@ -194,6 +196,7 @@ _HOMES: dict[str, str] = {
         "meshspec_runtime.drivers.classify",
     ),
     "call_sync": "meshspec_runtime.drivers.sync",
+    "is_compiled": "meshspec_runtime.native",
     **dict.fromkeys(
         ["TIMEOUT_HEADER", "current_deadline", "deadline_scope", "time_left"],
         "meshspec_runtime.deadline",
@@ -254,9 +257,10 @@ _HOMES: dict[str, str] = {
         ["BreakerListener", "BreakerState", "CircuitBreaker"], "meshspec_runtime.policy.breaker"
     ),
     **dict.fromkeys(
-        ["Attempt", "Call", "CallStateError", "Done", "Fail", "FailReason", "Step", "Wait"],
+        ["Attempt", "Call", "Done", "Fail", "FailReason", "Step", "Wait"],
         "meshspec_runtime.policy.call",
     ),
+    "CallStateError": "meshspec_runtime.policy.call_state_error",
     "UpstreamPolicy": "meshspec_runtime.policy.config",
     **dict.fromkeys(["ConditionSet", "Outcome", "OutcomeKind"], "meshspec_runtime.policy.outcome"),
     **dict.fromkeys(["UpstreamPolicies", "policies_for"], "meshspec_runtime.policy.upstream"),

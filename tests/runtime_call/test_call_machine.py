@@ -8,12 +8,12 @@ import pytest
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import (
     Attempt,
-    CallStateError,
     Done,
     Fail,
     FailReason,
     Wait,
 )
+from meshspec_runtime.policy.call_state_error import CallStateError
 from meshspec_runtime.policy.config import (
     AdaptiveThrottleConfig,
     BackoffConfig,
@@ -372,7 +372,8 @@ def test_record_success_with_a_status_follows_the_conditions() -> None:
 
 def test_an_exception_while_picking_gives_the_probe_slot_back() -> None:
     # A half-open probe slot is taken before the balancer picks; a pick that raises (here a
-    # hash key that is not a str) must not keep it, or the breaker stays half-open for good.
+    # hash key with a lone surrogate, which has no UTF-8 form) must not keep it, or the
+    # breaker stays half-open for good.
     breaker = CircuitBreakerConfig(
         mode="consecutive", consecutive_failures=1, open_for=1.0, half_open_calls=1
     )
@@ -381,8 +382,8 @@ def test_an_exception_while_picking_gives_the_probe_slot_back() -> None:
         policy(circuit_breaker=breaker, retry=RetryConfig(attempts=1), load_balancer=ring)
     )
     drive(up.start(0.0), [REFUSED])
-    call = up.start(2.0, key=42)  # type: ignore[arg-type]
-    with pytest.raises(AttributeError):
+    call = up.start(2.0, key="cart-\ud800")
+    with pytest.raises(UnicodeEncodeError):
         call.next(2.0)
     call.cancel(2.0)
     assert up.breaker is not None and up.breaker.probes_admitted == 0

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 from meshspec_runtime.observe.calls import CallLog
-from meshspec_runtime.policy.call import Attempt, CallStateError, Done, Fail, FailReason, Wait
+from meshspec_runtime.policy.call import Attempt, Done, Fail, FailReason, Wait
+from meshspec_runtime.policy.call_state_error import CallStateError
 from meshspec_runtime.policy.config import (
     BackoffConfig,
     HedgeConfig,

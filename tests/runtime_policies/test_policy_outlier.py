@@ -8,6 +8,7 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from meshspec_runtime.policy import outlier
 from meshspec_runtime.policy.config import OutlierDetectionConfig
 from meshspec_runtime.policy.outlier import OutlierDetector
 
@@ -107,6 +108,19 @@ def test_forget_drops_an_endpoint() -> None:
     assert detector.ejection_count("a") == 0
     fail(detector, 0.0, "b", 3, total=2)
     assert detector.ejected(0.0) == frozenset("b")
+
+
+def test_detectors_that_never_failed_share_one_map_that_stays_empty() -> None:
+    fresh, used = OutlierDetector(config()), OutlierDetector(config())
+    for detector in (fresh, used):  # what a detector without failures does: reads and pops
+        detector.on_success(0.0, "a")
+        detector.forget("a")
+        assert detector.ejected(0.0) == frozenset() and detector.ejection_count("a") == 0
+    fail(used, 0.0, "a", 3, total=2)
+    used.forget("a")
+    fail(used, 1.0, "b", 3, total=2)
+    assert used.ejected(1.0) == frozenset("b") and fresh.ejected(1.0) == frozenset()
+    assert outlier._NO_STATE == {}
 
 
 class ModelDetector:

@@ -109,7 +109,9 @@ async def call_async(
                 now = clock()
             else:
                 assert isinstance(step, Fail)
-                raise CallFailed(step, result) from error
+                failed = CallFailed(step, result)
+                failed.__cause__ = error  # ``raise ... from error``: mypyc drops the ``from``
+                raise failed
     except BaseException:
         call.cancel(clock())
         raise
@@ -131,7 +133,9 @@ def _attempt_error(
         if task.uncancel() > cancelling:  # type: ignore[operator]  # an int
             if isinstance(raised, _CancelledError):
                 raise raised
-            raise _CancelledError from raised  # ``afn`` turned the cancellation into an error
+            cancelled = _CancelledError()  # ``afn`` turned the cancellation into an error
+            cancelled.__cause__ = raised  # ``raise ... from``, which mypyc does not compile
+            raise cancelled
         if isinstance(raised, _CancelledError):
             return TimeoutError(f"the attempt overran its timeout of {step.timeout:g}s")
     if isinstance(raised, Exception):

@@ -110,8 +110,8 @@ def timer_for(loop: asyncio.AbstractEventLoop) -> AttemptTimer:
     recent_loop, timer = _recent
     if recent_loop is loop:
         return timer
-    timer = _timers.get(loop)  # type: ignore[assignment]
-    if timer is None:
-        timer = _timers[loop] = AttemptTimer()
-    _recent = (loop, timer)
-    return timer
+    known = _timers.get(loop)
+    if known is None:
+        known = _timers[loop] = AttemptTimer()
+    _recent = (loop, known)
+    return known

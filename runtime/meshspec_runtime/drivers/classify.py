@@ -17,12 +17,6 @@ Classifier = Callable[[object, float], Outcome]
 UserClassifier = Callable[[object, float], Outcome | None]
 """A user's classifier: ``None`` for what it does not know, which the built-in one decides."""
 
-_new = object.__new__
-_set_kind = getattr(Outcome, "kind").__set__  # noqa: B009  # slot descriptors
-_set_latency = getattr(Outcome, "latency").__set__  # noqa: B009
-_set_status = getattr(Outcome, "status").__set__  # noqa: B009
-_set_grpc = getattr(Outcome, "grpc_status").__set__  # noqa: B009
-
 _ANSWER: Final = OutcomeKind.ANSWER
 
 PLAIN_RESULTS: Final = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
@@ -61,12 +55,7 @@ def classify(value: object, latency: float) -> Outcome:
     status = getattr(value, "status_code", None)
     if status is None:
         status = getattr(value, "status", None)
-    made: Outcome = _new(Outcome)  # outcome(...), inlined: this is every call's hot path
-    _set_kind(made, _ANSWER)
-    _set_latency(made, latency)
-    _set_status(made, status if type(status) is int else status_of(value))
-    _set_grpc(made, None)
-    return made
+    return outcome(_ANSWER, latency, status if type(status) is int else status_of(value), None)
 
 
 def falling_back(user: UserClassifier) -> Classifier:

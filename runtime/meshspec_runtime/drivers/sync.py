@@ -87,7 +87,9 @@ def call_sync(
                 now = clock()
             else:
                 assert isinstance(step, Fail)
-                raise CallFailed(step, result) from error
+                failed = CallFailed(step, result)
+                failed.__cause__ = error  # ``raise ... from error``: mypyc drops the ``from``
+                raise failed
     except BaseException:
         call.cancel(clock())
         raise

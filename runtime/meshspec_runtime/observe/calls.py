@@ -211,15 +211,15 @@ class PeriodicFold:
         self._logs = logs
         self._interval = interval
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="meshspec-metrics", daemon=True)
+        self._folder = threading.Thread(target=self._run, name="meshspec-metrics", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._folder.start()
 
     def stop(self) -> None:
         self._stopped.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        if self._folder.is_alive() and self._folder is not threading.current_thread():
+            self._folder.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):

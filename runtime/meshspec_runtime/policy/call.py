@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Final
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.policy.breaker import BreakerState
+from meshspec_runtime.policy.call_state_error import CallStateError
 from meshspec_runtime.policy.fastbuild import builder
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
@@ -136,10 +137,6 @@ class Done:
 Step = Attempt | Wait | Fail | Done
 
 
-class CallStateError(RuntimeError):
-    """The driver broke the protocol (e.g. ``next`` while an attempt is in flight)."""
-
-
 _attempt: Callable[[Endpoint, float, int], Attempt] = builder(
     Attempt, "endpoint", "timeout", "number"
 )
@@ -149,7 +146,6 @@ _done: Callable[[Outcome], Done] = builder(Done, "outcome")
 _outcome: Callable[[OutcomeKind, float, int | None, str | None], Outcome] = builder(
     Outcome, "kind", "latency", "status", "grpc_status"
 )
-_set_done_outcome = getattr(Done, "outcome").__set__  # noqa: B009  # a slot descriptor
 
 
 # call states

@@ -5,16 +5,23 @@ its own ``__setattr__`` guard), which costs about a microsecond for three fields
 the policy bookkeeping of a successful call. Writing the slots through their descriptors gives
 the same object for a third of that. Only for classes whose fields have no defaults to compute
 and no ``__post_init__``.
+
+In the build compiled by mypyc (see ``runtime/setup.py``) the classes are native: their fields
+are not slot descriptors, ``object.__new__`` refuses them, and their constructor is already a
+C function, so the builder is the class itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MemberDescriptorType
 from typing import Any
 
 
 def builder(cls: type[Any], *fields: str) -> Callable[..., Any]:
     """A function taking the values of ``fields`` positionally and returning an instance."""
+    if not all(isinstance(vars(cls).get(name), MemberDescriptorType) for name in fields):
+        return cls  # compiled by mypyc; ``fields`` are the constructor's, in order
     setters = [getattr(cls, name).__set__ for name in fields]
     new = object.__new__
     if len(setters) == 1:

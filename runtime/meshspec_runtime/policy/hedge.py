@@ -42,22 +42,22 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from meshspec_runtime.policy.balancer.base import Host  # at run time: a field's type (mypyc)
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import (
     _OVERLOAD_GRPC,
     FOLD_AT,
     OVERLOAD_STATUSES,
     Attempt,
-    CallStateError,
     Done,
     Fail,
     FailReason,
     Wait,
 )
+from meshspec_runtime.policy.call_state_error import CallStateError
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
 if TYPE_CHECKING:
-    from meshspec_runtime.policy.balancer import Host
     from meshspec_runtime.policy.upstream import UpstreamPolicies
 
 

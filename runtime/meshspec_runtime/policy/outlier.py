@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import math
 import threading
-from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, Final
 
 from meshspec_runtime.policy.balancer.base import NO_IDS
 from meshspec_runtime.policy.config import OutlierDetectionConfig
 
-_NO_STATE = cast(dict[str, Any], MappingProxyType({}))
-"""The per-endpoint maps of a detector that never saw a failure, shared and read-only (a
-write would raise): the first failure gives the detector its own, and only what follows a
-failure writes to them."""
+_NO_STATE: Final[dict[str, Any]] = {}
+"""The per-endpoint maps of a detector that never saw a failure, shared: the first failure
+gives the detector its own, and only what follows a failure writes to them (a test checks that
+this one stays empty; a read-only mapping would say so itself, but the build compiled by mypyc
+checks that these attributes hold dicts)."""
 
 
 class OutlierDetector:
