@@ -49,7 +49,7 @@ import httpx
 import requests
 import requests.adapters
 import yaml
-from meshspec_runtime import Mesh
+from meshspec_runtime import Mesh, is_compiled
 from meshspec_runtime.integrations.requests import MeshAdapter
 
 from meshspec.compile.api import compile_spec
@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
             f"CPU time per request (process_time), {args.rounds} rounds x {args.requests} "
             f"requests, contenders interleaved, "
             f"{'canned answers' if args.no_network else 'loopback server'}; "
-            f"Python {platform.python_version()}"
+            f"Python {platform.python_version()}, meshspec-runtime "
+            f"{'compiled by mypyc' if is_compiled() else 'plain Python'}"
         )
         print(
             f"{'client':<12} {'plain us (range)':>26} {'meshspec us (range)':>26} "

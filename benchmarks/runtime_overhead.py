@@ -37,6 +37,14 @@ per-round ratios (rounds run back to back, so a change of machine load cancels o
 its range.
 
     python benchmarks/runtime_overhead.py [--calls 5000] [--repeats 11] [--wall] [--json]
+
+The runtime measured is the one imported, and the first line says which: the editable install
+of the test command is plain Python; ``pip install ./runtime`` compiles the request path with
+mypyc (``runtime/setup.py``). To measure the compiled build from a checkout:
+
+    pip wheel --no-deps -w /tmp/wheel ./runtime
+    unzip -q -o /tmp/wheel/meshspec_runtime-*.whl -d /tmp/compiled
+    PYTHONPATH=/tmp/compiled python benchmarks/runtime_overhead.py
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ import aiobreaker  # type: ignore[import-untyped]
 import circuitbreaker  # type: ignore[import-untyped]
 import pybreaker
 import tenacity
+from meshspec_runtime import is_compiled
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.drivers import CallFailed, call_async, call_sync
 from meshspec_runtime.observe.calls import CallLog, PeriodicFold
@@ -77,6 +86,8 @@ from meshspec.spec.loader import load_spec
 from meshspec.spec.resolve import edge_policy
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop.yaml"
+RUNTIME_BUILD = "compiled by mypyc" if is_compiled() else "plain Python"
+"""Which build is measured: ``pip install ./runtime`` compiles, an editable install does not."""
 OPEN_FOR = 3600.0
 """Seconds every tripped breaker stays open: longer than any run."""
 
@@ -363,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         "clock": "wall" if args.wall else "thread CPU time",
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {platform.system()}",
+        "runtime": RUNTIME_BUILD,
         "calls_per_round": args.calls,
         "rounds": args.repeats,
         "ns": {
@@ -390,7 +402,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write("\n")
         return
     print(
-        f"{report['clock']}, Python {report['python']}, {report['machine']}: "
+        f"{report['clock']}, Python {report['python']}, {report['machine']}, "
+        f"meshspec-runtime {RUNTIME_BUILD}: "
         f"{args.repeats} interleaved rounds of {args.calls} calls; median [min-max]"
     )
     for name, (median, low, high) in report["ns"].items():

@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bytecode import compile_sources
 from gen_spec import generate, service_name
+from meshspec_runtime import is_compiled
 
 RATE_PER_ENTRY = 10
 CPU_TARGET_S, RSS_TARGET_MB = 1.0, 200.0
@@ -128,7 +129,8 @@ def main() -> None:
     print(
         f"1 s of a generated {args.services}-service mesh (4 instances, <= 3 upstreams each), "
         f"{args.entries} entry services at {RATE_PER_ENTRY}/s; "
-        f"medians [min-max] of {args.rounds} rounds"
+        f"medians [min-max] of {args.rounds} rounds; meshspec-runtime "
+        f"{'compiled by mypyc' if is_compiled() else 'plain Python'}"
     )
     print(f"  meshspec simulate, CPU:      {spread(cpu, 's ')} (target <= {CPU_TARGET_S} s)")
     print(f"  meshspec simulate, peak RSS: {spread(rss, 'MB')} (target <= {RSS_TARGET_MB} MB)")
