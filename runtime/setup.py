@@ -16,6 +16,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
+BUILDS = {"build", "build_ext", "bdist_wheel", "install"}
+"""Commands that build the extensions (an editable install's ``editable_wheel`` does not)."""
 COMPILED = [
     "meshspec_runtime/policy/backoff.py",
     "meshspec_runtime/policy/breaker.py",
@@ -47,6 +49,11 @@ COMPILED = [
 ]
 
 
+def _not_compiled(error: BaseException) -> None:
+    reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
+    print(f"meshspec-runtime: not compiled ({reason}); installing plain Python")
+
+
 class CompileWithMypyc(build_ext):
     """Compiles ``COMPILED`` with mypyc, or nothing: a failed build installs plain Python.
 
@@ -55,9 +62,12 @@ class CompileWithMypyc(build_ext):
     """
 
     def finalize_options(self) -> None:
-        # ``build_ext`` takes the distribution's extensions as it finalizes: make them first.
+        # ``build_ext`` takes the distribution's extensions as it finalizes: make them first,
+        # and only in a run that builds (``egg_info`` finalizes this command too, to list
+        # sources).
+        building = BUILDS & set(self.distribution.commands)
         skip = self.editable_mode or self.inplace or os.environ.get("MESHSPEC_NO_EXTENSIONS")
-        self.distribution.ext_modules = [] if skip else self._mypycify()
+        self.distribution.ext_modules = self._mypycify() if building and not skip else []
         super().finalize_options()
 
     @staticmethod
@@ -65,9 +75,10 @@ class CompileWithMypyc(build_ext):
         try:
             from mypyc.build import mypycify
 
-            return mypycify(COMPILED, opt_level="3")
+            # Explicit flags: no mypy configuration of a parent folder applies.
+            return mypycify(["--ignore-missing-imports", *COMPILED], opt_level="3")
         except (Exception, SystemExit) as error:  # mypy missing, or refusing the code
-            print(f"meshspec-runtime: not compiled ({error}); installing plain Python")
+            _not_compiled(error)
             return []
 
     def run(self) -> None:
@@ -75,7 +86,7 @@ class CompileWithMypyc(build_ext):
             super().run()
         except Exception as error:  # a compiler missing or failing, any kind
             self._drop_built()
-            print(f"meshspec-runtime: not compiled ({error}); installing plain Python")
+            _not_compiled(error)
 
     def _drop_built(self) -> None:
         for extension in self.extensions:

@@ -9,6 +9,7 @@ pass the same tests. A machine that cannot compile still gets a working plain-Py
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -40,8 +41,12 @@ HOT_MODULES = [
 
 
 def build_wheel(out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Builds the wheel of a fresh copy of ``runtime/`` (pip builds in the tree it is given, and
+    would reuse what an earlier build left in its ``build/``)."""
+    source = out.parent / f"{out.name}-source"
+    shutil.copytree(RUNTIME, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     return subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(RUNTIME)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(source)],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
