@@ -1,6 +1,7 @@
-"""Hedged requests through the client integrations (httpx sync and async, requests) against
-real loopback servers: one instance answers slowly, the other at once; every call is answered
-by the fast one within the hedge delay plus its answer, though half of them begin slow."""
+"""Hedged requests through the client integrations (httpx sync and async, requests, aiohttp)
+against real loopback servers: one instance answers slowly, the other at once; every call is
+answered by the fast one within the hedge delay plus its answer, though half of them begin
+slow."""
 
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ def test_httpx_async_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
             for _ in range(CALLS):
                 began = time.monotonic()
                 assert (await client.get("/")).text == "ok"
+                durations.append(time.monotonic() - began)
+        await mesh.aclose()
+        return durations
+
+    with serving("slow", "ok", delay=SLOW) as (slow, fast):
+        durations = asyncio.run(calls(open_mesh(tmp_path, [slow.port, fast.port])))
+    assert max(durations) < FAST_ENOUGH
+    assert slow.count >= 1 and fast.count == CALLS
+
+
+def test_aiohttp_calls_are_answered_by_the_hedge(tmp_path: Path) -> None:
+    async def calls(mesh: Mesh) -> list[float]:
+        durations = []
+        async with mesh.aiohttp_session("payments") as session:
+            for _ in range(CALLS):
+                began = time.monotonic()
+                async with session.get("/") as response:
+                    assert response.status == 200 and await response.text() == "ok"
                 durations.append(time.monotonic() - began)
         await mesh.aclose()
         return durations
