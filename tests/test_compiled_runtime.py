@@ -117,6 +117,30 @@ def test_the_compiled_runtime_passes_the_runtime_tests(compiled_runtime: Path) -
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
 
 
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ["examples/shop.yaml", "scenarios/payments-brownout.yaml"],
+        ["examples/shop.yaml", "scenarios/inventory-slowdown.yaml"],
+        ["scenarios/published/hedging-p95.yaml"],  # names its own mesh
+    ],
+)
+def test_both_builds_simulate_the_same_run(compiled_runtime: Path, paths: list[str]) -> None:
+    # the simulator drives the policies: the same seed must give the same report, byte for byte
+    command = [str(Path(sys.executable).with_name("meshspec")), "simulate"]
+    command += [str(REPO / path) for path in paths] + ["--json"]
+    reports = []
+    for path in (None, compiled_runtime):
+        env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+        if path is not None:
+            env["PYTHONPATH"] = str(path)
+        run = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        assert run.returncode in (0, 1), run.stderr[-3000:]  # 1: an expectation failed
+        reports.append(run.stdout)
+    assert '"expectations"' in reports[0]
+    assert reports[0] == reports[1]
+
+
 def test_without_a_compiler_the_wheel_is_plain_python(tmp_path: Path) -> None:
     out = tmp_path / "wheel"
     built = build_wheel(out, CC="false")  # a compiler that fails every file
