@@ -5,6 +5,16 @@ every policy costs about a third of what it does as plain Python. The same sourc
 Python fallback, used when compiling is not possible (no C compiler or Python headers), when
 ``MESHSPEC_NO_EXTENSIONS=1``, and for editable installs (so that an edited module is the one
 that runs). Configuration lives in pyproject.toml; this file only adds the extensions.
+
+What the compiled modules must respect (each found the hard way; ``tests/test_compiled_runtime.py``
+runs the runtime's tests on the compiled build and catches a slip):
+- annotations are checked at run time: a ``cast`` or an ignored type error that lies fails;
+- ``raise E from cause`` loses its cause: set ``__cause__`` on the exception, then raise it;
+- no subclasses of builtin exceptions here (they live in plain modules, e.g.
+  ``policy/call_state_error.py``), and a class defined here cannot be subclassed by a plain
+  module's class (``shared/budget.py`` is compiled for that reason);
+- a class used as a dataclass field's type is imported at run time, not under TYPE_CHECKING;
+- no attribute named ``_thread`` (its C name is a keyword of the C compiler).
 """
 
 from __future__ import annotations
