@@ -1,7 +1,7 @@
 """The runtime as ``pip install ./runtime`` builds it: compiled by mypyc, or plain Python.
 
 The editable install the other tests import is always plain Python (``runtime/setup.py``). Here
-the wheel a user gets is built for real (about two minutes on two cores), unpacked, and the
+the wheel a user gets is built for real (about a minute on two cores), unpacked, and the
 runtime's own test suites run again in a subprocess that imports it first, so that both builds
 pass the same tests. A machine that cannot compile still gets a working plain-Python wheel.
 """

@@ -105,6 +105,17 @@ class EdgeCounts:
         return made
 
 
+def add_sorted(durations: list[float], buckets: list[int]) -> None:
+    """Counts sorted ``durations`` into ``buckets`` as ``bisect_left(DURATION_BUCKETS, d)`` of
+    each would: bucket ``k`` holds the durations above bound ``k - 1`` up to bound ``k``."""
+    below = 0
+    for index, bound in enumerate(DURATION_BUCKETS):
+        upto = bisect.bisect_right(durations, bound, below)
+        buckets[index] += upto - below
+        below = upto
+    buckets[len(DURATION_BUCKETS)] += len(durations) - below
+
+
 class CallLog:
     """Finished calls of one upstream, waiting to be counted."""
 
@@ -136,20 +147,15 @@ class CallLog:
 
     def _fold(self) -> None:
         answers, counts = self.answers, self._counts
-        buckets = counts.buckets
-        taken = 0
-        total = 0.0
-        while True:
-            try:
-                duration = answers.popleft()
-            except IndexError:
-                break
-            buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
-            total += duration
-            taken += 1
-        counts.requests[_SUCCESS] += taken
-        counts.attempts[_SUCCESS] += taken
-        counts.duration_sum += total
+        taken = len(answers)  # what arrives meanwhile waits for the next fold
+        if taken:
+            popleft = answers.popleft
+            durations = [popleft() for _ in range(taken)]
+            counts.duration_sum += sum(durations)  # summed in arrival order, as one by one
+            durations.sort()  # then counted per bucket with two bisections each
+            add_sorted(durations, counts.buckets)
+            counts.requests[_SUCCESS] += taken
+            counts.attempts[_SUCCESS] += taken
         pending = self.pending
         while True:
             try:
