@@ -24,6 +24,7 @@ from meshspec_runtime.drivers.classify import (
     PLAIN_RESULTS,
     CallFailed,
     Classifier,
+    caused,
     classify,
     record_answer,
 )
@@ -109,9 +110,7 @@ async def call_async(
                 now = clock()
             else:
                 assert isinstance(step, Fail)
-                failed = CallFailed(step, result)
-                failed.__cause__ = error  # ``raise ... from error``: mypyc drops the ``from``
-                raise failed
+                raise caused(CallFailed(step, result), error)
     except BaseException:
         call.cancel(clock())
         raise
@@ -133,9 +132,7 @@ def _attempt_error(
         if task.uncancel() > cancelling:  # type: ignore[operator]  # an int
             if isinstance(raised, _CancelledError):
                 raise raised
-            cancelled = _CancelledError()  # ``afn`` turned the cancellation into an error
-            cancelled.__cause__ = raised  # ``raise ... from``, which mypyc does not compile
-            raise cancelled
+            raise caused(_CancelledError(), raised)  # ``afn`` made the cancellation an error
         if isinstance(raised, _CancelledError):
             return TimeoutError(f"the attempt overran its timeout of {step.timeout:g}s")
     if isinstance(raised, Exception):

@@ -7,7 +7,7 @@ function's return value, or the exception it raised - and the attempt's latency 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from meshspec_runtime.errors import ERRORS, outcome, status_of
 from meshspec_runtime.policy.call import Call, Fail, FailReason
@@ -28,6 +28,7 @@ __all__ = [
     "CallFailed",
     "Classifier",
     "UserClassifier",
+    "caused",
     "classify",
     "classify_error",
     "falling_back",
@@ -104,6 +105,18 @@ class CallFailed(Exception):
         self.reason: FailReason = step.reason
         self.last: Outcome | None = last
         self.result = result
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def caused(error: E, cause: BaseException | None) -> E:
+    """``error`` with ``cause`` as its ``__cause__``: ``raise caused(error, cause)`` is
+    ``raise error from cause``, which mypyc compiles without the cause. (A helper rather than
+    a local variable holding the error: that would make a frame-traceback-error cycle, left
+    for the garbage collector.)"""
+    error.__cause__ = cause
+    return error
 
 
 def _describe(last: Outcome) -> str:

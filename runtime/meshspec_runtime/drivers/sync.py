@@ -17,6 +17,7 @@ from meshspec_runtime.drivers.classify import (
     PLAIN_RESULTS,
     CallFailed,
     Classifier,
+    caused,
     classify,
     record_answer,
 )
@@ -87,9 +88,7 @@ def call_sync(
                 now = clock()
             else:
                 assert isinstance(step, Fail)
-                failed = CallFailed(step, result)
-                failed.__cause__ = error  # ``raise ... from error``: mypyc drops the ``from``
-                raise failed
+                raise caused(CallFailed(step, result), error)
     except BaseException:
         call.cancel(clock())
         raise
