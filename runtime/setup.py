@@ -9,7 +9,7 @@ that runs). Configuration lives in pyproject.toml; this file only adds the exten
 What the compiled modules must respect (each found the hard way; ``tests/test_compiled_runtime.py``
 runs the runtime's tests on the compiled build and catches a slip):
 - annotations are checked at run time: a ``cast`` or an ignored type error that lies fails;
-- ``raise E from cause`` loses its cause: set ``__cause__`` on the exception, then raise it;
+- ``raise E from cause`` loses its cause: ``raise caused(E(...), cause)`` (``drivers.classify``);
 - no subclasses of builtin exceptions here (they live in plain modules, e.g.
   ``policy/call_state_error.py``), and a class defined here cannot be subclassed by a plain
   module's class (``shared/budget.py`` is compiled for that reason);

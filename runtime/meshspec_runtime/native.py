@@ -1,7 +1,8 @@
 """Which build of the policy core this installation runs.
 
 ``pip install meshspec-runtime`` compiles the request path (the call state machine, the
-policies, the balancers, the sync driver, the call log) with mypyc when it can, and installs
+policies and balancers, the sync and asyncio drivers, the call log, the shared retry budget)
+with mypyc when it can, and installs
 the same modules as plain Python when it cannot or when ``MESHSPEC_NO_EXTENSIONS=1`` (see
 ``runtime/setup.py``); an editable install is always plain Python. Both behave the same, and
 the tests run on both.
