@@ -85,8 +85,9 @@ class CompileWithMypyc(build_ext):
         try:
             from mypyc.build import mypycify
 
-            # Explicit flags: no mypy configuration of a parent folder applies.
-            return mypycify(["--ignore-missing-imports", *COMPILED], opt_level="3")
+            # This project's mypy settings, not those of a folder above (a checkout's own
+            # are stricter, and would fail on the extras a fresh install lacks).
+            return mypycify(["--config-file", "pyproject.toml", *COMPILED], opt_level="3")
         except (Exception, SystemExit) as error:  # mypy missing, or refusing the code
             _not_compiled(error)
             return []
