@@ -337,27 +337,20 @@ class _UnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
         upstream = self._channel._check_open()
         hedged = upstream.policies.hedge is not None
 
+        options = {
+            "metadata": metadata,
+            "credentials": credentials,
+            "wait_for_ready": wait_for_ready,
+            "compression": compression,
+        }
+
         def attempt(endpoint: Endpoint, attempt_timeout: float) -> tuple[Any, grpc.Call]:
             target = self._target(endpoint)
             if hedged:  # a future, which the driver cancels if another attempt wins
-                rpc = target.future(
-                    request,
-                    timeout=attempt_timeout,
-                    metadata=metadata,
-                    credentials=credentials,
-                    wait_for_ready=wait_for_ready,
-                    compression=compression,
-                )
+                rpc = target.future(request, timeout=attempt_timeout, **options)
                 on_abandon(rpc.cancel)
                 return rpc.result(), rpc
-            return target.with_call(
-                request,
-                timeout=attempt_timeout,
-                metadata=metadata,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
+            return target.with_call(request, timeout=attempt_timeout, **options)
 
         # a status not worth a retry is an answer: the driver raises grpc's own RpcError again
         with deadline_scope(timeout):
