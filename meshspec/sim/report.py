@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 import secrets
 import shutil
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from meshspec.sim.expect import EDGE_METRICS, SERVICE_METRICS, Kind, format_value
 
@@ -106,62 +107,15 @@ def describe_seeds(seeds: list[int]) -> str:
 
 
 def to_json(report: dict[str, Any]) -> str:
-    """``json.dumps(report, indent=1, sort_keys=True, allow_nan=False)`` and a newline.
+    """``report`` as JSON text: keys sorted, two-space indentation, a final newline.
 
-    With an indent, ``json`` encodes in pure Python, one chunk per value through a generic
-    encoder: most of the time of a 1,000-service report. :func:`_indented` writes the same
-    text from the plain types a report holds; anything else (a key that is not a string, a
-    non-finite float, a subclass) is left to ``json``, which decides (and raises) as always.
+    orjson encodes in C (a 1,000-service report: ~6 ms, against ~85 ms for the stdlib's
+    pure-Python indenting encoder). A report is rounded (:func:`meshspec.sim.metrics.rounded`)
+    and so holds no non-finite float; one that did anyway would be written as ``null``, which is
+    what rounding makes of it. Keys that are not strings are refused (a ``TypeError``).
     """
-    try:
-        text = _indented(report, "\n")
-    except _NotPlain:
-        text = json.dumps(report, indent=1, sort_keys=True, allow_nan=False)
-    return text + "\n"
-
-
-class _NotPlain(Exception):
-    """A value :func:`_indented` leaves to ``json``."""
-
-
-_string = json.encoder.encode_basestring_ascii
-_INFINITY = float("inf")
-
-
-def _indented(value: Any, newline: str) -> str:
-    """``value`` as ``json.dumps(..., indent=1, sort_keys=True)`` writes it at the depth whose
-    line break (and indent) is ``newline``."""
-    kind = type(value)
-    if kind is str:
-        return _string(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float:
-        if value != value or value in (_INFINITY, -_INFINITY):
-            raise _NotPlain
-        return float.__repr__(value)
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is dict:
-        if not value:
-            return "{}"
-        if any(type(key) is not str for key in value):
-            raise _NotPlain
-        inner = newline + " "
-        items = (f"{_string(key)}: {_indented(value[key], inner)}" for key in sorted(value))
-        return "{" + inner + ("," + inner).join(items) + newline + "}"
-    if kind is list or kind is tuple:
-        if not value:
-            return "[]"
-        inner = newline + " "
-        elements = [
-            int.__repr__(element) if type(element) is int else _indented(element, inner)
-            for element in value
-        ]
-        return "[" + inner + ("," + inner).join(elements) + newline + "]"
-    raise _NotPlain
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    return orjson.dumps(report, option=options).decode()
 
 
 def plotted_services(report: dict[str, Any], limit: int = 12) -> list[str]:
