@@ -1,7 +1,9 @@
 """Counters the world fills on its hot path, and their summary (totals and 1 s time series).
 
 The hot path only increments list slots indexed by the second and appends to typed arrays;
-everything else (rates, percentiles, recovery time) is computed once, at the end, with numpy.
+everything else (rates, percentiles, recovery time) is computed once, at the end. In plain
+Python: most edges of a large mesh carry a handful of requests or none, where numpy's cost per
+call (and its import, a tenth of a 1,000-service run) outweighed what it saved.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from meshspec_runtime.observe import names
 from meshspec_runtime.observe.calls import call_label
 from meshspec_runtime.policy.call import Done, Fail, FailReason
@@ -183,46 +185,65 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _percentiles(values: np.ndarray[Any, Any]) -> dict[str, float | None]:
-    if values.size == 0:
+def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
         return {
             "latency_mean": None,
             "latency_p50": None,
             "latency_p99": None,
             "latency_p999": None,
         }
-    p50, p99, p999 = np.percentile(values, [50, 99, 99.9])
+    ordered = sorted(values)
+    # fsum is exact; the division rounds once more, which can leave the mean of equal values
+    # an ulp outside them.
+    mean = min(max(math.fsum(ordered) / len(ordered), ordered[0]), ordered[-1])
     return {
-        "latency_mean": float(values.mean()),
-        "latency_p50": float(p50),
-        "latency_p99": float(p99),
-        "latency_p999": float(p999),
+        "latency_mean": mean,
+        "latency_p50": percentile(ordered, 50),
+        "latency_p99": percentile(ordered, 99),
+        "latency_p999": percentile(ordered, 99.9),
     }
 
 
-def _after_warmup(
-    latency: np.ndarray[Any, Any], second: np.ndarray[Any, Any], warmup: int
-) -> np.ndarray[Any, Any]:
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile of the sorted, non-empty ``ordered``, interpolated linearly
+    between the two nearest ranks: the same float as ``numpy.percentile``'s default method,
+    operation for operation (its lerp from the nearer end, for stability)."""
+    position = (len(ordered) - 1) * (p / 100)
+    below = math.floor(position)
+    if below >= len(ordered) - 1:
+        return ordered[-1]
+    low, high = ordered[below], ordered[below + 1]
+    t = position - below
+    step = high - low
+    return high - step * (1 - t) if t >= 0.5 else low + step * t
+
+
+def _after_warmup(latency: array[float], second: array[int], warmup: int) -> Sequence[float]:
     """The latencies of the requests that ended at or after ``warmup`` (whole seconds)."""
-    return latency[second >= warmup] if warmup else latency
+    if not warmup:
+        return latency
+    return [value for value, ended in zip(latency, second, strict=True) if ended >= warmup]
 
 
 def _series_percentiles(
-    latency: np.ndarray[Any, Any], second: np.ndarray[Any, Any], seconds: int, qs: list[float]
+    latency: array[float], second: array[int], seconds: int, qs: list[float]
 ) -> list[list[float | None]]:
-    """Per quantile of ``qs``: its value in each second (None: no latency that second). One
-    sort serves every quantile."""
+    """Per quantile of ``qs``: its value in each second (None: no latency that second), the
+    value at rank ``int(q * n)`` of that second's ``n``."""
     out: list[list[float | None]] = [[None] * seconds for _ in qs]
-    if latency.size == 0:
+    if not latency:
         return out
-    order = np.lexsort((latency, second))
-    lat, sec = latency[order], second[order]
-    bounds = np.searchsorted(sec, np.arange(seconds + 1)).tolist()
-    for s in range(seconds):
-        lo, hi = bounds[s], bounds[s + 1]
-        if hi > lo:
+    by_second: list[list[float]] = [[] for _ in range(seconds)]
+    for value, ended in zip(latency, second, strict=True):
+        if ended < seconds:
+            by_second[ended].append(value)
+    for s, values in enumerate(by_second):
+        if values:
+            values.sort()
+            last = len(values) - 1
             for series, q in zip(out, qs, strict=True):
-                series[s] = float(lat[lo + min(hi - lo - 1, int(q * (hi - lo)))])
+                series[s] = values[min(last, int(q * len(values)))]
     return out
 
 
@@ -294,8 +315,6 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
     for name, e in rec.edges.items():
         into.setdefault(e.upstream, []).append(e)
         calls, ok, attempts = sum(e.calls), sum(e.ok), sum(e.attempts)
-        lat = np.frombuffer(e.latency, dtype=np.float64)
-        ended = np.frombuffer(e.latency_second, dtype=np.int64)
         edges[name] = {
             "requests": calls,
             "success_rate": _ratio(ok, calls),
@@ -307,7 +326,7 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
             "breaker_trips": e.trips,
             "ejections": e.ejections,
             "failures": dict(sorted(e.failures.items())),
-            **_percentiles(_after_warmup(lat, ended, rec.warmup)),
+            **_percentiles(_after_warmup(e.latency, e.latency_second, rec.warmup)),
         }
         edge_series[name] = {
             "requests": e.calls[:n],
@@ -334,13 +353,10 @@ def summarise(rec: Recorder, ratio: float, floor: float | None) -> dict[str, Any
         att_s = [sum(c) for c in zip(*(e.attempts for e in inbound), strict=True)] or [0] * slots
         calls, ok, attempts = sum(calls_s), sum(ok_s), sum(att_s)
         completed = sum(e.completed_attempts for e in inbound)
-        lat = np.concatenate(
-            [np.frombuffer(e.latency, dtype=np.float64) for e in inbound] or [np.empty(0)]
-        )
-        sec = np.concatenate(
-            [np.frombuffer(e.latency_second, dtype=np.int64) for e in inbound]
-            or [np.empty(0, dtype=np.int64)]
-        )
+        lat, sec = array("d"), array("l")
+        for e in inbound:
+            lat.extend(e.latency)
+            sec.extend(e.latency_second)
         recovery = recovery_times(calls_s[:n], ok_s[:n], rec.faults, ratio, floor)
         breakers = sum(e.breakers for e in inbound)
         open_s = [
