@@ -324,10 +324,12 @@ def test_bucket_of_is_the_masked_sha256_of_the_key() -> None:
 def test_a_mesh_of_many_buckets_and_indexes_loads_whole_and_by_service(
     write_ir_bundle: WriteBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mesh = wide_mesh(SERVICES_PER_INDEX + 50)  # two indexes, 32 service buckets
+    mesh = wide_mesh(SERVICES_PER_INDEX + 50)  # two indexes, several service buckets
+    buckets = bucket_count(len(mesh.services))
+    assert buckets > 1
     bundle = write_ir_bundle(mesh, "wide")
     whole = load_bundle(bundle)
-    assert (whole.manifest.indexes, whole.manifest.buckets) == (2, 32)
+    assert (whole.manifest.indexes, whole.manifest.buckets) == (2, buckets)
     assert set(whole.manifest.files) == {"index/0000.json", "index/0001.json"}
     read: list[str] = []
     real_read = safefile.Folders.read
@@ -340,5 +342,5 @@ def test_a_mesh_of_many_buckets_and_indexes_loads_whole_and_by_service(
     for service in mesh.services:
         read.clear()
         assert load_service(bundle, service.name).service == whole.policy.service(service.name)
-        bucket = service_bucket_path(bucket_of(service.name, 32))
+        bucket = service_bucket_path(bucket_of(service.name, buckets))
         assert read == ["manifest.json", index_path(bucket_of(bucket, 2)), bucket]
