@@ -22,7 +22,13 @@ def scheduler() -> Iterator[str]:
         missing("Dask distributed is not installed: pip install -e '.[test]'")
         raise AssertionError("unreachable") from None
     # A worker that dies fails its task at once; the engine's own retry is what is tested.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    # One task per worker at a time (the default saturation, 1.1, queues a second task on a
+    # one-thread worker, which then dies with the doomed run: an innocent run failed, twice).
+    settings = {
+        "distributed.scheduler.allowed-failures": 0,
+        "distributed.scheduler.worker-saturation": 1.0,
+    }
+    with dask.config.set(settings):
         cluster: Any = LocalCluster(
             n_workers=2,
             threads_per_worker=1,
