@@ -49,6 +49,8 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
+from meshspec_runtime import is_compiled
+
 RATE = 2000.0
 MEDIAN_MS, P99_MS = 5, 20
 HOPS = ("front", "middle", "back")
@@ -292,7 +294,8 @@ def main() -> None:
         }
         print(
             f"{args.requests} requests ({duration:g} s simulated), {len(HOPS)} hops, "
-            f"medians [min-max] of {args.rounds} interleaved rounds"
+            f"medians [min-max] of {args.rounds} interleaved rounds; meshspec-runtime "
+            f"{'compiled by mypyc' if is_compiled() else 'plain Python'}"
         )
         print(f"requests finished: {json.dumps(completed)}")
         for key, values in rows.items():
