@@ -8,7 +8,12 @@ is printed as it comes, whole; then a table of each target, the figure measured 
 is met. A figure a benchmark did not print is an error, never a guess.
 
 The runtime build measured is whichever ``meshspec_runtime`` the interpreter imports (each
-benchmark's first line says which); ``PYTHONPATH`` passes through to every benchmark.
+benchmark's first line says which); ``PYTHONPATH`` passes through to every benchmark. An
+editable install is plain Python; to measure the compiled build:
+
+    pip wheel --no-deps -w /tmp/wheel ./runtime
+    unzip -q -o /tmp/wheel/meshspec_runtime-*.whl -d /tmp/compiled
+    PYTHONPATH=/tmp/compiled python benchmarks/targets.py
 
     python benchmarks/targets.py [--quick]
 
