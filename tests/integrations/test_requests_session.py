@@ -156,6 +156,13 @@ def test_the_response_and_its_request_keep_the_url_the_user_wrote(tmp_path: Path
     assert "Host" not in first.request.headers
 
 
+def test_a_host_header_the_user_set_is_sent_and_kept(tmp_path: Path) -> None:
+    with serving("ok") as (server,), open_mesh(tmp_path, [server.port], policy()) as mesh:
+        response = mesh.requests_session().get("http://payments/a", headers={"host": "api.example"})
+    assert [(r.host, r.path) for r in server.requests] == [("api.example", "/a")]
+    assert response.request.headers["Host"] == "api.example"
+
+
 def test_retried_answers_are_closed_and_leave_no_connection_open(tmp_path: Path) -> None:
     with (
         serving(503, "ok") as (overloaded, healthy),
