@@ -44,11 +44,12 @@ class Target:
     bound: float
     unit: str
 
-    def figure(self, outputs: dict[str, str]) -> float:
+    def figure(self, outputs: dict[str, str]) -> str:
+        """The figure as its benchmark printed it."""
         found = re.search(self.pattern, outputs[self.benchmark], re.MULTILINE)
         if found is None:
             raise SystemExit(f"{self.benchmark} did not print {self.pattern!r}: {self.what}")
-        return float(found.group(1).replace(",", ""))
+        return found.group(1)
 
 
 AT_MOST, AT_LEAST = operator.le, operator.ge
@@ -187,11 +188,10 @@ def main() -> None:
     width = max(len(target.what) for target in TARGETS)
     missed = 0
     for target in TARGETS:
-        figure = target.figure(outputs)
-        met = target.compare(figure, target.bound)
+        shown = target.figure(outputs)
+        met = target.compare(float(shown.replace(",", "")), target.bound)
         missed += not met
         sign = "<=" if target.compare is AT_MOST else ">="
-        shown = f"{figure:,.0f}" if target.unit in ("ns", "B") else f"{figure:.3f}"
         print(
             f"  {target.what:<{width}}  {shown:>8} {target.unit:<2}  "
             f"(target {sign} {target.bound:,g})  {'met' if met else 'NOT MET'}"
