@@ -94,7 +94,7 @@ SERVICES_PER_BUCKET = 64
 """At most this many services per service bucket, on average. Larger buckets mean fewer files
 to create at compile time (creating a file cost up to 0.5 ms of system time on a busy disk, more
 than writing its bytes), smaller ones less to read and parse at a service's start-up: at 64, a
-bucket of the generated meshes of ``benchmarks/gen_spec.py`` is 50 to 65 KB and start-up about
+bucket of the generated meshes of ``benchmarks/gen_spec.py`` is 48 to 65 KB and start-up about
 1.5 ms."""
 SERVICES_PER_INDEX = 256
 """At most this many services per index, on average (each lists one or two files per service:

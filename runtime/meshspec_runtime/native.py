@@ -2,10 +2,9 @@
 
 ``pip install meshspec-runtime`` compiles the request path (the call state machine, the
 policies and balancers, the sync and asyncio drivers, the call log, the shared retry budget)
-with mypyc when it can, and installs
-the same modules as plain Python when it cannot or when ``MESHSPEC_NO_EXTENSIONS=1`` (see
-``runtime/setup.py``); an editable install is always plain Python. Both behave the same, and
-the tests run on both.
+with mypyc when it can, and installs the same modules as plain Python when it cannot or when
+``MESHSPEC_NO_EXTENSIONS=1`` (see ``runtime/setup.py``); an editable install is always plain
+Python. Both behave the same, and the tests run on both.
 """
 
 from __future__ import annotations
