@@ -52,10 +52,12 @@ COMPILED = [
     "meshspec_runtime/policy/balancer/round_robin.py",
     "meshspec_runtime/policy/balancer/weighted_round_robin.py",
     "meshspec_runtime/drivers/aio.py",
+    "meshspec_runtime/drivers/answers.py",
     "meshspec_runtime/drivers/attempt_timer.py",
     "meshspec_runtime/drivers/sync.py",
     "meshspec_runtime/observe/calls.py",
     "meshspec_runtime/shared/budget.py",
+    "meshspec_runtime/deadline.py",
 ]
 
 

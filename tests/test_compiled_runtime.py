@@ -36,6 +36,8 @@ HOT_MODULES = [
     "meshspec_runtime/policy/balancer/peak_ewma",
     "meshspec_runtime/drivers/sync",
     "meshspec_runtime/drivers/aio",
+    "meshspec_runtime/drivers/answers",
+    "meshspec_runtime/deadline",
     "meshspec_runtime/observe/calls",
 ]
 

@@ -19,22 +19,19 @@ from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.deadline import read_deadline
+from meshspec_runtime.drivers.answers import record_answer
 from meshspec_runtime.drivers.attempt_timer import CANCELLING, FIRED, timer_for
 from meshspec_runtime.drivers.classify import (
-    PLAIN_RESULTS,
     CallFailed,
     Classifier,
     caused,
     classify,
-    record_answer,
 )
 from meshspec_runtime.drivers.hedge_aio import call_async_hedged
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
 T = TypeVar("T")
-
-_classify = classify
 
 _CancelledError = asyncio.CancelledError
 _current_task = asyncio.current_task
@@ -94,11 +91,7 @@ async def call_async(
                     task.uncancel()
                 error = None
                 ended = clock()
-                if classify is _classify and type(result) in PLAIN_RESULTS:
-                    # record_answer's first case, inlined: an answer without a status
-                    if call.record_success(ended, ended - now, None):
-                        return result
-                elif record_answer(call, result, ended, ended - now, classify):
+                if record_answer(call, result, ended, ended - now, classify):
                     return result
                 now = ended
             elif type(step) is Done:

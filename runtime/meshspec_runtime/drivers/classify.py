@@ -2,6 +2,8 @@
 
 Shared by the sync and asyncio drivers. A classifier takes the value the attempt produced - the
 function's return value, or the exception it raised - and the attempt's latency in seconds.
+Plain Python: integrations subclass ``CallFailed`` together with their libraries' errors, which
+a compiled class would forbid; the drivers' per-answer step is ``drivers.answers``, compiled.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from meshspec_runtime.errors import ERRORS, outcome, status_of
-from meshspec_runtime.policy.call import Call, Fail, FailReason
+from meshspec_runtime.policy.call import Fail, FailReason
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
 Classifier = Callable[[object, float], Outcome]
@@ -18,11 +20,6 @@ UserClassifier = Callable[[object, float], Outcome | None]
 """A user's classifier: ``None`` for what it does not know, which the built-in one decides."""
 
 _ANSWER: Final = OutcomeKind.ANSWER
-
-PLAIN_RESULTS: Final = frozenset({type(None), bool, int, float, str, bytes, dict, list, tuple})
-"""Exact types whose values have no ``status_code`` or ``status`` attribute: an answer without
-a status, known without looking (two failed ``getattr`` cost more than the rest of a call's
-bookkeeping)."""
 
 __all__ = [
     "CallFailed",
@@ -33,7 +30,6 @@ __all__ = [
     "classify_error",
     "falling_back",
     "outcome",
-    "record_answer",
     "status_of",
 ]
 
@@ -67,27 +63,6 @@ def falling_back(user: UserClassifier) -> Classifier:
         return made if made is not None else classify(value, latency)
 
     return classifier
-
-
-def record_answer(
-    call: Call, result: object, ended: float, latency: float, classifier: Classifier
-) -> bool:
-    """Report what an attempt returned to ``call``; True when it ends the call as its answer.
-
-    The default classifier's common case, an answer with no status or an integer one, goes
-    through ``record_success`` without building an ``Outcome``; anything else is classified
-    and recorded (the call's next step then says whether it is over).
-    """
-    if classifier is classify:
-        if type(result) in PLAIN_RESULTS:
-            return call.record_success(ended, latency, None)
-        status = getattr(result, "status_code", None)
-        if status is None:
-            status = getattr(result, "status", None)
-        if status is None or type(status) is int:
-            return call.record_success(ended, latency, status)
-    call.record(ended, classifier(result, latency))
-    return False
 
 
 class CallFailed(Exception):

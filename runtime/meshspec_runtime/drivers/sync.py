@@ -13,21 +13,18 @@ from typing import TypeVar
 
 from meshspec_runtime.bundle import Endpoint
 from meshspec_runtime.deadline import read_deadline
+from meshspec_runtime.drivers.answers import record_answer
 from meshspec_runtime.drivers.classify import (
-    PLAIN_RESULTS,
     CallFailed,
     Classifier,
     caused,
     classify,
-    record_answer,
 )
 from meshspec_runtime.drivers.hedge_sync import call_sync_hedged
 from meshspec_runtime.policy.call import Attempt, Done, Fail, Wait
 from meshspec_runtime.policy.upstream import UpstreamPolicies
 
 T = TypeVar("T")
-
-_classify = classify
 
 
 def call_sync(
@@ -72,11 +69,7 @@ def call_sync(
                     continue
                 error = None
                 ended = clock()
-                if classify is _classify and type(result) in PLAIN_RESULTS:
-                    # record_answer's first case, inlined: an answer without a status
-                    if call.record_success(ended, ended - now, None):
-                        return result
-                elif record_answer(call, result, ended, ended - now, classify):
+                if record_answer(call, result, ended, ended - now, classify):
                     return result
                 now = ended
             elif type(step) is Done:
