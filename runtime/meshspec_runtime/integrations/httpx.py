@@ -11,26 +11,26 @@ A call that ends without an answer raises a :class:`MeshTransportError`: an
 ``httpx.TransportError`` (of the last attempt's own class, ``httpx.ConnectError`` for refused
 connections everywhere) that is also a ``CallFailed``. A call whose last attempt was answered
 (a 503 after the retries) returns that response, as httpx would.
+
+The steps of each request are in ``integrations.httpx_send``, compiled; this module's classes,
+which users may subclass, stay plain Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from meshspec_runtime.deadline import TIMEOUT_HEADER, format_timeout_header
 from meshspec_runtime.drivers.classify import CallFailed
 from meshspec_runtime.errors import Rule, answer
+from meshspec_runtime.integrations.httpx_send import send, send_async, upstream_of
 from meshspec_runtime.mesh import MeshClosedError, MeshError
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
 if TYPE_CHECKING:
-    from meshspec_runtime.bundle import Endpoint
-    from meshspec_runtime.mesh import Mesh, MeshUpstream
-
-_TIMEOUT_KEYS: Final = ("connect", "read", "write", "pool")
+    from meshspec_runtime.mesh import Mesh
 
 
 class MissingHostError(MeshError, httpx.UnsupportedProtocol):
@@ -60,22 +60,18 @@ class MeshTransport(httpx.BaseTransport):
         self._closed = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        handle, key = _route(self._mesh, request, closed=self._closed)
-        request.read()  # buffered once: every attempt resends the same bytes
-        inner = self._inner
-        as_sent = _AsSent(request, handle.policies.hedge is not None)
-
-        def attempt(endpoint: Endpoint, timeout: float) -> httpx.Response:
-            return inner.handle_request(as_sent.to(endpoint, timeout))
-
+        if self._closed:
+            raise _closed_error(self._mesh)
+        handle = upstream_of(self._mesh, request)
+        if handle is None:
+            raise _missing_host(request)
         try:
-            return handle.call(attempt, key=key, discard=_close)
+            response: httpx.Response = send(handle, self._inner, request)
         except CallFailed as failed:
             if isinstance(failed.result, httpx.Response):
                 return failed.result
             raise _failure(failed, request) from failed.__cause__
-        finally:
-            as_sent.restore()
+        return response
 
     def close(self) -> None:
         self._closed = True
@@ -91,22 +87,18 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        handle, key = _route(self._mesh, request, closed=self._closed)
-        await request.aread()  # buffered once: every attempt resends the same bytes
-        inner = self._inner
-        as_sent = _AsSent(request, handle.policies.hedge is not None)
-
-        async def attempt(endpoint: Endpoint, timeout: float) -> httpx.Response:
-            return await inner.handle_async_request(as_sent.to(endpoint, timeout))
-
+        if self._closed:
+            raise _closed_error(self._mesh)
+        handle = upstream_of(self._mesh, request)
+        if handle is None:
+            raise _missing_host(request)
         try:
-            return await handle.call_async(attempt, key=key, discard=_aclose)
+            response: httpx.Response = await send_async(handle, self._inner, request)
         except CallFailed as failed:
             if isinstance(failed.result, httpx.Response):
                 return failed.result
             raise _failure(failed, request) from failed.__cause__
-        finally:
-            as_sent.restore()
+        return response
 
     async def aclose(self) -> None:
         self._closed = True
@@ -140,107 +132,16 @@ def _client_defaults(mesh: Mesh, upstream: str | None, kwargs: dict[str, Any]) -
     kwargs.setdefault("trust_env", False)
 
 
-def _route(mesh: Mesh, request: httpx.Request, *, closed: bool) -> tuple[MeshUpstream, str | None]:
-    """The upstream the request is for, and its hash key (the ``hash_on`` header's value)."""
-    if closed:
-        raise MeshClosedError(f"meshspec httpx transport of {mesh.describe()} is closed")
-    host = request.url.host
-    if not host:
-        raise MissingHostError(
-            f"request URL {str(request.url)!r} has no host: name the upstream in it "
-            "(http://payments/charge) or give the client an upstream",
-            request=request,
-        )
-    handle = mesh.upstream(host)
-    hash_on = handle.policies.policy.load_balancer.hash_on
-    return handle, (request.headers.get(hash_on) if hash_on is not None else None)
+def _closed_error(mesh: Mesh) -> MeshClosedError:
+    return MeshClosedError(f"meshspec httpx transport of {mesh.describe()} is closed")
 
 
-class _AsSent:
-    """The user's request, pointed at each attempt's endpoint in place (attempts run one
-    after the other; a copy would cost more than the rest of the call; on a hedged edge, whose
-    attempts overlap, each attempt gets a copy instead) and given back its URL
-    and extensions when the call ends: ``response.request``, redirects and auth flows see the
-    URL the user wrote."""
-
-    __slots__ = ("extensions", "hedged", "request", "url")
-
-    def __init__(self, request: httpx.Request, hedged: bool) -> None:
-        self.request = request
-        self.url = request.url
-        self.extensions = request.extensions
-        self.hedged = hedged
-
-    def to(self, endpoint: Endpoint, timeout: float) -> httpx.Request:
-        request = self.request
-        extensions = dict(self.extensions)
-        extensions["timeout"] = _timeouts(extensions.get("timeout"), timeout)
-        if self.url.scheme == "https":
-            extensions.setdefault("sni_hostname", self.url.host)  # verify the name, not the IP
-        url = _endpoint_url(self.url, endpoint)
-        header = format_timeout_header(timeout)
-        if self.hedged:  # attempts in flight together: each sends a request of its own
-            headers = request.headers.copy()
-            headers[TIMEOUT_HEADER] = header
-            return httpx.Request(
-                request.method, url, headers=headers, stream=request.stream, extensions=extensions
-            )
-        request.url = url
-        request.headers[TIMEOUT_HEADER] = header
-        request.extensions = extensions
-        return request
-
-    def restore(self) -> None:
-        request = self.request
-        request.url = self.url
-        request.extensions = self.extensions
-        # The timeout header stays: ``response.request`` shows what the last attempt sent (and
-        # removing it would cost as much as the rest of the bookkeeping).
-
-
-_ENDPOINT_URLS: dict[tuple[bytes, bytes, str, int], httpx.URL] = {}
-_MAX_ENDPOINT_URLS: Final = 4096
-
-
-def _endpoint_url(url: httpx.URL, endpoint: Endpoint) -> httpx.URL:
-    """``url`` with the endpoint's address and port (what the connection pool reads: scheme,
-    host, port, path and query). Cached: building an ``httpx.URL`` parses and validates it,
-    and a service calls the same few URLs again and again."""
-    key = (url.raw_scheme, url.raw_path, endpoint.address, endpoint.port)
-    made = _ENDPOINT_URLS.get(key)
-    if made is None:
-        made = url.copy_with(host=endpoint.address, port=endpoint.port)
-        if len(_ENDPOINT_URLS) >= _MAX_ENDPOINT_URLS:
-            _ENDPOINT_URLS.clear()
-        _ENDPOINT_URLS[key] = made
-    return made
-
-
-def _timeouts(configured: object, timeout: float) -> dict[str, float]:
-    """The client's timeouts for this request (httpx passes a dict), each capped at the
-    attempt's. Spelled out: this runs on every attempt."""
-    if type(configured) is not dict:
-        return dict.fromkeys(_TIMEOUT_KEYS, timeout)
-    connect = configured.get("connect")
-    read = configured.get("read")
-    write = configured.get("write")
-    pool = configured.get("pool")
-    return {
-        "connect": timeout if connect is None or connect > timeout else connect,
-        "read": timeout if read is None or read > timeout else read,
-        "write": timeout if write is None or write > timeout else write,
-        "pool": timeout if pool is None or pool > timeout else pool,
-    }
-
-
-def _close(response: httpx.Response) -> None:
-    response.close()
-
-
-async def _aclose(response: httpx.Response) -> None:
-    """An answer the call does not return (retried, or a hedge's loser): closed unread, its
-    connection leaves the pool instead of staying checked out until the client closes."""
-    await response.aclose()
+def _missing_host(request: httpx.Request) -> MissingHostError:
+    return MissingHostError(
+        f"request URL {str(request.url)!r} has no host: name the upstream in it "
+        "(http://payments/charge) or give the client an upstream",
+        request=request,
+    )
 
 
 _FAILURE_TYPES: dict[type[httpx.TransportError], type[MeshTransportError]] = {}

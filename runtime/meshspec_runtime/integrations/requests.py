@@ -12,13 +12,15 @@ A call that ends without an answer raises a :class:`MeshConnectionError`: a
 requests error's own class: ``requests.ReadTimeout`` after a hung instance) that is also a
 ``CallFailed``. A call whose last attempt was answered (a 503 after the retries) returns that
 response, as requests would.
+
+The steps of each request are in ``integrations.requests_send``, compiled; this module's
+classes, which users may subclass, stay plain Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
@@ -27,14 +29,13 @@ import urllib3.exceptions
 from urllib3.util import Retry
 from urllib3.util import Timeout as Urllib3Timeout
 
-from meshspec_runtime.deadline import TIMEOUT_HEADER, format_timeout_header
 from meshspec_runtime.drivers.classify import CallFailed
 from meshspec_runtime.errors import ERRORS, Rule, answer, outcome
+from meshspec_runtime.integrations.requests_send import send, target_of
 from meshspec_runtime.mesh import MeshClosedError, MeshError
 from meshspec_runtime.policy.outcome import Outcome, OutcomeKind
 
 if TYPE_CHECKING:
-    from meshspec_runtime.bundle import Endpoint
     from meshspec_runtime.mesh import Mesh
 
 NO_RETRIES: Final = Retry(total=0, read=False, redirect=False)
@@ -77,7 +78,7 @@ class MeshAdapter(requests.adapters.HTTPAdapter):
         if self._closed:
             raise MeshClosedError(f"meshspec requests adapter of {self._mesh.describe()} is closed")
         url = request.url or ""
-        target = _target(url)
+        target = target_of(url)
         if target is None:
             raise MissingHostError(
                 f"request URL {url!r} has no host: name the upstream in it "
@@ -85,95 +86,20 @@ class MeshAdapter(requests.adapters.HTTPAdapter):
                 request=request,
             )
         handle = self._mesh.upstream(target.upstream)
-        hash_on = handle.policies.policy.load_balancer.hash_on
-        key = request.headers.get(hash_on) if hash_on is not None else None
-        _buffer_body(request)
-        headers = request.headers
-        added_host = "Host" not in headers
-        if added_host:
-            headers["Host"] = target.host_header
-        connect, read = _user_timeouts(timeout)
-        send = super().send
-        # a hedged edge's attempts overlap: each sends a copy (else the request is pointed at
-        # each attempt's endpoint in place, attempts running one after the other)
-        hedged = handle.policies.hedge is not None
-
-        def attempt(endpoint: Endpoint, attempt_timeout: float) -> requests.Response:
-            sent = request.copy() if hedged else request
-            sent.url = target.at(endpoint)
-            sent.headers[TIMEOUT_HEADER] = format_timeout_header(attempt_timeout)
-            return send(
-                sent,
-                stream=stream,
-                timeout=(
-                    attempt_timeout if connect is None or connect > attempt_timeout else connect,
-                    attempt_timeout if read is None or read > attempt_timeout else read,
-                ),
-                verify=verify,
-                cert=cert,
-                proxies=proxies,
-            )
-
         try:
-            response = handle.call(attempt, key=key, discard=_close)
+            response: requests.Response = send(
+                handle, super().send, target, request, stream, timeout, verify, cert, proxies
+            )
         except CallFailed as failed:
             if not isinstance(failed.result, requests.Response):
                 raise _failure(failed, request) from failed.__cause__
             response = failed.result
-        finally:
-            # The request as the user made it: redirects and ``response.request`` see its URL
-            # and Host (a redirect to another upstream must not keep this one's Host). The
-            # timeout header stays: it shows what the last attempt sent, and the next send
-            # overwrites it.
-            request.url = url
-            if added_host:
-                del headers["Host"]
         response.url = url
         return response
 
     def close(self) -> None:
         self._closed = True
         super().close()
-
-
-class _Target:
-    """What ``send`` needs from a request URL: its upstream, the Host header the user expects,
-    and the URL pointed at an endpoint (cached: a service calls the same few URLs)."""
-
-    __slots__ = ("at_endpoint", "host_header", "parts", "upstream")
-
-    def __init__(self, parts: SplitResult, upstream: str) -> None:
-        self.parts = parts
-        self.upstream = upstream
-        self.host_header = parts.netloc.rpartition("@")[2]  # the upstream, with its port
-        self.at_endpoint: dict[tuple[str, int], str] = {}
-
-    def at(self, endpoint: Endpoint) -> str:
-        address = (endpoint.address, endpoint.port)
-        url = self.at_endpoint.get(address)
-        if url is None:
-            host = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
-            url = urlunsplit(self.parts._replace(netloc=f"{host}:{endpoint.port}"))
-            self.at_endpoint[address] = url
-        return url
-
-
-_TARGETS: dict[str, _Target] = {}
-_MAX_TARGETS: Final = 4096
-
-
-def _target(url: str) -> _Target | None:
-    """The :class:`_Target` of ``url``; None when it has no host."""
-    target = _TARGETS.get(url)
-    if target is None:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            return None
-        target = _Target(parts, parts.hostname)
-        if len(_TARGETS) >= _MAX_TARGETS:
-            _TARGETS.clear()
-        _TARGETS[url] = target
-    return target
 
 
 class MeshSession(requests.Session):
@@ -202,39 +128,6 @@ def session(mesh: Mesh, upstream: str | None) -> requests.Session:
     if upstream is not None:
         mesh.upstream(upstream)  # an unknown name fails here, not at the first request
     return MeshSession(mesh, f"http://{upstream}" if upstream is not None else None)
-
-
-def _buffer_body(request: requests.PreparedRequest) -> None:
-    """Read a stream or generator body once, so that every attempt sends the same bytes."""
-    body: Any = request.body
-    if body is None or isinstance(body, bytes | str):
-        return
-    if hasattr(body, "read"):
-        content = body.read()
-    else:
-        content = b"".join(c.encode() if isinstance(c, str) else c for c in body)
-    data = content.encode() if isinstance(content, str) else bytes(content)
-    request.body = data
-    request.headers.pop("Transfer-Encoding", None)
-    request.headers["Content-Length"] = str(len(data))
-
-
-def _user_timeouts(
-    timeout: float | tuple[float | None, float | None] | Urllib3Timeout | None,
-) -> tuple[float | None, float | None]:
-    """The (connect, read) timeouts the user asked for, None for "no limit"."""
-    if timeout is None:
-        return None, None
-    if isinstance(timeout, tuple):
-        connect, read = timeout
-        return connect, read
-    if isinstance(timeout, Urllib3Timeout):
-        return timeout.connect_timeout, timeout.read_timeout  # type: ignore[return-value]
-    return timeout, timeout
-
-
-def _close(response: requests.Response) -> None:
-    response.close()
 
 
 _FAILURE_TYPES: dict[type[requests.RequestException], type[MeshConnectionError]] = {}
