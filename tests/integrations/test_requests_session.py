@@ -156,6 +156,28 @@ def test_the_response_and_its_request_keep_the_url_the_user_wrote(tmp_path: Path
     assert "Host" not in first.request.headers
 
 
+def test_a_relative_url_joins_the_upstream_and_the_users_request_is_left_as_made(
+    tmp_path: Path,
+) -> None:
+    with serving("ok") as (server,), open_mesh(tmp_path, [server.port], policy()) as mesh:
+        session = mesh.requests_session("payments")
+        mine = requests.Request("GET", "/orders?page=2")
+        prepared = session.prepare_request(mine)
+        sent = session.send(prepared)
+        absolute = session.get("http://payments/a")  # an absolute URL is left alone
+    assert prepared.url == "http://payments/orders?page=2"
+    assert mine.url == "/orders?page=2"
+    assert (sent.status_code, sent.url, absolute.url) == (
+        200,
+        "http://payments/orders?page=2",
+        "http://payments/a",
+    )
+    assert [(r.host, r.path) for r in server.requests] == [
+        ("payments", "/orders?page=2"),
+        ("payments", "/a"),
+    ]
+
+
 def test_a_host_header_the_user_set_is_sent_and_kept(tmp_path: Path) -> None:
     with serving("ok") as (server,), open_mesh(tmp_path, [server.port], policy()) as mesh:
         response = mesh.requests_session().get("http://payments/a", headers={"host": "api.example"})

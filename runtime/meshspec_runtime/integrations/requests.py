@@ -115,12 +115,17 @@ class MeshSession(requests.Session):
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
-    def request(  # only the URL is touched; the rest passes through to requests
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        if self.base_url is not None and isinstance(url, str) and url.startswith("/"):
-            url = self.base_url + url
-        return super().request(method, url, *args, **kwargs)
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        # Where every request's URL is read (``request``, ``get``, ... and a user's own call);
+        # cheaper than overriding ``request``, whose keyword arguments would be passed on again.
+        url = request.url
+        if self.base_url is None or not isinstance(url, str) or not url.startswith("/"):
+            return super().prepare_request(request)
+        request.url = self.base_url + url
+        try:
+            return super().prepare_request(request)
+        finally:
+            request.url = url  # the user's Request as they made it
 
 
 def session(mesh: Mesh, upstream: str | None) -> requests.Session:
