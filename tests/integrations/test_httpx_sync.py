@@ -20,6 +20,7 @@ from meshspec_runtime import (
     OutcomeKind,
     UnknownUpstreamError,
 )
+from meshspec_runtime.deadline import TIMEOUT_HEADER
 from meshspec_runtime.integrations.httpx import MeshTransport, MeshTransportError
 from support import free_port
 
@@ -94,6 +95,24 @@ def test_each_attempt_carries_the_timeout_header_within_the_per_try_timeout(
     headers = [h for s in servers for h in s.timeout_headers]
     assert len(headers) >= 6
     assert all(h is not None and 0 < int(h) <= PER_TRY_MS for h in headers)
+
+
+def test_the_timeout_header_is_sent_then_the_users_headers_are_given_back(tmp_path: Path) -> None:
+    with (
+        serving(503, 503, 503) as servers,
+        open_mesh(tmp_path, [s.port for s in servers], policy()) as mesh,
+    ):
+        client = mesh.httpx_client("payments")
+        retried = client.get("/", headers={"x-trace": "1"})
+        own = client.get("/", headers={TIMEOUT_HEADER: "99999999"})
+    sent = [r for s in servers for r in s.requests]
+    assert len(sent) == 8  # two calls of four attempts, each with the attempt's own header
+    assert all(0 < int(r.timeout_header or "0") <= PER_TRY_MS for r in sent)
+    # after the retries, the request is the user's as they made it
+    assert retried.status_code == 503
+    assert TIMEOUT_HEADER not in retried.request.headers
+    assert retried.request.headers["x-trace"] == "1"
+    assert own.request.headers.get_list(TIMEOUT_HEADER) == ["99999999"]
 
 
 def test_a_streamed_body_is_buffered_and_resent_on_retry(tmp_path: Path) -> None:

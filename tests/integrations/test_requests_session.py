@@ -23,6 +23,7 @@ from meshspec_runtime import (
     UnknownUpstreamError,
     classify,
 )
+from meshspec_runtime.deadline import TIMEOUT_HEADER
 from meshspec_runtime.integrations.requests import MeshAdapter, MeshConnectionError
 from support import free_port
 
@@ -176,6 +177,24 @@ def test_a_relative_url_joins_the_upstream_and_the_users_request_is_left_as_made
         ("payments", "/orders?page=2"),
         ("payments", "/a"),
     ]
+
+
+def test_the_timeout_header_is_sent_then_the_users_headers_are_given_back(tmp_path: Path) -> None:
+    with (
+        serving(503, 503, 503) as servers,
+        open_mesh(tmp_path, [s.port for s in servers], policy()) as mesh,
+    ):
+        session = mesh.requests_session("payments")
+        retried = session.get("/", headers={"x-trace": "1"})
+        own = session.get("/", headers={TIMEOUT_HEADER: "99999999"})
+    sent = [r for s in servers for r in s.requests]
+    assert len(sent) == 8  # two calls of four attempts, each with the attempt's own header
+    assert all(0 < int(r.timeout_header or "0") <= PER_TRY_MS for r in sent)
+    # after the retries, the request is the user's as they made it
+    assert retried.status_code == 503
+    assert TIMEOUT_HEADER not in retried.request.headers
+    assert retried.request.headers["x-trace"] == "1"
+    assert own.request.headers[TIMEOUT_HEADER] == "99999999"
 
 
 def test_a_host_header_the_user_set_is_sent_and_kept(tmp_path: Path) -> None:

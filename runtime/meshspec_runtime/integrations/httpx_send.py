@@ -67,9 +67,9 @@ def _key(handle: MeshUpstream, request: Any) -> str | None:
 class _AsSent:
     """The user's request, pointed at each attempt's endpoint in place (attempts run one
     after the other; a copy would cost more than the rest of the call; on a hedged edge, whose
-    attempts overlap, each attempt gets a copy instead) and given back its URL
-    and extensions when the call ends: ``response.request``, redirects and auth flows see the
-    URL the user wrote."""
+    attempts overlap, each attempt gets a copy instead) and given back its URL, extensions and
+    headers when the call ends: ``response.request``, redirects and auth flows see the request
+    the user made."""
 
     def __init__(self, request: Any, hedged: bool) -> None:
         self.request = request
@@ -80,6 +80,7 @@ class _AsSent:
         # Read once per call, not per attempt: each is a property that computes.
         self.sni_hostname = url.host if url.scheme == "https" else None
         self.cache_key = (url.raw_scheme, url.raw_path)
+        self.headers = _TimeoutHeader(request.headers)
 
     def to(self, endpoint: Endpoint, timeout: float) -> Any:
         request = self.request
@@ -100,7 +101,7 @@ class _AsSent:
                 extensions=extensions,
             )
         request.url = at_endpoint
-        request.headers[TIMEOUT_HEADER] = header
+        self.headers.put(header)
         request.extensions = extensions
         return request
 
@@ -108,8 +109,66 @@ class _AsSent:
         request = self.request
         request.url = self.url
         request.extensions = self.extensions
-        # The timeout header stays: ``response.request`` shows what the last attempt sent (and
-        # removing it would cost as much as the rest of the bookkeeping).
+        self.headers.restore()
+
+
+_TIMEOUT_KEY: Final = TIMEOUT_HEADER.lower().encode("ascii")
+
+
+class _TimeoutHeader:
+    """The attempt's :data:`TIMEOUT_HEADER` on the user's request, and the request's own value
+    (usually none) put back when the call ends. Through the list under ``httpx.Headers`` (raw
+    name, lower-cased name, value) when it has one: its own methods scan that list in Python,
+    and a header left on the request would cost again as httpx reads the response's cookies."""
+
+    def __init__(self, headers: Any) -> None:
+        self.headers = headers
+        raw = getattr(headers, "_list", None)
+        self.raw: list[tuple[bytes, bytes, bytes]] | None = raw if type(raw) is list else None
+        self.own_entry: tuple[bytes, bytes, bytes] | None = None
+        self.own_value: str | None = None
+        if self.raw is not None:
+            index = self._index()
+            if index is not None:
+                self.own_entry = self.raw[index]
+        else:
+            self.own_value = headers.get(TIMEOUT_HEADER)
+
+    def _index(self) -> int | None:
+        raw = self.raw
+        assert raw is not None
+        for index, entry in enumerate(raw):
+            if entry[1] == _TIMEOUT_KEY:
+                return index
+        return None
+
+    def put(self, value: str) -> None:
+        raw = self.raw
+        if raw is None:
+            self.headers[TIMEOUT_HEADER] = value
+            return
+        entry = (_TIMEOUT_KEY, _TIMEOUT_KEY, value.encode("ascii"))
+        index = self._index()
+        if index is None:
+            raw.append(entry)
+        else:
+            raw[index] = entry
+
+    def restore(self) -> None:
+        raw = self.raw
+        if raw is None:
+            if self.own_value is None:
+                self.headers.pop(TIMEOUT_HEADER, None)
+            else:
+                self.headers[TIMEOUT_HEADER] = self.own_value
+            return
+        index = self._index()
+        if index is None:
+            return
+        if self.own_entry is None:
+            del raw[index]
+        else:
+            raw[index] = self.own_entry
 
 
 _ENDPOINT_URLS: dict[tuple[tuple[bytes, bytes], str, int], Any] = {}

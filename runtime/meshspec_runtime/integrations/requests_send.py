@@ -91,6 +91,7 @@ def send(
         _buffer_body(request)
     headers = _Headers(request.headers)
     added_host = headers.add_if_missing(_HOST, "Host", target.host_header)
+    own_timeout = headers.entry(_TIMEOUT_KEY, TIMEOUT_HEADER)  # usually None
     connect, read = _user_timeouts(timeout)
     # a hedged edge's attempts overlap: each sends a copy (else the request is pointed at
     # each attempt's endpoint in place, attempts running one after the other)
@@ -118,13 +119,12 @@ def send(
     try:
         return handle.call(attempt, key=key, discard=_close)
     finally:
-        # The request as the user made it: redirects and ``response.request`` see its URL
-        # and Host (a redirect to another upstream must not keep this one's Host). The
-        # timeout header stays: it shows what the last attempt sent, and the next send
-        # overwrites it.
+        # The request as the user made it: redirects and ``response.request`` see its URL,
+        # Host (a redirect to another upstream must not keep this one's) and headers.
         request.url = url
         if added_host:
             headers.remove(_HOST, "Host")
+        headers.reset(_TIMEOUT_KEY, TIMEOUT_HEADER, own_timeout)
 
 
 class _Headers:
@@ -164,6 +164,23 @@ class _Headers:
             store.pop(lower, None)
         else:
             self.headers.pop(name, None)
+
+    def entry(self, lower: str, name: str) -> tuple[str, str] | None:
+        """``name``'s (name as written, value); None when the request has none."""
+        store = self.store
+        if store is not None:
+            return store.get(lower)
+        value = self.headers.get(name)
+        return (name, value) if value is not None else None
+
+    def reset(self, lower: str, name: str, entry: tuple[str, str] | None) -> None:
+        """Give ``name`` back what :meth:`entry` read (remove it, if that was None)."""
+        if entry is None:
+            self.remove(lower, name)
+        elif self.store is not None:
+            self.store[lower] = entry
+        else:
+            self.headers[entry[0]] = entry[1]
 
 
 def _buffer_body(request: Any) -> None:
