@@ -58,6 +58,7 @@ COMPILED = [
     "meshspec_runtime/observe/calls.py",
     "meshspec_runtime/shared/budget.py",
     "meshspec_runtime/deadline.py",
+    "meshspec_runtime/upstream_handle.py",
     "meshspec_runtime/integrations/httpx_send.py",
     "meshspec_runtime/integrations/requests_send.py",
 ]

@@ -38,6 +38,7 @@ HOT_MODULES = [
     "meshspec_runtime/drivers/aio",
     "meshspec_runtime/drivers/answers",
     "meshspec_runtime/deadline",
+    "meshspec_runtime/upstream_handle",
     "meshspec_runtime/integrations/httpx_send",
     "meshspec_runtime/integrations/requests_send",
     "meshspec_runtime/observe/calls",

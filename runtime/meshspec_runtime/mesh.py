@@ -26,20 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshspec_runtime.bundle import Endpoint, ServicePolicies
-from meshspec_runtime.drivers.aio import call_async
 from meshspec_runtime.drivers.classify import (
-    CallFailed,
-    Classifier,
     UserClassifier,
     falling_back,
 )
 from meshspec_runtime.drivers.classify import classify as builtin_classify
-from meshspec_runtime.drivers.sync import call_sync
 from meshspec_runtime.events import (
     BreakerTransition,
     BudgetFellBack,
     BudgetShared,
-    CallRefused,
     E,
     EndpointsEjected,
     EndpointsReturned,
@@ -49,11 +44,15 @@ from meshspec_runtime.events import (
     logger,
 )
 from meshspec_runtime.loader import BundleError, ServiceBundle, load_service
+from meshspec_runtime.mesh_errors import MeshClosedError as MeshClosedError  # re-exported
+from meshspec_runtime.mesh_errors import MeshError as MeshError
+from meshspec_runtime.mesh_errors import UnknownUpstreamError as UnknownUpstreamError
 from meshspec_runtime.policy.breaker import BreakerState
 from meshspec_runtime.policy.call import REFUSALS as REFUSALS  # re-exported: its former home
 from meshspec_runtime.policy.config import BudgetScope
 from meshspec_runtime.policy.outcome import OutcomePredicate
 from meshspec_runtime.policy.upstream import UpstreamPolicies
+from meshspec_runtime.upstream_handle import MeshUpstream as MeshUpstream  # re-exported
 
 if TYPE_CHECKING:
     import aiohttp
@@ -75,18 +74,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class MeshError(Exception):
-    """Misuse of a ``Mesh``: an upstream it does not know, a client used after ``close``."""
-
-
-class UnknownUpstreamError(MeshError, LookupError):
-    """A call to a service that is not an upstream of this service in the bundle."""
-
-
-class MeshClosedError(MeshError, RuntimeError):
-    """The ``Mesh`` (or a client it handed out) was used after ``close``."""
-
-
 @dataclass(frozen=True, slots=True)
 class ReloadResult:
     """What :meth:`Mesh.reload` did: ``applied`` a new version, found the same one
@@ -96,97 +83,6 @@ class ReloadResult:
     version: str
     """The version in force afterwards."""
     refused: str | None = None
-
-
-class MeshUpstream:
-    """One upstream of the service: its policies, and calls through them.
-
-    Integrations drive their attempts through :meth:`call`/:meth:`call_async`; an application
-    can too, with any client: ``fn(endpoint, timeout)`` performs one attempt.
-    """
-
-    __slots__ = ("_mesh", "classify", "name", "policies")
-
-    def __init__(
-        self, mesh: Mesh, name: str, policies: UpstreamPolicies, classify: Classifier
-    ) -> None:
-        self._mesh = mesh
-        self.name = name
-        self.policies = policies
-        """Replaced whole when a reload changes this upstream's policy (read it per call)."""
-        self.classify = classify
-
-    @property
-    def caller(self) -> str:
-        return self._mesh.service
-
-    @property
-    def endpoints(self) -> tuple[Endpoint, ...]:
-        return self.policies.endpoints
-
-    def call(
-        self,
-        fn: Callable[[Endpoint, float], T],
-        *,
-        key: str | None = None,
-        discard: Callable[[T], object] | None = None,
-    ) -> T:
-        """One logical request: ``fn(endpoint, timeout)`` per attempt (see ``call_sync``).
-        ``discard`` receives each answer the call retries instead of returning (close it)."""
-        mesh = self._mesh
-        if mesh.closed:
-            raise MeshClosedError(f"{mesh.describe()} is closed: no call to {self.name!r}")
-        try:
-            if mesh.tracing is None:
-                return call_sync(
-                    self.policies, fn, key=key, classify=self.classify, discard=discard
-                )
-            with mesh.tracing.call(self) as spans:
-                return call_sync(
-                    self.policies,
-                    spans.attempts(fn),
-                    key=key,
-                    classify=self.classify,
-                    discard=discard,
-                )
-        except CallFailed as failed:
-            self.report_failure(failed)
-            raise
-
-    async def call_async(
-        self,
-        afn: Callable[[Endpoint, float], Awaitable[T]],
-        *,
-        key: str | None = None,
-        discard: Callable[[T], object] | None = None,
-    ) -> T:
-        """:meth:`call` under asyncio (see ``call_async``)."""
-        mesh = self._mesh
-        if mesh.closed:
-            raise MeshClosedError(f"{mesh.describe()} is closed: no call to {self.name!r}")
-        try:
-            if mesh.tracing is None:
-                return await call_async(
-                    self.policies, afn, key=key, classify=self.classify, discard=discard
-                )
-            with mesh.tracing.call(self) as spans:
-                return await call_async(
-                    self.policies,
-                    spans.async_attempts(afn),
-                    key=key,
-                    classify=self.classify,
-                    discard=discard,
-                )
-        except CallFailed as failed:
-            self.report_failure(failed)
-            raise
-
-    def report_failure(self, failed: CallFailed) -> None:
-        """Emit ``CallRefused`` when the policies ended the call themselves. ``call`` and
-        ``call_async`` do it; an integration that drives the call machine itself calls it."""
-        if failed.reason in REFUSALS:
-            now = self._mesh.clock()
-            self._mesh.events.emit(CallRefused(self.caller, self.name, now, failed.reason))
 
 
 class Mesh:
