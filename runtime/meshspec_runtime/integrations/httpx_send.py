@@ -80,7 +80,7 @@ class _AsSent:
         # Read once per call, not per attempt: each is a property that computes.
         self.sni_hostname = url.host if url.scheme == "https" else None
         self.cache_key = (url.raw_scheme, url.raw_path)
-        self.headers = _TimeoutHeader(request.headers)
+        self.timeout_header = _TimeoutHeader(request.headers)
 
     def to(self, endpoint: Endpoint, timeout: float) -> Any:
         request = self.request
@@ -101,7 +101,7 @@ class _AsSent:
                 extensions=extensions,
             )
         request.url = at_endpoint
-        self.headers.put(header)
+        self.timeout_header.put(header)
         request.extensions = extensions
         return request
 
@@ -109,7 +109,7 @@ class _AsSent:
         request = self.request
         request.url = self.url
         request.extensions = self.extensions
-        self.headers.restore()
+        self.timeout_header.restore()
 
 
 _TIMEOUT_KEY: Final = TIMEOUT_HEADER.lower().encode("ascii")
@@ -124,9 +124,9 @@ class _TimeoutHeader:
     def __init__(self, headers: Any) -> None:
         self.headers = headers
         raw = getattr(headers, "_list", None)
-        self.raw: list[tuple[bytes, bytes, bytes]] | None = raw if type(raw) is list else None
-        self.own_entry: tuple[bytes, bytes, bytes] | None = None
-        self.own_value: str | None = None
+        self.raw: list[Any] | None = raw if type(raw) is list else None
+        self.own_entry: Any = None
+        self.own_value: Any = None
         if self.raw is not None:
             index = self._index()
             if index is not None:
@@ -177,7 +177,7 @@ _MAX_ENDPOINT_URLS: Final = 4096
 
 def _endpoint_url(url: Any, cache_key: tuple[bytes, bytes], endpoint: Endpoint) -> Any:
     """``url`` with the endpoint's address and port (what the connection pool reads: scheme,
-    host, port, path and query; ``cache_key`` holds the first two and the path). Cached:
+    host, port, path and query; ``cache_key`` is its scheme and its path with the query). Cached:
     building an ``httpx.URL`` parses and validates it, and a service calls the same few URLs
     again and again."""
     key = (cache_key, endpoint.address, endpoint.port)

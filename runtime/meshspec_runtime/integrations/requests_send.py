@@ -136,7 +136,7 @@ class _Headers:
     def __init__(self, headers: Any) -> None:
         self.headers = headers
         store = getattr(headers, "_store", None)
-        self.store: dict[str, tuple[str, str]] | None = store if isinstance(store, dict) else None
+        self.store: dict[str, Any] | None = store if isinstance(store, dict) else None
 
     def add_if_missing(self, lower: str, name: str, value: str) -> bool:
         """Set ``name`` unless the request has it; True when it was set."""
@@ -165,15 +165,16 @@ class _Headers:
         else:
             self.headers.pop(name, None)
 
-    def entry(self, lower: str, name: str) -> tuple[str, str] | None:
-        """``name``'s (name as written, value); None when the request has none."""
+    def entry(self, lower: str, name: str) -> Any:
+        """``name``'s (name as written, value); None when the request has none. (``Any``: a
+        value may be bytes.)"""
         store = self.store
         if store is not None:
             return store.get(lower)
         value = self.headers.get(name)
         return (name, value) if value is not None else None
 
-    def reset(self, lower: str, name: str, entry: tuple[str, str] | None) -> None:
+    def reset(self, lower: str, name: str, entry: Any) -> None:
         """Give ``name`` back what :meth:`entry` read (remove it, if that was None)."""
         if entry is None:
             self.remove(lower, name)
