@@ -186,7 +186,7 @@ def test_the_timeout_header_is_sent_then_the_users_headers_are_given_back(tmp_pa
     ):
         session = mesh.requests_session("payments")
         retried = session.get("/", headers={"x-trace": "1"})
-        own = session.get("/", headers={TIMEOUT_HEADER: "99999999"})
+        own = session.get("/", headers={TIMEOUT_HEADER: b"99999999"})  # bytes: requests allows
     sent = [r for s in servers for r in s.requests]
     assert len(sent) == 8  # two calls of four attempts, each with the attempt's own header
     assert all(0 < int(r.timeout_header or "0") <= PER_TRY_MS for r in sent)
@@ -194,7 +194,7 @@ def test_the_timeout_header_is_sent_then_the_users_headers_are_given_back(tmp_pa
     assert retried.status_code == 503
     assert TIMEOUT_HEADER not in retried.request.headers
     assert retried.request.headers["x-trace"] == "1"
-    assert own.request.headers[TIMEOUT_HEADER] == "99999999"
+    assert own.request.headers[TIMEOUT_HEADER] == b"99999999"
 
 
 def test_a_host_header_the_user_set_is_sent_and_kept(tmp_path: Path) -> None:
